@@ -1,0 +1,400 @@
+//! The one access policy: who may read or change what, and when.
+//!
+//! Every page, API route and export asks [`decide`] before it touches data, and list queries take
+//! their row filter from [`org_filter`], so the rules of DOMAIN.md section 2 live here and nowhere
+//! else. The answer distinguishes the refusals a user must be told apart:
+//!
+//! * not logged in → [`Denial::Unauthenticated`] (401);
+//! * a single record outside the user's scope → [`Denial::NotFound`] (404), so that its existence
+//!   is not revealed;
+//! * an action the role may not take → [`Denial::Forbidden`] (403);
+//! * a change refused by the lifecycle schedule → [`Denial::Locked`] (423), naming the phase.
+
+use chrono::{DateTime, FixedOffset, Utc};
+
+use crate::account::{Place, Principal, Role, Scope};
+use crate::codes::{HealthCentreCode, InstitutionCode, PrefectureCode};
+use crate::i18n::Message;
+
+/// Where the system is in its life (seed 002). A later issue drives this from the operator's
+/// schedule; until then the server is always [`LifecyclePhase::Open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifecyclePhase {
+    /// Normal operation.
+    Open,
+    /// 閲覧のみ: every create, edit and delete of registry data is closed; viewing, exports and
+    /// certificates go on.
+    ReadOnly { since: DateTime<Utc> },
+    /// 切替作業: nobody can log in or use anything but the public pages.
+    Maintenance { since: DateTime<Utc> },
+    /// 運用終了: viewing and downloads are closed too; only public pages remain.
+    Closed { since: DateTime<Utc> },
+}
+
+impl LifecyclePhase {
+    fn name(&self) -> Message {
+        match self {
+            LifecyclePhase::Open => Message::fixed("通常運用", "open"),
+            LifecyclePhase::ReadOnly { .. } => Message::fixed("閲覧のみ期間", "read-only period"),
+            LifecyclePhase::Maintenance { .. } => Message::fixed("切替作業中", "maintenance"),
+            LifecyclePhase::Closed { .. } => Message::fixed("運用終了", "closed"),
+        }
+    }
+
+    fn since(&self) -> Option<DateTime<Utc>> {
+        match self {
+            LifecyclePhase::Open => None,
+            LifecyclePhase::ReadOnly { since }
+            | LifecyclePhase::Maintenance { since }
+            | LifecyclePhase::Closed { since } => Some(*since),
+        }
+    }
+}
+
+/// What a request wants to do. Each route names exactly one action; the match in [`decide`] is
+/// exhaustive, so a new action cannot be added without a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Public pages and open data: anyone, in every phase.
+    ReadPublic,
+    /// Logging in, which is closed only during maintenance.
+    LogIn,
+    /// Reading one's own account.
+    ReadOwnAccount,
+    /// Second factor, API tokens, logging out: one's own credentials.
+    ManageOwnCredentials,
+    /// Listing organisations; the rows are cut by [`org_filter`].
+    ListOrganisations,
+    /// Reading one organisation record located at the place.
+    ReadOrganisation(&'a Place),
+    /// Creating or changing health centres and institutions.
+    ManageOrganisations,
+    /// Creating, changing and listing user accounts.
+    ManageAccounts,
+    /// Reading and verifying the audit log.
+    ReadAuditLog,
+}
+
+/// How an action relates to the lifecycle schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    /// Anonymous reading of public pages.
+    Public,
+    /// Reading with an account.
+    Read,
+    /// Operator and self-service changes that winding down still needs (accounts, tokens).
+    Administration,
+}
+
+impl Action<'_> {
+    fn effect(&self) -> Effect {
+        match self {
+            Action::ReadPublic => Effect::Public,
+            Action::ReadOwnAccount | Action::ListOrganisations | Action::ReadOrganisation(_) | Action::ReadAuditLog => {
+                Effect::Read
+            }
+            Action::LogIn | Action::ManageOwnCredentials | Action::ManageOrganisations | Action::ManageAccounts => {
+                Effect::Administration
+            }
+        }
+    }
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    Locked { phase: LifecyclePhase },
+}
+
+impl Denial {
+    pub fn message(&self) -> Message {
+        match self {
+            Denial::Unauthenticated => Message::fixed(
+                "ログインが必要です。ログインするか、有効なAPIトークンを指定してください。",
+                "Authentication required: log in or send a valid API token.",
+            ),
+            Denial::Forbidden => Message::fixed(
+                "この操作を行う権限がありません。",
+                "Your role does not allow this action.",
+            ),
+            Denial::NotFound => Message::fixed("指定されたデータは見つかりません。", "Not found."),
+            Denial::Locked { phase } => {
+                let jst = FixedOffset::east_opt(9 * 3600).expect("JST is a valid offset");
+                let since = phase
+                    .since()
+                    .map(|s| s.with_timezone(&jst).format("%Y-%m-%d %H:%M JST").to_string())
+                    .unwrap_or_default();
+                let name = phase.name();
+                Message::new(
+                    format!("{}（{}から）のため、この操作はできません。", name.ja, since),
+                    format!("This action is closed: {} since {}.", name.en, since),
+                )
+            }
+        }
+    }
+}
+
+/// Decides whether `actor` (None for the public) may take `action` in `phase`.
+pub fn decide(actor: Option<&Principal>, action: &Action<'_>, phase: &LifecyclePhase) -> Result<(), Denial> {
+    let effect = action.effect();
+    let locked = || Denial::Locked { phase: phase.clone() };
+    // The schedule first: during maintenance even a correct password must not open a session.
+    match (phase, effect) {
+        (_, Effect::Public) | (LifecyclePhase::Open, _) | (LifecyclePhase::ReadOnly { .. }, _) => {}
+        (LifecyclePhase::Maintenance { .. }, _) => return Err(locked()),
+        (LifecyclePhase::Closed { .. }, Effect::Read) => return Err(locked()),
+        (LifecyclePhase::Closed { .. }, Effect::Administration) => {
+            // Operators keep managing accounts after the close; nobody else does anything.
+            if !matches!(
+                action,
+                Action::ManageAccounts | Action::LogIn | Action::ManageOwnCredentials
+            ) {
+                return Err(locked());
+            }
+        }
+    }
+    let principal = match (action, actor) {
+        (Action::ReadPublic | Action::LogIn, _) => return Ok(()),
+        (_, None) => return Err(Denial::Unauthenticated),
+        (_, Some(p)) => p,
+    };
+    let admin_only = || {
+        if principal.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(Denial::Forbidden)
+        }
+    };
+    match action {
+        Action::ReadPublic | Action::LogIn => Ok(()),
+        Action::ReadOwnAccount | Action::ManageOwnCredentials | Action::ListOrganisations => Ok(()),
+        Action::ReadOrganisation(place) => {
+            if org_filter(principal).matches(place) {
+                Ok(())
+            } else {
+                Err(Denial::NotFound)
+            }
+        }
+        Action::ManageOrganisations | Action::ManageAccounts | Action::ReadAuditLog => admin_only(),
+    }
+}
+
+/// Which organisation records (health centres, institutions) a user can see: their own place in
+/// the tree and everything below it. National and admin users see the whole directory.
+pub fn org_filter(principal: &Principal) -> PlaceFilter {
+    match &principal.scope {
+        Scope::Institution {
+            institution,
+            health_centre,
+            prefecture,
+        } => PlaceFilter {
+            prefecture: Some(*prefecture),
+            health_centre: Some(health_centre.clone()),
+            institution: Some(institution.clone()),
+        },
+        Scope::HealthCentre {
+            health_centre,
+            prefecture,
+        } => PlaceFilter {
+            prefecture: Some(*prefecture),
+            health_centre: Some(health_centre.clone()),
+            institution: None,
+        },
+        Scope::Prefecture { prefecture } => PlaceFilter {
+            prefecture: Some(*prefecture),
+            ..PlaceFilter::default()
+        },
+        Scope::Nation | Scope::System => PlaceFilter::default(),
+    }
+}
+
+/// A row filter: a record matches when every level that both the filter and the record have is
+/// equal. A doctor's filter thus admits their institution and their health centre, but no sibling
+/// institution. Storage turns it into a `WHERE` clause.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlaceFilter {
+    pub prefecture: Option<PrefectureCode>,
+    pub health_centre: Option<HealthCentreCode>,
+    pub institution: Option<InstitutionCode>,
+}
+
+impl PlaceFilter {
+    pub fn matches(&self, place: &Place) -> bool {
+        let level = |want: Option<&str>, have: Option<&str>| match (want, have) {
+            (Some(w), Some(h)) => w == h,
+            _ => true,
+        };
+        self.prefecture.is_none_or(|p| p == place.prefecture)
+            && level(
+                self.health_centre.as_ref().map(|c| c.as_str()),
+                place.health_centre.as_ref().map(|c| c.as_str()),
+            )
+            && level(
+                self.institution.as_ref().map(|c| c.as_str()),
+                place.institution.as_ref().map(|c| c.as_str()),
+            )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{Login, UserId};
+
+    fn pc(s: &str) -> PrefectureCode {
+        PrefectureCode::parse(s).unwrap()
+    }
+    fn hc(s: &str) -> HealthCentreCode {
+        HealthCentreCode::parse(s).unwrap()
+    }
+    fn ic(s: &str) -> InstitutionCode {
+        InstitutionCode::parse(s).unwrap()
+    }
+
+    fn principal(role: Role) -> Principal {
+        let scope = match role {
+            Role::Doctor => Scope::Institution {
+                institution: ic("I1"),
+                health_centre: hc("H1"),
+                prefecture: pc("13"),
+            },
+            Role::HealthCentre => Scope::HealthCentre {
+                health_centre: hc("H1"),
+                prefecture: pc("13"),
+            },
+            Role::Prefecture => Scope::Prefecture { prefecture: pc("13") },
+            Role::National => Scope::Nation,
+            Role::Admin => Scope::System,
+        };
+        Principal {
+            user_id: UserId(1),
+            login: Login::parse("someone").unwrap(),
+            role,
+            scope,
+        }
+    }
+
+    #[test]
+    fn only_admins_manage_accounts_and_organisations() {
+        for role in Role::ALL {
+            let p = principal(role);
+            let expect = if role == Role::Admin {
+                Ok(())
+            } else {
+                Err(Denial::Forbidden)
+            };
+            assert_eq!(
+                decide(Some(&p), &Action::ManageAccounts, &LifecyclePhase::Open),
+                expect,
+                "{role}"
+            );
+            assert_eq!(
+                decide(Some(&p), &Action::ManageOrganisations, &LifecyclePhase::Open),
+                expect,
+                "{role}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_public_reads_public_pages_only() {
+        assert_eq!(decide(None, &Action::ReadPublic, &LifecyclePhase::Open), Ok(()));
+        assert_eq!(
+            decide(None, &Action::ReadOwnAccount, &LifecyclePhase::Open),
+            Err(Denial::Unauthenticated)
+        );
+        assert_eq!(
+            decide(None, &Action::ManageAccounts, &LifecyclePhase::Open),
+            Err(Denial::Unauthenticated)
+        );
+    }
+
+    #[test]
+    fn organisation_records_out_of_scope_are_not_found() {
+        let own_inst = Place {
+            prefecture: pc("13"),
+            health_centre: Some(hc("H1")),
+            institution: Some(ic("I1")),
+        };
+        let sibling = Place {
+            prefecture: pc("13"),
+            health_centre: Some(hc("H1")),
+            institution: Some(ic("I2")),
+        };
+        let own_hc = Place {
+            prefecture: pc("13"),
+            health_centre: Some(hc("H1")),
+            institution: None,
+        };
+        let other_pref = Place {
+            prefecture: pc("27"),
+            health_centre: Some(hc("H9")),
+            institution: None,
+        };
+        let open = LifecyclePhase::Open;
+        let doctor = principal(Role::Doctor);
+        assert_eq!(
+            decide(Some(&doctor), &Action::ReadOrganisation(&own_inst), &open),
+            Ok(())
+        );
+        assert_eq!(decide(Some(&doctor), &Action::ReadOrganisation(&own_hc), &open), Ok(()));
+        assert_eq!(
+            decide(Some(&doctor), &Action::ReadOrganisation(&sibling), &open),
+            Err(Denial::NotFound)
+        );
+        let pref = principal(Role::Prefecture);
+        assert_eq!(decide(Some(&pref), &Action::ReadOrganisation(&sibling), &open), Ok(()));
+        assert_eq!(
+            decide(Some(&pref), &Action::ReadOrganisation(&other_pref), &open),
+            Err(Denial::NotFound)
+        );
+        for role in [Role::National, Role::Admin] {
+            assert_eq!(
+                decide(Some(&principal(role)), &Action::ReadOrganisation(&other_pref), &open),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
+    fn maintenance_closes_everything_but_public_pages() {
+        let since = DateTime::parse_from_rfc3339("2023-10-31T18:00:00+09:00")
+            .unwrap()
+            .to_utc();
+        let phase = LifecyclePhase::Maintenance { since };
+        let admin = principal(Role::Admin);
+        assert_eq!(decide(None, &Action::ReadPublic, &phase), Ok(()));
+        let denial = decide(Some(&admin), &Action::LogIn, &phase).unwrap_err();
+        let msg = denial.message();
+        assert!(
+            msg.ja.contains("切替作業中") && msg.ja.contains("2023-10-31 18:00 JST"),
+            "{}",
+            msg.ja
+        );
+        assert!(msg.en.contains("maintenance since 2023-10-31 18:00 JST"), "{}", msg.en);
+    }
+
+    #[test]
+    fn read_only_keeps_reading_and_account_work_open() {
+        let since = Utc::now();
+        let phase = LifecyclePhase::ReadOnly { since };
+        let hc_user = principal(Role::HealthCentre);
+        assert_eq!(decide(Some(&hc_user), &Action::ListOrganisations, &phase), Ok(()));
+        assert_eq!(
+            decide(Some(&principal(Role::Admin)), &Action::ManageAccounts, &phase),
+            Ok(())
+        );
+        let closed = LifecyclePhase::Closed { since };
+        assert!(matches!(
+            decide(Some(&hc_user), &Action::ListOrganisations, &closed),
+            Err(Denial::Locked { .. })
+        ));
+        assert_eq!(
+            decide(Some(&principal(Role::Admin)), &Action::ManageAccounts, &closed),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! The audit log: who did what to which record, when, from where.
+//!
+//! Writers never insert into `audit_log` directly: they call [`AuditTx::append_audit`] inside the
+//! transaction of the change, so a change and its audit entry commit or roll back together.
+//! Reads of personal data are recorded with [`Db::record_audit`]. Each entry is chained to the
+//! previous one by hash (todoke_domain::audit); [`Db::verify_audit`] walks the chain.
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use todoke_domain::Principal;
+use todoke_domain::audit::{AuditEntry, ChainBreak, ChainVerifier};
+
+use crate::{Db, Result, dispatch, now};
+
+/// Who acted: a user, or an operator at the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditActor {
+    pub user_id: Option<i64>,
+    pub login: String,
+    pub role: String,
+}
+
+impl AuditActor {
+    pub fn user(p: &Principal) -> AuditActor {
+        AuditActor {
+            user_id: Some(p.user_id.0),
+            login: p.login.to_string(),
+            role: p.role.to_string(),
+        }
+    }
+
+    /// An operator running `todoke` commands on the server itself.
+    pub fn cli() -> AuditActor {
+        let os_user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+        AuditActor {
+            user_id: None,
+            login: format!("cli:{os_user}"),
+            role: "operator".into(),
+        }
+    }
+}
+
+/// The request-level facts of every audit entry.
+#[derive(Debug, Clone, Default)]
+pub struct AuditContext {
+    pub actor: Option<AuditActor>,
+    pub client_addr: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl AuditContext {
+    pub fn cli() -> AuditContext {
+        AuditContext {
+            actor: Some(AuditActor::cli()),
+            ..AuditContext::default()
+        }
+    }
+}
+
+/// What happened to which record.
+#[derive(Debug, Clone)]
+pub struct AuditEvent<'a> {
+    pub action: &'a str,
+    pub record_type: &'a str,
+    pub record_id: Option<String>,
+    pub detail: Option<serde_json::Value>,
+}
+
+impl<'a> AuditEvent<'a> {
+    pub fn new(action: &'a str, record_type: &'a str, record_id: impl ToString) -> Self {
+        AuditEvent {
+            action,
+            record_type,
+            record_id: Some(record_id.to_string()),
+            detail: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+}
+
+/// Appending inside an open write transaction, on either backend.
+pub trait AuditTx {
+    /// Appends one entry chained to the current head; returns its sequence number.
+    fn append_audit(&mut self, ctx: &AuditContext, event: AuditEvent<'_>) -> impl Future<Output = Result<i64>> + Send;
+}
+
+macro_rules! impl_audit_tx {
+    ($db:ty, $for_update:literal) => {
+        impl AuditTx for sqlx::Transaction<'_, $db> {
+            async fn append_audit(&mut self, ctx: &AuditContext, event: AuditEvent<'_>) -> Result<i64> {
+                // Locking the head row serialises appenders, so the chain never forks. SQLite has
+                // no row locks and needs none: its write transactions begin IMMEDIATE.
+                let (head_seq, head_hash): (i64, String) = sqlx::query_as(concat!(
+                    "SELECT seq, hash FROM audit_head WHERE id = 1",
+                    $for_update
+                ))
+                .fetch_one(&mut **self)
+                .await?;
+                let actor = ctx.actor.as_ref();
+                let mut entry = AuditEntry {
+                    seq: head_seq + 1,
+                    at: now(),
+                    actor_user_id: actor.and_then(|a| a.user_id),
+                    actor_login: actor.map(|a| a.login.clone()),
+                    actor_role: actor.map(|a| a.role.clone()),
+                    action: event.action.to_owned(),
+                    record_type: event.record_type.to_owned(),
+                    record_id: event.record_id,
+                    client_addr: ctx.client_addr.clone(),
+                    request_id: ctx.request_id.clone(),
+                    detail: event.detail.map(|d| d.to_string()),
+                    prev_hash: head_hash,
+                    hash: String::new(),
+                };
+                entry.hash = entry.compute_hash(&entry.prev_hash);
+                sqlx::query(
+                    "INSERT INTO audit_log (seq, at, actor_user_id, actor_login, actor_role, action, record_type, \
+                     record_id, client_addr, request_id, detail, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(entry.seq)
+                .bind(entry.at)
+                .bind(entry.actor_user_id)
+                .bind(&entry.actor_login)
+                .bind(&entry.actor_role)
+                .bind(&entry.action)
+                .bind(&entry.record_type)
+                .bind(&entry.record_id)
+                .bind(&entry.client_addr)
+                .bind(&entry.request_id)
+                .bind(&entry.detail)
+                .bind(&entry.prev_hash)
+                .bind(&entry.hash)
+                .execute(&mut **self)
+                .await?;
+                sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+                    .bind(entry.seq)
+                    .bind(&entry.hash)
+                    .execute(&mut **self)
+                    .await?;
+                Ok(entry.seq)
+            }
+        }
+    };
+}
+
+impl_audit_tx!(sqlx::Sqlite, "");
+impl_audit_tx!(sqlx::Postgres, " FOR UPDATE");
+
+/// The outcome of walking the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditVerdict {
+    /// Every entry verified, and the head matches the last one.
+    Intact { entries: i64 },
+    /// The chain breaks at an entry.
+    Broken(ChainBreak),
+    /// The chain itself is consistent, but entries after `last_seq` were removed: the head
+    /// remembers `head_seq`.
+    Truncated { last_seq: i64, head_seq: i64 },
+}
+
+macro_rules! entry_columns {
+    () => {
+        "seq, at, actor_user_id, actor_login, actor_role, action, record_type, record_id, \
+     client_addr, request_id, detail, prev_hash, hash"
+    };
+}
+
+/// A stored entry as read back; the domain type stays free of database derives.
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    seq: i64,
+    at: DateTime<Utc>,
+    actor_user_id: Option<i64>,
+    actor_login: Option<String>,
+    actor_role: Option<String>,
+    action: String,
+    record_type: String,
+    record_id: Option<String>,
+    client_addr: Option<String>,
+    request_id: Option<String>,
+    detail: Option<String>,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> AuditEntry {
+        AuditEntry {
+            seq: r.seq,
+            at: r.at,
+            actor_user_id: r.actor_user_id,
+            actor_login: r.actor_login,
+            actor_role: r.actor_role,
+            action: r.action,
+            record_type: r.record_type,
+            record_id: r.record_id,
+            client_addr: r.client_addr,
+            request_id: r.request_id,
+            detail: r.detail,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+impl Db {
+    /// Records an event that changes nothing else (a read of personal data, a failed login).
+    pub async fn record_audit(&self, ctx: &AuditContext, event: AuditEvent<'_>) -> Result<i64> {
+        dispatch!(self, pool => {
+            let mut tx = crate::Backend::begin_write(pool).await?;
+            let seq = tx.append_audit(ctx, event).await?;
+            tx.commit().await?;
+            Ok(seq)
+        })
+    }
+
+    /// Entries after `after_seq`, oldest first, at most `limit`.
+    pub async fn audit_entries(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>> {
+        let sql = concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+        );
+        dispatch!(self, pool => {
+            let rows: Vec<AuditRow> = sqlx::query_as(sql).bind(after_seq).bind(limit).fetch_all(pool).await?;
+            Ok(rows.into_iter().map(AuditEntry::from).collect())
+        })
+    }
+
+    /// Walks the whole chain in sequence order with constant memory.
+    pub async fn verify_audit(&self) -> Result<AuditVerdict> {
+        let sql = concat!("SELECT ", entry_columns!(), " FROM audit_log ORDER BY seq");
+        dispatch!(self, pool => {
+            let mut verifier = ChainVerifier::default();
+            let mut last_hash = todoke_domain::audit::GENESIS_HASH.to_owned();
+            {
+                let mut rows = sqlx::query_as::<_, AuditRow>(sql).fetch(pool);
+                while let Some(row) = rows.try_next().await? {
+                    let entry = AuditEntry::from(row);
+                    if let Err(broken) = verifier.push(&entry) {
+                        return Ok(AuditVerdict::Broken(broken));
+                    }
+                    last_hash = entry.hash;
+                }
+            }
+            let (head_seq, head_hash): (i64, String) =
+                sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_one(pool)
+                    .await?;
+            let entries = verifier.verified();
+            if head_seq != entries {
+                return Ok(AuditVerdict::Truncated { last_seq: entries, head_seq });
+            }
+            if head_hash != last_hash {
+                return Ok(AuditVerdict::Broken(ChainBreak::ContentChanged { seq: entries }));
+            }
+            Ok(AuditVerdict::Intact { entries })
+        })
+    }
+}

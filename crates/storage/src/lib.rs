@@ -1,0 +1,263 @@
+//! Storage of todoke: one contract, two backends.
+//!
+//! [`Db`] is either an embedded SQLite file (the default; WAL, busy timeout, foreign keys on) or
+//! a PostgreSQL pool (production). Every operation is written once, as SQL that both backends
+//! accept, and [`dispatch!`] monomorphises it for each pool, so the two backends cannot drift
+//! apart in behaviour. Where the dialects differ, [`Backend`] carries the difference.
+//!
+//! Migrations live in `migrations/{sqlite,postgres}`, are embedded in the binary and run on
+//! connect. Every write that changes records appends to the audit log in the same transaction
+//! (see [`audit`]).
+
+pub mod accounts;
+pub mod audit;
+pub mod orgs;
+pub mod testing;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use todoke_domain::Message;
+
+pub use audit::{AuditActor, AuditContext};
+
+/// The database URL used when none is given.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./todoke-data/todoke.db";
+
+/// A connection pool to one of the two backends. Cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same code against whichever pool `$db` holds. The body is compiled once per backend,
+/// so SQL and row types are checked against both.
+#[macro_export]
+macro_rules! dispatch {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// What differs between the backends' pools.
+pub trait Backend {
+    type Database: sqlx::Database;
+
+    /// Starts a transaction that will write.
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>> + Send;
+}
+
+impl Backend for SqlitePool {
+    type Database = sqlx::Sqlite;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        // A deferred transaction that reads then writes can fail with SQLITE_BUSY at once,
+        // whatever the busy timeout; taking the write lock up front makes it wait instead.
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl Backend for PgPool {
+    type Database = sqlx::Postgres;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+/// Errors of the storage layer. Constraint violations become messages a user can act on; anything
+/// else stays a database error, which the web layer logs and never shows.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("not found")]
+    NotFound,
+    /// A unique value already exists (a login, a code).
+    #[error("conflict: {}", .0.en)]
+    Conflict(Message),
+    /// A reference to something that does not exist, or a value the schema refuses.
+    #[error("invalid: {}", .0.en)]
+    Invalid(Message),
+    #[error("unsupported database URL: {0}")]
+    Url(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StorageError {
+    /// Maps unique and foreign-key violations of `err` to the given messages.
+    pub(crate) fn from_constraint(err: sqlx::Error, on_unique: Message, on_reference: Message) -> StorageError {
+        if let sqlx::Error::Database(db) = &err {
+            match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => {
+                    return StorageError::Conflict(on_unique);
+                }
+                sqlx::error::ErrorKind::ForeignKeyViolation => {
+                    return StorageError::Invalid(on_reference);
+                }
+                _ => {}
+            }
+        }
+        StorageError::Database(err)
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// The current instant at microsecond precision, the precision both backends keep. Values
+/// written and read back compare (and hash) equal.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Pool sizes and timeouts.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Db {
+    /// Opens the database named by `url` (creating a SQLite file and its directory on first use)
+    /// and applies any pending migrations.
+    pub async fn connect(url: &str) -> Result<Db> {
+        Db::connect_with(url, &ConnectOptions::default()).await
+    }
+
+    pub async fn connect_with(url: &str, opts: &ConnectOptions) -> Result<Db> {
+        let db = if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or(path);
+            if path.is_empty() {
+                return Err(StorageError::Url(
+                    "sqlite:// needs a file path, e.g. sqlite://./todoke-data/todoke.db".into(),
+                ));
+            }
+            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StorageError::Url(format!("cannot create directory {}: {e}", dir.display())))?;
+            }
+            let options = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(options)
+                .await?;
+            Db::Sqlite(pool)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(options)
+                .await?;
+            Db::Postgres(pool)
+        } else {
+            return Err(StorageError::Url(format!(
+                "{}: use sqlite://PATH or postgres://USER@HOST/DB",
+                redact_url(url)
+            )));
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match self {
+            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        dispatch!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, pool => pool.close().await)
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(dispatch!(self, pool => {
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(pool).await?
+        }))
+    }
+
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        dispatch!(self, pool => {
+            sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                .bind(key)
+                .bind(value)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+}
+
+/// A database URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db/todoke"),
+            "postgres://app:***@db/todoke"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+        assert_eq!(redact_url("sqlite://./a.db"), "sqlite://./a.db");
+    }
+}

@@ -1,0 +1,93 @@
+//! Fresh, throw-away databases for tests of this and other crates.
+//!
+//! SQLite: a new file in a temporary directory. PostgreSQL: a new database named
+//! `todoke_t_<uuid>` created through the server in `TODOKE_TEST_POSTGRES_URL`, dropped when the
+//! [`TestDb`] is dropped.
+
+use crate::{Db, Result};
+
+/// The environment variable that enables the PostgreSQL half of the test suites.
+pub const POSTGRES_URL_VAR: &str = "TODOKE_TEST_POSTGRES_URL";
+
+pub struct TestDb {
+    pub db: Db,
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] std::path::PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    pub async fn sqlite() -> Result<TestDb> {
+        let dir = std::env::temp_dir().join(format!("todoke-test-{}", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}/todoke.db", dir.display());
+        let db = Db::connect(&url).await?;
+        Ok(TestDb {
+            db,
+            url,
+            cleanup: Cleanup::Sqlite(dir),
+        })
+    }
+
+    /// A fresh PostgreSQL database, or `None` when the variable is not set.
+    pub async fn postgres() -> Result<Option<TestDb>> {
+        let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else {
+            return Ok(None);
+        };
+        let name = format!("todoke_t_{}", uuid::Uuid::new_v4().simple());
+        {
+            let admin = sqlx::PgPool::connect(&admin_url).await?;
+            // The name is a UUID we made, never input: safe to splice.
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await?;
+            admin.close().await;
+        }
+        let url = match admin_url.rfind('/') {
+            Some(i) if i > "postgres://".len() => format!("{}/{name}", &admin_url[..i]),
+            _ => format!("{admin_url}/{name}"),
+        };
+        let db = Db::connect(&url).await?;
+        Ok(Some(TestDb {
+            db,
+            url,
+            cleanup: Cleanup::Postgres { admin_url, name },
+        }))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Postgres { admin_url, name } => {
+                // Dropping needs a runtime of its own: Drop may run outside any, or on a runtime
+                // thread that must not block on itself. FORCE ends the pool's open connections.
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .ok()?;
+                    rt.block_on(async {
+                        let admin = sqlx::PgPool::connect(&admin_url).await.ok()?;
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&admin)
+                        .await
+                        .ok()?;
+                        admin.close().await;
+                        Some(())
+                    })
+                })
+                .join();
+            }
+        }
+    }
+}
