@@ -1,1 +1,85 @@
-fn main() {}
+//! The `todoke` command: server, demo and operator commands (CONTRACT.md). Each command lives
+//! in [`commands`]; this file only parses arguments and sets up logging.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "todoke",
+    version,
+    about = "届け — infectious-disease notification registry and public statistics platform"
+)]
+struct Cli {
+    /// Database URL: sqlite://PATH (default sqlite://./todoke-data/todoke.db) or postgres://USER@HOST/DB.
+    #[arg(long, global = true, env = "TODOKE_DATABASE_URL")]
+    database: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(commands::ServeArgs),
+    /// Create a fresh demo database with one account per role, then serve it.
+    Demo(commands::DemoArgs),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(commands::UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(commands::TokenCommand),
+    /// Manage health centres and medical institutions.
+    #[command(subcommand)]
+    Org(commands::OrgCommand),
+    /// Inspect the audit log.
+    #[command(subcommand)]
+    Audit(commands::AuditCommand),
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("TODOKE_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => commands::serve(cli.database, args).await,
+            Command::Demo(args) => commands::demo(cli.database, args).await,
+            Command::User(cmd) => commands::user(cli.database, cmd).await,
+            Command::Token(cmd) => commands::token(cli.database, cmd).await,
+            Command::Org(cmd) => commands::org(cli.database, cmd).await,
+            Command::Audit(cmd) => commands::audit(cli.database, cmd).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            commands::report_error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}

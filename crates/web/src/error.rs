@@ -65,7 +65,10 @@ impl AppError {
     pub fn invalid_field(field: &str, message: Message) -> AppError {
         AppError::Invalid {
             message: Message::fixed("入力内容に誤りがあります", "Some fields are invalid"),
-            fields: vec![FieldError { field: field.to_owned(), message }],
+            fields: vec![FieldError {
+                field: field.to_owned(),
+                message,
+            }],
         }
     }
 
@@ -109,7 +112,12 @@ impl AppError {
                 vec![],
             ),
         };
-        ErrorInfo { status: self.status(), code, message, fields }
+        ErrorInfo {
+            status: self.status(),
+            code,
+            message,
+            fields,
+        }
     }
 }
 
@@ -137,7 +145,9 @@ impl IntoResponse for AppError {
         let info = self.info();
         let mut response = info.status.into_response();
         if let AppError::TooManyAttempts { retry_after_secs, .. } = &self {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after_secs).into());
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, (*retry_after_secs).into());
         }
         response.extensions_mut().insert(info);
         response
@@ -161,7 +171,10 @@ impl From<StorageError> for AppError {
         match e {
             StorageError::NotFound => AppError::NotFound,
             StorageError::Conflict(m) => AppError::Conflict(m),
-            StorageError::Invalid(m) => AppError::Invalid { message: m, fields: vec![] },
+            StorageError::Invalid(m) => AppError::Invalid {
+                message: m,
+                fields: vec![],
+            },
             other => AppError::Internal(other.into()),
         }
     }

@@ -1,1 +1,11 @@
+//! The integration suite: the real server on port 0 against a real database (SQLite always,
+//! PostgreSQL too when TODOKE_TEST_POSTGRES_URL is set), driven over HTTP and through the binary.
 
+mod access_matrix;
+mod audit;
+mod browser_sessions;
+mod cli;
+mod errors;
+mod helpers;
+mod openapi;
+mod organisations;

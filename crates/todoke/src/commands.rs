@@ -1,0 +1,410 @@
+//! The commands of the `todoke` binary. Each opens the database (running migrations), does one
+//! job through the storage layer, prints a short report and returns the exit code. Operator
+//! commands are audited as `cli:$USER`.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use todoke_domain::{HealthCentreCode, InstitutionCode, Login, PrefectureCode, Role};
+use todoke_storage::accounts::NewUser;
+use todoke_storage::audit::AuditVerdict;
+use todoke_storage::orgs::{NewHealthCentre, NewInstitution};
+use todoke_storage::{AuditContext, DEFAULT_DATABASE_URL, Db, StorageError, redact_url};
+use todoke_web::auth;
+use todoke_web::{AppState, ServerConfig};
+
+async fn open(database: Option<String>) -> anyhow::Result<Db> {
+    let url = database.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+    Db::connect(&url)
+        .await
+        .with_context(|| format!("opening {}", redact_url(&url)))
+}
+
+/// Prints an error; storage refusals carry a message in both languages.
+pub fn report_error(e: &anyhow::Error) {
+    match e.downcast_ref::<StorageError>() {
+        Some(StorageError::Conflict(m) | StorageError::Invalid(m)) => {
+            eprintln!("エラー: {}\nerror: {}", m.ja, m.en);
+        }
+        _ => eprintln!("error: {e:#}"),
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// Mark cookies Secure (when served over HTTPS).
+    #[arg(long, env = "TODOKE_SECURE_COOKIES")]
+    secure_cookies: bool,
+    /// Trust X-Forwarded-For for client addresses (only behind a proxy that overwrites it).
+    #[arg(long, env = "TODOKE_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: bool,
+}
+
+impl ServeArgs {
+    fn config(&self) -> ServerConfig {
+        ServerConfig {
+            secure_cookies: self.secure_cookies,
+            trust_forwarded_for: self.trust_forwarded_for,
+            ..ServerConfig::default()
+        }
+    }
+}
+
+async fn run_server(db: Db, args: &ServeArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("binding {}", args.bind))?;
+    let addr = listener.local_addr()?;
+    println!("todoke listening on http://{addr}  (database: {})", db.backend_name());
+    tracing::info!(%addr, database = db.backend_name(), "serving");
+    let state = AppState::new(db.clone(), args.config());
+    todoke_web::serve(listener, state, todoke_web::shutdown_signal()).await?;
+    db.close().await;
+    println!("todoke stopped");
+    Ok(())
+}
+
+pub async fn serve(database: Option<String>, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let db = open(database).await?;
+    run_server(db, &args).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// The demo database, kept apart from the default database so a demo never replaces real data.
+const DEMO_DATABASE_URL: &str = "sqlite://./todoke-data/demo.db";
+
+/// Removes a previous demo database file. Refuses a file that is not marked as a demo.
+async fn reset_demo_file(url: &str) -> anyhow::Result<()> {
+    let Some(path) = url.strip_prefix("sqlite://") else {
+        return Ok(());
+    };
+    if !std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    let db = Db::connect(url).await?;
+    let is_demo = db.meta("demo").await?.as_deref() == Some("1");
+    db.close().await;
+    anyhow::ensure!(
+        is_demo,
+        "{path} exists and is not a demo database; refusing to replace it (choose another --database)"
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{path}{suffix}");
+        if std::path::Path::new(&file).exists() {
+            std::fs::remove_file(&file).with_context(|| format!("removing {file}"))?;
+        }
+    }
+    Ok(())
+}
+
+struct DemoAccount {
+    login: &'static str,
+    role: Role,
+    scope: Option<&'static str>,
+}
+
+const DEMO_ACCOUNTS: [DemoAccount; 5] = [
+    DemoAccount {
+        login: "demo.doctor",
+        role: Role::Doctor,
+        scope: Some("DEMO-I13-001"),
+    },
+    DemoAccount {
+        login: "demo.hc",
+        role: Role::HealthCentre,
+        scope: Some("DEMO-HC13-01"),
+    },
+    DemoAccount {
+        login: "demo.pref",
+        role: Role::Prefecture,
+        scope: Some("13"),
+    },
+    DemoAccount {
+        login: "demo.national",
+        role: Role::National,
+        scope: None,
+    },
+    DemoAccount {
+        login: "demo.admin",
+        role: Role::Admin,
+        scope: None,
+    },
+];
+
+pub async fn demo(database: Option<String>, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let url = database.unwrap_or_else(|| DEMO_DATABASE_URL.to_owned());
+    reset_demo_file(&url).await?;
+    let db = Db::connect(&url)
+        .await
+        .with_context(|| format!("opening {}", redact_url(&url)))?;
+    anyhow::ensure!(
+        db.users(0, 1).await?.is_empty() || db.meta("demo").await?.as_deref() == Some("1"),
+        "{} already holds accounts; a demo needs a fresh database",
+        redact_url(&url)
+    );
+    db.set_meta("demo", "1").await?;
+    let ctx = AuditContext::cli();
+    // Two prefectures, so that scopes visibly cut: Tokyo (13) is the demo users' own, Osaka (27) is not.
+    for (code, pref, name) in [
+        ("DEMO-HC13-01", "13", "デモ保健所（東京都）"),
+        ("DEMO-HC27-01", "27", "デモ保健所（大阪府）"),
+    ] {
+        let hc = NewHealthCentre {
+            code: HealthCentreCode::parse(code)?,
+            prefecture: PrefectureCode::parse(pref)?,
+            name: name.into(),
+        };
+        db.create_health_centre(&ctx, &hc).await?;
+    }
+    for (code, hc, name) in [
+        ("DEMO-I13-001", "DEMO-HC13-01", "デモ診療所 東京"),
+        ("DEMO-I13-002", "DEMO-HC13-01", "デモ病院 東京"),
+        ("DEMO-I27-001", "DEMO-HC27-01", "デモ診療所 大阪"),
+    ] {
+        let inst = NewInstitution {
+            code: InstitutionCode::parse(code)?,
+            health_centre: HealthCentreCode::parse(hc)?,
+            name: name.into(),
+        };
+        db.create_institution(&ctx, &inst).await?;
+    }
+    let mut lines = Vec::new();
+    for account in &DEMO_ACCOUNTS {
+        let password = auth::new_password();
+        let hash = tokio::task::spawn_blocking({
+            let p = password.clone();
+            move || auth::hash_password(&p)
+        })
+        .await??;
+        let new = NewUser {
+            login: Login::parse(account.login)?,
+            role: account.role,
+            scope_code: account.scope.map(Into::into),
+            password_hash: hash,
+        };
+        let id = db.create_user(&ctx, &new).await?;
+        let totp = if account.role.requires_second_factor() {
+            let secret = auth::totp::new_secret();
+            db.set_totp_secret(&ctx, id, Some(&secret)).await?;
+            format!("TOTP key {secret}")
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "  {:<14} {:<14} {:<13} {password}  {totp}",
+            account.login,
+            account.role.as_str(),
+            account.scope.unwrap_or("-")
+        ));
+    }
+    println!("todoke demo database: {}", redact_url(&url));
+    println!("No notifications or figures yet: they arrive with the registry and synthetic-data features.");
+    println!("Demo accounts (login, role, scope, password):");
+    for l in &lines {
+        println!("{l}");
+    }
+    println!("National and admin accounts need a one-time code: add the TOTP key to an authenticator app");
+    println!("(or run `oathtool --totp -b KEY`).");
+    run_server(db, &args.serve).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Create an account; the password is read from the first line of standard input.
+    Add {
+        #[arg(long)]
+        login: String,
+        /// doctor, health_centre, prefecture, national or admin.
+        #[arg(long)]
+        role: String,
+        /// Institution code (doctor), health-centre code (health_centre) or prefecture code (prefecture).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+fn cli_error(m: todoke_domain::Message) -> anyhow::Error {
+    StorageError::Invalid(m).into()
+}
+
+pub async fn user(database: Option<String>, cmd: UserCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        UserCommand::Add {
+            login,
+            role,
+            scope,
+            password_stdin: _,
+        } => {
+            let login = Login::parse(&login).map_err(|e| cli_error(e.0))?;
+            let role = Role::parse(&role).map_err(|e| cli_error(e.0))?;
+            let mut password = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']).to_owned();
+            auth::check_password_strength(&password).map_err(cli_error)?;
+            let db = open(database).await?;
+            let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await??;
+            let id = db
+                .create_user(
+                    &AuditContext::cli(),
+                    &NewUser {
+                        login: login.clone(),
+                        role,
+                        scope_code: scope,
+                        password_hash: hash,
+                    },
+                )
+                .await?;
+            println!("created user {login} (id {id}, role {role})");
+            if role.requires_second_factor() {
+                println!("{role} accounts must set up a second factor (TOTP) at their first browser login.");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print it (only this once).
+    Create {
+        #[arg(long)]
+        login: String,
+        /// What the token is for.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+pub async fn token(database: Option<String>, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TokenCommand::Create { login, label } => {
+            let login = Login::parse(&login).map_err(|e| cli_error(e.0))?;
+            let db = open(database).await?;
+            let user = db.user_id_by_login(&login).await.map_err(|e| match e {
+                StorageError::NotFound => cli_error(todoke_domain::Message::new(
+                    format!("利用者「{login}」は存在しません"),
+                    format!("no user \"{login}\""),
+                )),
+                other => other.into(),
+            })?;
+            let token = auth::new_api_token();
+            db.create_api_token(&AuditContext::cli(), user, &auth::token_hash(&token), &label)
+                .await?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum OrgCommand {
+    /// Register an organisation.
+    #[command(subcommand)]
+    Add(OrgAdd),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum OrgAdd {
+    /// A health centre (保健所) of a prefecture.
+    HealthCentre {
+        #[arg(long)]
+        code: String,
+        /// JIS code of the prefecture, 01..47.
+        #[arg(long)]
+        prefecture: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// A medical institution (医療機関) under a health centre.
+    Institution {
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        health_centre: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+pub async fn org(database: Option<String>, cmd: OrgCommand) -> anyhow::Result<ExitCode> {
+    let OrgCommand::Add(add) = cmd;
+    match add {
+        OrgAdd::HealthCentre { code, prefecture, name } => {
+            let new = NewHealthCentre {
+                code: HealthCentreCode::parse(&code).map_err(|e| cli_error(e.0))?,
+                prefecture: PrefectureCode::parse(&prefecture).map_err(|e| cli_error(e.0))?,
+                name,
+            };
+            let db = open(database).await?;
+            let hc = db.create_health_centre(&AuditContext::cli(), &new).await?;
+            println!(
+                "registered health centre {} ({}) in prefecture {}",
+                hc.code, hc.name, hc.prefecture
+            );
+        }
+        OrgAdd::Institution {
+            code,
+            health_centre,
+            name,
+        } => {
+            let new = NewInstitution {
+                code: InstitutionCode::parse(&code).map_err(|e| cli_error(e.0))?,
+                health_centre: HealthCentreCode::parse(&health_centre).map_err(|e| cli_error(e.0))?,
+                name,
+            };
+            let db = open(database).await?;
+            let inst = db.create_institution(&AuditContext::cli(), &new).await?;
+            println!(
+                "registered institution {} ({}) under health centre {}",
+                inst.code, inst.name, inst.health_centre
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; exit 1 and name the first bad entry if it was tampered with.
+    Verify,
+}
+
+pub async fn audit(database: Option<String>, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    let AuditCommand::Verify = cmd;
+    let db = open(database).await?;
+    Ok(match db.verify_audit().await? {
+        AuditVerdict::Intact { entries } => {
+            println!("audit log intact: {entries} entries verified");
+            ExitCode::SUCCESS
+        }
+        AuditVerdict::Broken(b) => {
+            println!("audit log TAMPERED at entry {}: {b}", b.seq());
+            ExitCode::FAILURE
+        }
+        AuditVerdict::Truncated { last_seq, head_seq } => {
+            println!(
+                "audit log TRUNCATED: entries {}..={head_seq} are missing (last entry present: {last_seq})",
+                last_seq + 1
+            );
+            ExitCode::FAILURE
+        }
+    })
+}

@@ -1,0 +1,193 @@
+//! The access matrix: every route the router serves × every caller (the public and each role) ×
+//! a target in the caller's own scope and one outside it, against the status the policy of
+//! DOMAIN.md section 2 demands. The route list comes from the router itself
+//! (`todoke_web::inventory`), so a route added without an entry here fails this test.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, Who};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Own,
+    Other,
+}
+
+/// The status a caller must get. `None` means the route is missing from this table.
+fn expected(method: &str, path: &str, who: Who, target: Target) -> Option<u16> {
+    use Who::*;
+    let public = who == Public;
+    let signed_in = |ok: u16| if public { 401 } else { ok };
+    let admin_only = |ok: u16| match who {
+        Public => 401,
+        Admin => ok,
+        _ => 403,
+    };
+    // A record in the caller's scope is readable; one outside answers 404 as if it did not
+    // exist. National and admin users see the whole organisation directory.
+    let scoped_read = match (who, target) {
+        (Public, _) => 401,
+        (National | Admin, _) | (_, Target::Own) => 200,
+        (_, Target::Other) => 404,
+    };
+    Some(match (method, path) {
+        ("GET", "/healthz" | "/api/openapi.json" | "/api/prefectures" | "/") => 200,
+        ("GET", "/login") => {
+            if public {
+                200
+            } else {
+                303
+            }
+        } // signed-in users are sent on
+        ("POST", "/login") => 401,                // wrong password, for everyone
+        ("GET", "/login/totp") => signed_in(303), // no pending second factor: token users go home
+        ("POST", "/login/totp") => 401,
+        ("GET" | "POST", "/account/totp") => signed_in(403), // enrolment needs a browser session
+        ("POST", "/logout") => 303,
+        ("GET", "/api/me" | "/api/me/tokens") => signed_in(200),
+        ("POST", "/api/me/tokens") => signed_in(201),
+        ("DELETE", "/api/me/tokens/{id}") => match target {
+            Target::Own => signed_in(204),
+            Target::Other => signed_in(404), // another user's token
+        },
+        ("GET", "/api/users" | "/api/audit" | "/api/audit/verify") => admin_only(200),
+        ("POST", "/api/users") => admin_only(201),
+        ("PATCH", "/api/users/{id}") => match target {
+            Target::Own => admin_only(204),
+            Target::Other => admin_only(404), // no such user
+        },
+        ("GET", "/api/health-centres" | "/api/institutions") => signed_in(200),
+        ("POST", "/api/health-centres" | "/api/institutions") => admin_only(201),
+        ("GET", "/api/health-centres/{code}" | "/api/institutions/{code}") => scoped_read,
+        _ => return None,
+    })
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// The concrete request for a route and target.
+async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target) -> reqwest::RequestBuilder {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let own = target == Target::Own;
+    let concrete = match path {
+        "/api/health-centres/{code}" => path.replace("{code}", if own { "H13" } else { "H27" }),
+        "/api/institutions/{code}" => path.replace("{code}", if own { "I13" } else { "I27" }),
+        "/api/me/tokens/{id}" => {
+            // Own: a fresh token of the caller. Other: a fresh token of another account.
+            let owner = if own || who == Who::Public {
+                who
+            } else if who == Who::Admin {
+                Who::National
+            } else {
+                Who::Admin
+            };
+            let id = match app.user_ids.get(&owner) {
+                Some(uid) => {
+                    let hash = format!("matrix-{n}");
+                    app.db
+                        .create_api_token(
+                            &todoke_storage::AuditContext::cli(),
+                            todoke_domain::UserId(*uid),
+                            &hash,
+                            "matrix",
+                        )
+                        .await
+                        .unwrap()
+                }
+                None => 1,
+            };
+            path.replace("{id}", &id.to_string())
+        }
+        "/api/users/{id}" => {
+            let id = if own { app.user_ids[&Who::Doctor] } else { 999_999 };
+            path.replace("{id}", &id.to_string())
+        }
+        _ => path.to_owned(),
+    };
+    let prefecture = if own { "13" } else { "27" };
+    let concrete = match path {
+        "/api/health-centres" | "/api/institutions" => format!("{concrete}?prefecture={prefecture}"),
+        _ => concrete,
+    };
+    let rb = app.request(who, Method::from_bytes(method.as_bytes()).unwrap(), &concrete);
+    match (method, path) {
+        ("POST", "/login") => rb.form(&[("login", format!("nobody{n}")), ("password", "wrong password!".into())]),
+        ("POST", "/login/totp") => rb.form(&[("code", "000000")]),
+        ("POST", "/account/totp") => rb.form(&[("secret", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"), ("code", "000000")]),
+        ("POST", "/api/me/tokens") => rb.json(&json!({"label": "matrix"})),
+        ("POST", "/api/users") => {
+            rb.json(&json!({"login": format!("new.user{n}"), "role": "national", "password": "a long enough password"}))
+        }
+        ("PATCH", "/api/users/{id}") => rb.json(&json!({"disabled": false})),
+        ("POST", "/api/health-centres") => {
+            rb.json(&json!({"code": format!("HNEW{n}"), "prefecture": prefecture, "name": "新保健所"}))
+        }
+        ("POST", "/api/institutions") => rb.json(
+            &json!({"code": format!("INEW{n}"), "health_centre": if own { "H13" } else { "H27" }, "name": "新医院"}),
+        ),
+        _ => rb,
+    }
+}
+
+async fn run_matrix(app: &TestApp) {
+    let routes = todoke_web::inventory();
+    assert!(
+        routes.len() >= 20,
+        "the inventory lists the router's routes: {routes:?}"
+    );
+    let mut missing = Vec::new();
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for (method, path) in &routes {
+        for who in Who::ALL {
+            for target in [Target::Own, Target::Other] {
+                let Some(want) = expected(method, path, who, target) else {
+                    missing.push(format!("{method} {path}"));
+                    continue;
+                };
+                let got = probe(app, method, path, who, target)
+                    .await
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                checked += 1;
+                if got != want {
+                    wrong.push(format!(
+                        "{method} {path} as {who:?} ({target:?}): expected {want}, got {got}"
+                    ));
+                }
+            }
+        }
+    }
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "routes without an access decision in the matrix: {missing:?}"
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} checks failed:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn every_route_answers_every_caller_as_the_policy_says() {
+    let app = TestApp::spawn().await;
+    run_matrix(&app).await;
+}
+
+#[tokio::test]
+async fn every_route_answers_every_caller_as_the_policy_says_on_postgres() {
+    let Some(app) = TestApp::spawn_on(Backend::Postgres).await else {
+        eprintln!("TODOKE_TEST_POSTGRES_URL not set: PostgreSQL half skipped");
+        return;
+    };
+    run_matrix(&app).await;
+}

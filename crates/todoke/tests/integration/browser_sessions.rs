@@ -1,0 +1,382 @@
+//! Browser sessions: login, cookies, CSRF, second factor, throttling, expiry, logout.
+
+use reqwest::Client;
+use serde_json::{Value, json};
+use todoke_web::auth;
+
+use crate::helpers::{PASSWORD, TestApp, Who, error_of, set_cookie};
+
+async fn login(app: &TestApp, browser: &Client, login: &str, password: &str) -> reqwest::Response {
+    browser
+        .post(app.url("/login"))
+        .form(&[("login", login), ("password", password), ("next", "/")])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn location(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The CSRF token printed in a page's forms.
+async fn csrf_from(app: &TestApp, browser: &Client, path: &str) -> String {
+    let html = browser
+        .get(app.url(path))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("the page carries a CSRF token")
+        + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn a_doctor_logs_in_and_the_cookie_is_locked_down() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    let resp = login(&app, &browser, "doc.tokyo", PASSWORD).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(location(&resp), "/");
+    let cookie = set_cookie(resp.headers()).unwrap();
+    assert!(cookie.starts_with("todoke_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let me: Value = browser
+        .get(app.url("/api/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["login"].as_str(), me["role"].as_str()),
+        (Some("doc.tokyo"), Some("doctor"))
+    );
+    assert_eq!(me["scope"]["institution"], "I13");
+    let home = browser
+        .get(app.url("/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        home.contains("doc.tokyo") && home.contains("医療機関"),
+        "the home page shows who is logged in"
+    );
+}
+
+#[tokio::test]
+async fn changes_from_a_browser_need_the_csrf_token() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    login(&app, &browser, "hc.tokyo", PASSWORD).await;
+    let resp = browser
+        .post(app.url("/api/me/tokens"))
+        .json(&json!({"label": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, message, _) = error_of(resp).await;
+    assert_eq!((status, code.as_str()), (403, "forbidden"));
+    assert!(message.contains("CSRF"), "{message}");
+    let csrf = csrf_from(&app, &browser, "/").await;
+    let resp = browser
+        .post(app.url("/api/me/tokens"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"label": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let wrong = browser
+        .post(app.url("/api/me/tokens"))
+        .header("x-csrf-token", "forged")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    // A form post from another site is refused even before credentials are looked at.
+    let cross = app
+        .client
+        .post(app.url("/login"))
+        .header("origin", "https://evil.example")
+        .form(&[("login", "hc.tokyo"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    // Logging out is a change too: it works with the form's token and ends the session.
+    let out = browser
+        .post(app.url("/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    assert!(set_cookie(out.headers()).unwrap().contains("Max-Age=0"));
+    let after = browser.get(app.url("/api/me")).send().await.unwrap();
+    assert_eq!(after.status(), 401);
+}
+
+#[tokio::test]
+async fn national_users_must_enrol_and_then_use_a_second_factor() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    let resp = login(&app, &browser, "mhlw.analyst", PASSWORD).await;
+    assert_eq!(
+        location(&resp),
+        "/account/totp",
+        "enrolment is forced for the national role"
+    );
+    let resp = browser.get(app.url("/api/me")).send().await.unwrap();
+    let (status, _, message, _) = error_of(resp).await;
+    assert_eq!(status, 401, "a password alone opens nothing");
+    assert!(message.contains("二要素認証"), "{message}");
+    let html = browser
+        .get(app.url("/account/totp"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = html.find("id=\"totp-secret\">").unwrap() + 17;
+    let secret = html[at..].split('<').next().unwrap().to_owned();
+    let csrf = csrf_from(&app, &browser, "/account/totp").await;
+    let bad = browser
+        .post(app.url("/account/totp"))
+        .form(&[("csrf", csrf.as_str()), ("secret", secret.as_str()), ("code", "000000")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let code = auth::totp::code_at(&secret, now_unix()).unwrap();
+    let ok = browser
+        .post(app.url("/account/totp"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("secret", secret.as_str()),
+            ("code", code.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 303);
+    let me: Value = browser
+        .get(app.url("/api/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "national");
+
+    // Next login: the code is asked for, a used code is refused, a fresh one is accepted.
+    let csrf = csrf_from(&app, &browser, "/").await;
+    browser
+        .post(app.url("/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let resp = login(&app, &browser, "mhlw.analyst", PASSWORD).await;
+    assert!(location(&resp).starts_with("/login/totp"), "{}", location(&resp));
+    let csrf = csrf_from(&app, &browser, "/login/totp").await;
+    let replay = browser
+        .post(app.url("/login/totp"))
+        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 401, "the enrolment code cannot be replayed");
+    let fresh = auth::totp::code_at(&secret, now_unix() + 30).unwrap();
+    let ok = browser
+        .post(app.url("/login/totp"))
+        .form(&[("csrf", csrf.as_str()), ("code", fresh.as_str()), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 303);
+    assert_eq!(browser.get(app.url("/api/me")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_account_for_a_while() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    for _ in 0..5 {
+        let resp = login(&app, &browser, "pref.tokyo", "not the password").await;
+        assert_eq!(resp.status(), 401);
+        let page = resp.text().await.unwrap();
+        assert!(
+            page.contains("ログイン名またはパスワードが正しくありません"),
+            "the form says why"
+        );
+    }
+    let resp = login(&app, &browser, "pref.tokyo", PASSWORD).await;
+    assert_eq!(resp.status(), 429, "locked even with the right password");
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((800..=900).contains(&retry), "about 15 minutes: {retry}");
+    assert!(resp.text().await.unwrap().contains("分間ログインできません"));
+    let other = login(&app, &browser, "doc.tokyo", PASSWORD).await;
+    assert_eq!(other.status(), 303, "other accounts are unaffected");
+    let failures = app
+        .db
+        .audit_entries(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "session.login_failed")
+        .count();
+    assert_eq!(failures, 5, "every failed login is audited");
+}
+
+#[tokio::test]
+async fn an_expired_session_is_refused_with_a_reason_but_public_pages_still_work() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    let resp = login(&app, &browser, "doc.tokyo", PASSWORD).await;
+    let cookie = set_cookie(resp.headers()).unwrap();
+    let value = cookie.trim_start_matches("todoke_session=").split(';').next().unwrap();
+    app.db
+        .touch_session(
+            &auth::token_hash(value),
+            todoke_storage::now() - chrono::Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    let resp = browser.get(app.url("/api/me?lang=en")).send().await.unwrap();
+    let (status, code, message, _) = error_of(resp).await;
+    assert_eq!((status, code.as_str()), (401, "unauthenticated"));
+    assert_eq!(message, "Your session has expired. Please log in again.");
+    let home = browser
+        .get(app.url("/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), 200, "a stale cookie does not break public pages");
+    let page = browser
+        .get(app.url("/account/totp"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 303, "browsers are sent to the login page");
+    assert_eq!(location(&page), "/login?next=%2Faccount%2Ftotp");
+}
+
+#[tokio::test]
+async fn revoked_tokens_stop_working_at_once() {
+    let app = TestApp::spawn().await;
+    let created: Value = app
+        .post(Who::HealthCentre, "/api/me/tokens")
+        .json(&json!({"label": "script"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = created["token"].as_str().unwrap();
+    let id = created["id"].as_i64().unwrap();
+    let me = app
+        .client
+        .get(app.url("/api/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let listed: Value = app
+        .get(Who::HealthCentre, "/api/me/tokens")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t.get("token").is_none() && t.get("token_hash").is_none()),
+        "tokens are never listed"
+    );
+    let del = app
+        .request(
+            Who::HealthCentre,
+            reqwest::Method::DELETE,
+            &format!("/api/me/tokens/{id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+    let (status, _, message, _) = error_of(
+        app.client
+            .get(app.url("/api/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(message.contains("失効"), "{message}");
+}
+
+#[tokio::test]
+async fn disabling_an_account_ends_its_access() {
+    let app = TestApp::spawn().await;
+    let doctor = app.user_ids[&Who::Doctor];
+    let resp = app
+        .request(Who::Admin, reqwest::Method::PATCH, &format!("/api/users/{doctor}"))
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(app.get(Who::Doctor, "/api/me").send().await.unwrap().status(), 401);
+    let browser = app.browser();
+    assert_eq!(
+        login(&app, &browser, "doc.tokyo", PASSWORD).await.status(),
+        401,
+        "no login either"
+    );
+    let admin = app.user_ids[&Who::Admin];
+    let own = app
+        .request(Who::Admin, reqwest::Method::PATCH, &format!("/api/users/{admin}"))
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 422, "an administrator cannot lock themselves out");
+}

@@ -1,0 +1,52 @@
+//! The JSON API under `/api`, plus `/healthz`. One module per area; handlers check the policy
+//! first, then touch storage, and answer with view types that document themselves in OpenAPI.
+
+pub mod accounts;
+pub mod audit;
+pub mod orgs;
+pub mod system;
+
+use todoke_domain::Message;
+
+use crate::error::AppError;
+
+/// Keyset paging: `limit` rows (default 100, at most 1000) after the `after` cursor.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Return rows after this cursor (the `next` value of the previous page).
+    pub after: Option<String>,
+    /// Rows per page, 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> Result<i64, AppError> {
+        match self.limit {
+            None => Ok(100),
+            Some(n @ 1..=1000) => Ok(n),
+            Some(_) => Err(AppError::invalid_field(
+                "limit",
+                Message::fixed("limit は1〜1000で指定してください", "limit must be between 1 and 1000"),
+            )),
+        }
+    }
+}
+
+/// One page of a list, with the cursor of the next page if there is one.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ListPage<T> {
+    pub items: Vec<T>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+impl<T> ListPage<T> {
+    /// Builds a page from up to `limit + 1` fetched rows: the extra row only signals more.
+    pub fn from_rows(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> ListPage<T> {
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next = if more { rows.last().map(&cursor) } else { None };
+        ListPage { items: rows, next }
+    }
+}

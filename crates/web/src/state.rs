@@ -1,0 +1,67 @@
+//! Server configuration and the state every handler shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use todoke_domain::policy::LifecyclePhase;
+use todoke_storage::Db;
+
+/// How the server behaves; built once by the CLI and passed down, never global.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Mark cookies `Secure` (set when served over HTTPS, directly or behind a proxy).
+    pub secure_cookies: bool,
+    /// A session unused this long ends.
+    pub session_idle: Duration,
+    /// A session ends this long after login, used or not.
+    pub session_absolute: Duration,
+    /// Time allowed to produce response headers.
+    pub request_timeout: Duration,
+    /// Largest JSON or form body accepted.
+    pub body_limit: usize,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy that overwrites it).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            secure_cookies: false,
+            session_idle: Duration::from_secs(30 * 60),
+            session_absolute: Duration::from_secs(12 * 3600),
+            request_timeout: Duration::from_secs(30),
+            body_limit: 1024 * 1024,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+pub struct App {
+    pub db: Db,
+    pub config: ServerConfig,
+}
+
+impl App {
+    /// The lifecycle phase now. The schedule that drives it arrives with the lifecycle issue;
+    /// until then the system is open.
+    pub fn phase(&self) -> LifecyclePhase {
+        LifecyclePhase::Open
+    }
+}
+
+/// Shared, cheaply cloned handle to [`App`].
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl AppState {
+    pub fn new(db: Db, config: ServerConfig) -> AppState {
+        AppState(Arc::new(App { db, config }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
