@@ -124,14 +124,22 @@ pub fn now() -> DateTime<Utc> {
 /// Pool sizes and timeouts.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
-    pub max_connections: u32,
+    /// Connections kept open; `None` picks the backend's default ([`SQLITE_DEFAULT_CONNECTIONS`],
+    /// [`POSTGRES_DEFAULT_CONNECTIONS`]).
+    pub max_connections: Option<u32>,
     pub acquire_timeout: Duration,
 }
+
+/// Each SQLite connection is served by its own OS thread, and only one writes at a time: more
+/// connections than a small machine's cores add scheduling delay, not throughput
+/// (BENCHMARKS.md: 8 gave the best tail latency on 2 cores).
+pub const SQLITE_DEFAULT_CONNECTIONS: u32 = 8;
+pub const POSTGRES_DEFAULT_CONNECTIONS: u32 = 16;
 
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
-            max_connections: 16,
+            max_connections: None,
             acquire_timeout: Duration::from_secs(10),
         }
     }
@@ -164,7 +172,7 @@ impl Db {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
-                .max_connections(opts.max_connections)
+                .max_connections(opts.max_connections.unwrap_or(SQLITE_DEFAULT_CONNECTIONS))
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_with(options)
                 .await?;
@@ -172,7 +180,7 @@ impl Db {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
-                .max_connections(opts.max_connections)
+                .max_connections(opts.max_connections.unwrap_or(POSTGRES_DEFAULT_CONNECTIONS))
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_with(options)
                 .await?;

@@ -15,11 +15,26 @@ use todoke_storage::{AuditContext, DEFAULT_DATABASE_URL, Db, StorageError, redac
 use todoke_web::auth;
 use todoke_web::{AppState, ServerConfig};
 
-async fn open(database: Option<String>) -> anyhow::Result<Db> {
-    let url = database.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-    Db::connect(&url)
+static MAX_CONNECTIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Set once from the command line before any command runs.
+pub fn set_max_connections(n: u32) {
+    MAX_CONNECTIONS.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+async fn connect(url: &str) -> anyhow::Result<Db> {
+    let mut options = todoke_storage::ConnectOptions::default();
+    let n = MAX_CONNECTIONS.load(std::sync::atomic::Ordering::Relaxed);
+    if n > 0 {
+        options.max_connections = Some(n);
+    }
+    Db::connect_with(url, &options)
         .await
-        .with_context(|| format!("opening {}", redact_url(&url)))
+        .with_context(|| format!("opening {}", redact_url(url)))
+}
+
+async fn open(database: Option<String>) -> anyhow::Result<Db> {
+    connect(&database.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())).await
 }
 
 /// Prints an error; storage refusals carry a message in both languages.
@@ -145,9 +160,7 @@ const DEMO_ACCOUNTS: [DemoAccount; 5] = [
 pub async fn demo(database: Option<String>, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let url = database.unwrap_or_else(|| DEMO_DATABASE_URL.to_owned());
     reset_demo_file(&url).await?;
-    let db = Db::connect(&url)
-        .await
-        .with_context(|| format!("opening {}", redact_url(&url)))?;
+    let db = connect(&url).await?;
     anyhow::ensure!(
         db.users(0, 1).await?.is_empty() || db.meta("demo").await?.as_deref() == Some("1"),
         "{} already holds accounts; a demo needs a fresh database",

@@ -18,6 +18,10 @@ struct Cli {
     #[arg(long, global = true, env = "TODOKE_DATABASE_URL")]
     database: Option<String>,
 
+    /// Database connections the process keeps open (default: 8 for SQLite, 16 for PostgreSQL).
+    #[arg(long, global = true, env = "TODOKE_DB_MAX_CONNECTIONS")]
+    max_connections: Option<u32>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -65,6 +69,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(n) = cli.max_connections {
+        commands::set_max_connections(n);
+    }
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => commands::serve(cli.database, args).await,

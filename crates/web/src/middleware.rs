@@ -23,25 +23,34 @@ pub const SESSION_COOKIE: &str = "todoke_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const CSRF_FIELD: &str = "csrf";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Remembers a language chosen with `?lang=`, so the choice survives the next link.
+pub const LANG_COOKIE: &str = "todoke_lang";
 
 /// Marks a response whose error body is already written (a page that re-renders its form).
 #[derive(Debug, Clone, Copy)]
 pub struct Rendered;
 
-/// The language of a request: `?lang=en|ja` first, then `Accept-Language`, else Japanese.
-pub fn lang_of(uri: &Uri, headers: &HeaderMap) -> Lang {
-    let from_query = uri.query().and_then(|q| {
+/// A language chosen explicitly with `?lang=en|ja`.
+fn lang_in_query(uri: &Uri) -> Option<Lang> {
+    uri.query().and_then(|q| {
         q.split('&')
             .find_map(|kv| kv.strip_prefix("lang="))
             .and_then(Lang::from_tag)
-    });
-    from_query.unwrap_or_else(|| {
-        headers
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .map(Lang::from_accept_language)
-            .unwrap_or_default()
     })
+}
+
+/// The language of a request: `?lang=en|ja`, then the remembered choice, then
+/// `Accept-Language`, else Japanese.
+pub fn lang_of(uri: &Uri, headers: &HeaderMap) -> Lang {
+    lang_in_query(uri)
+        .or_else(|| cookie(headers, LANG_COOKIE).and_then(Lang::from_tag))
+        .unwrap_or_else(|| {
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .map(Lang::from_accept_language)
+                .unwrap_or_default()
+        })
 }
 
 /// One cookie's value from the `Cookie` headers.
@@ -205,10 +214,21 @@ async fn check_csrf(req: Request, expected: &str, limit: usize) -> Result<Reques
 }
 
 pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match authenticate_inner(&state, req).await {
+    let chosen = lang_in_query(req.uri());
+    let mut response = match authenticate_inner(&state, req).await {
         Ok(req) => next.run(req).await,
         Err(e) => e.into_response(),
+    };
+    if let Some(lang) = chosen {
+        let cookie = format!(
+            "{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000",
+            lang.as_str()
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
     }
+    response
 }
 
 async fn authenticate_inner(state: &AppState, mut req: Request) -> Result<Request, AppError> {
@@ -384,6 +404,17 @@ mod tests {
         assert_eq!(lang_of(&"/x".parse().unwrap(), &h), Lang::En);
         assert_eq!(lang_of(&"/x?a=1&lang=ja".parse().unwrap(), &h), Lang::Ja);
         assert_eq!(lang_of(&"/x".parse().unwrap(), &HeaderMap::new()), Lang::Ja);
+        h.insert(header::COOKIE, HeaderValue::from_static("todoke_lang=ja"));
+        assert_eq!(
+            lang_of(&"/x".parse().unwrap(), &h),
+            Lang::Ja,
+            "a remembered choice beats the header"
+        );
+        assert_eq!(
+            lang_of(&"/x?lang=en".parse().unwrap(), &h),
+            Lang::En,
+            "a new choice beats the remembered one"
+        );
     }
 
     #[test]

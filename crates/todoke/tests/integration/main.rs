@@ -3,6 +3,7 @@
 
 mod access_matrix;
 mod audit;
+mod browser;
 mod browser_sessions;
 mod cli;
 mod errors;
