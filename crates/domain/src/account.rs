@@ -160,32 +160,11 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// True when a record located at `place` lies inside this scope.
-    pub fn covers(&self, place: &Place) -> bool {
-        match self {
-            Scope::Institution { institution, .. } => place.institution.as_ref() == Some(institution),
-            Scope::HealthCentre { health_centre, .. } => place.health_centre.as_ref() == Some(health_centre),
-            Scope::Prefecture { prefecture } => place.prefecture == *prefecture,
-            Scope::Nation => true,
-            Scope::System => false,
-        }
-    }
-
     pub fn prefecture(&self) -> Option<PrefectureCode> {
         match self {
             Scope::Institution { prefecture, .. }
             | Scope::HealthCentre { prefecture, .. }
             | Scope::Prefecture { prefecture } => Some(*prefecture),
-            Scope::Nation | Scope::System => None,
-        }
-    }
-
-    /// The code the scope was bound with, as stored on the account.
-    pub fn code(&self) -> Option<String> {
-        match self {
-            Scope::Institution { institution, .. } => Some(institution.to_string()),
-            Scope::HealthCentre { health_centre, .. } => Some(health_centre.to_string()),
-            Scope::Prefecture { prefecture } => Some(prefecture.to_string()),
             Scope::Nation | Scope::System => None,
         }
     }
@@ -212,39 +191,6 @@ pub struct Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn place(p: &str, hc: Option<&str>, inst: Option<&str>) -> Place {
-        Place {
-            prefecture: PrefectureCode::parse(p).unwrap(),
-            health_centre: hc.map(|c| HealthCentreCode::parse(c).unwrap()),
-            institution: inst.map(|c| InstitutionCode::parse(c).unwrap()),
-        }
-    }
-
-    #[test]
-    fn scopes_nest_institution_in_health_centre_in_prefecture() {
-        let inst = Scope::Institution {
-            institution: InstitutionCode::parse("I1").unwrap(),
-            health_centre: HealthCentreCode::parse("H1").unwrap(),
-            prefecture: PrefectureCode::parse("13").unwrap(),
-        };
-        let hc = Scope::HealthCentre {
-            health_centre: HealthCentreCode::parse("H1").unwrap(),
-            prefecture: PrefectureCode::parse("13").unwrap(),
-        };
-        let pref = Scope::Prefecture {
-            prefecture: PrefectureCode::parse("13").unwrap(),
-        };
-        let own = place("13", Some("H1"), Some("I1"));
-        let sibling = place("13", Some("H1"), Some("I2"));
-        let other_hc = place("13", Some("H2"), Some("I3"));
-        let other_pref = place("27", Some("H9"), Some("I9"));
-        assert!(inst.covers(&own) && !inst.covers(&sibling));
-        assert!(hc.covers(&sibling) && !hc.covers(&other_hc));
-        assert!(pref.covers(&other_hc) && !pref.covers(&other_pref));
-        assert!(Scope::Nation.covers(&other_pref));
-        assert!(!Scope::System.covers(&own), "admins never reach case data");
-    }
 
     #[test]
     fn logins_are_lower_case_and_bounded() {

@@ -32,9 +32,18 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
-/// Encodes an optional text so that `None` and `Some("")` hash differently.
-fn opt(v: &Option<String>) -> &[u8] {
-    v.as_deref().map(str::as_bytes).unwrap_or(b"\x00null")
+/// Encodes an optional text with a tag byte first (0: absent, 1: present), so that no stored
+/// value, whatever its bytes, hashes like an absent one.
+fn opt(v: &Option<String>) -> Vec<u8> {
+    match v {
+        None => vec![0],
+        Some(s) => {
+            let mut out = Vec::with_capacity(s.len() + 1);
+            out.push(1);
+            out.extend_from_slice(s.as_bytes());
+            out
+        }
+    }
 }
 
 impl AuditEntry {
@@ -49,21 +58,15 @@ impl AuditEntry {
         field(&self.seq.to_be_bytes());
         // Microseconds: both backends store at least that precision.
         field(self.at.to_rfc3339_opts(SecondsFormat::Micros, true).as_bytes());
-        field(
-            &self
-                .actor_user_id
-                .map(|i| i.to_string())
-                .unwrap_or_default()
-                .into_bytes(),
-        );
-        field(opt(&self.actor_login));
-        field(opt(&self.actor_role));
+        field(&opt(&self.actor_user_id.map(|i| i.to_string())));
+        field(&opt(&self.actor_login));
+        field(&opt(&self.actor_role));
         field(self.action.as_bytes());
         field(self.record_type.as_bytes());
-        field(opt(&self.record_id));
-        field(opt(&self.client_addr));
-        field(opt(&self.request_id));
-        field(opt(&self.detail));
+        field(&opt(&self.record_id));
+        field(&opt(&self.client_addr));
+        field(&opt(&self.request_id));
+        field(&opt(&self.detail));
         hex::encode(h.finalize())
     }
 }
@@ -195,10 +198,13 @@ mod tests {
     }
 
     #[test]
-    fn null_and_empty_fields_hash_differently() {
+    fn absent_and_present_fields_never_hash_alike() {
         let mut a = chain(1).remove(0);
-        let h1 = a.compute_hash(GENESIS_HASH);
-        a.record_id = Some(String::new());
-        assert_ne!(a.compute_hash(GENESIS_HASH), h1);
+        a.record_id = None;
+        let absent = a.compute_hash(GENESIS_HASH);
+        for stored in ["", "\0", "\0null", "\u{1}"] {
+            a.record_id = Some(stored.to_owned());
+            assert_ne!(a.compute_hash(GENESIS_HASH), absent, "{stored:?}");
+        }
     }
 }

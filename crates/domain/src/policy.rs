@@ -145,13 +145,13 @@ pub fn decide(actor: Option<&Principal>, action: &Action<'_>, phase: &LifecycleP
     match (phase, effect) {
         (_, Effect::Public) | (LifecyclePhase::Open, _) | (LifecyclePhase::ReadOnly { .. }, _) => {}
         (LifecyclePhase::Maintenance { .. }, _) => return Err(locked()),
-        (LifecyclePhase::Closed { .. }, Effect::Read) => return Err(locked()),
-        (LifecyclePhase::Closed { .. }, Effect::Administration) => {
-            // Operators keep managing accounts after the close; nobody else does anything.
-            if !matches!(
-                action,
-                Action::ManageAccounts | Action::LogIn | Action::ManageOwnCredentials
-            ) {
+        (LifecyclePhase::Closed { .. }, _) => {
+            // After the close only operators work (accounts, the directory, the audit log). The
+            // login form stays open to the public; the login handler asks again once it knows
+            // who is logging in.
+            let operator = actor.is_some_and(|p| p.role == Role::Admin);
+            let login_form = actor.is_none() && *action == Action::LogIn;
+            if !operator && !login_form {
                 return Err(locked());
             }
         }
@@ -184,6 +184,9 @@ pub fn decide(actor: Option<&Principal>, action: &Action<'_>, phase: &LifecycleP
 
 /// Which organisation records (health centres, institutions) a user can see: their own place in
 /// the tree and everything below it. National and admin users see the whole directory.
+///
+/// This is the rule for the organisation directory only. Case data has its own rule, under which
+/// an administrator sees nothing; never reuse this filter for cases.
 pub fn org_filter(principal: &Principal) -> PlaceFilter {
     match &principal.scope {
         Scope::Institution {
@@ -392,9 +395,100 @@ mod tests {
             decide(Some(&hc_user), &Action::ListOrganisations, &closed),
             Err(Denial::Locked { .. })
         ));
+        assert!(matches!(
+            decide(Some(&hc_user), &Action::LogIn, &closed),
+            Err(Denial::Locked { .. })
+        ));
+        let admin = principal(Role::Admin);
+        for action in [
+            Action::LogIn,
+            Action::ReadOwnAccount,
+            Action::ManageAccounts,
+            Action::ReadAuditLog,
+        ] {
+            assert_eq!(
+                decide(Some(&admin), &action, &closed),
+                Ok(()),
+                "operators keep working after the close: {action:?}"
+            );
+        }
         assert_eq!(
-            decide(Some(&principal(Role::Admin)), &Action::ManageAccounts, &closed),
-            Ok(())
+            decide(None, &Action::LogIn, &closed),
+            Ok(()),
+            "the form is shown; the handler asks again"
         );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn code(n: u32) -> String {
+            format!("C{n}")
+        }
+
+        prop_compose! {
+            /// A place in a small tree: 3 prefectures × 3 health centres × 3 institutions, at the
+            /// prefecture, health-centre or institution level.
+            fn place()(p in 1u8..=3, h in 0u8..3, i in 0u8..3, level in 0u8..3) -> Place {
+                let prefecture = PrefectureCode::from_number(p).unwrap();
+                let (p32, h32, i32) = (u32::from(p), u32::from(h), u32::from(i));
+                let hc = HealthCentreCode::parse(&code(p32 * 10 + h32)).unwrap();
+                let inst = InstitutionCode::parse(&code(p32 * 100 + h32 * 10 + i32)).unwrap();
+                Place {
+                    prefecture,
+                    health_centre: (level >= 1).then_some(hc),
+                    institution: (level == 2).then_some(inst),
+                }
+            }
+        }
+
+        prop_compose! {
+            fn someone()(role in 0usize..5, at in place()) -> Principal {
+                let role = Role::ALL[role];
+                let hc = at.health_centre.clone().unwrap_or_else(|| HealthCentreCode::parse("C10").unwrap());
+                let scope = match role {
+                    Role::Doctor => Scope::Institution {
+                        institution: at.institution.clone().unwrap_or_else(|| InstitutionCode::parse("C100").unwrap()),
+                        health_centre: hc,
+                        prefecture: at.prefecture,
+                    },
+                    Role::HealthCentre => Scope::HealthCentre { health_centre: hc, prefecture: at.prefecture },
+                    Role::Prefecture => Scope::Prefecture { prefecture: at.prefecture },
+                    Role::National => Scope::Nation,
+                    Role::Admin => Scope::System,
+                };
+                Principal { user_id: UserId(1), login: Login::parse("someone").unwrap(), role, scope }
+            }
+        }
+
+        proptest! {
+            /// Whatever the tree, a scoped user never reads an organisation of another
+            /// prefecture, a health-centre user never one of another health centre, a doctor
+            /// never another institution; and a refusal of a single record is always 404.
+            #[test]
+            fn scoped_users_never_read_outside_their_scope(who in someone(), target in place()) {
+                let decision = decide(Some(&who), &Action::ReadOrganisation(&target), &LifecyclePhase::Open);
+                if let Err(denial) = &decision {
+                    prop_assert_eq!(denial, &Denial::NotFound);
+                }
+                if decision.is_ok() {
+                    if let Some(p) = who.scope.prefecture() {
+                        prop_assert_eq!(p, target.prefecture);
+                    }
+                    match &who.scope {
+                        Scope::HealthCentre { health_centre, .. } | Scope::Institution { health_centre, .. } => {
+                            prop_assert!(target.health_centre.as_ref().is_none_or(|h| h == health_centre));
+                        }
+                        _ => {}
+                    }
+                    if let Scope::Institution { institution, .. } = &who.scope {
+                        prop_assert!(target.institution.as_ref().is_none_or(|i| i == institution));
+                    }
+                }
+                // The list filter and the single-record decision agree.
+                prop_assert_eq!(org_filter(&who).matches(&target), decision.is_ok());
+            }
+        }
     }
 }

@@ -339,13 +339,21 @@ impl Db {
             .collect()
     }
 
-    /// Sets or clears the TOTP secret (base32). Clearing also resets replay protection.
-    pub async fn set_totp_secret(&self, ctx: &AuditContext, user_id: UserId, secret: Option<&str>) -> Result<()> {
+    /// Sets or clears the TOTP secret (base32). `accepted_step` is the time step of the code that
+    /// proved the new secret, consumed in the same write so it cannot be used again.
+    pub async fn set_totp_secret(
+        &self,
+        ctx: &AuditContext,
+        user_id: UserId,
+        secret: Option<&str>,
+        accepted_step: Option<i64>,
+    ) -> Result<()> {
         dispatch!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let done = sqlx::query("UPDATE users SET totp_secret = $1, totp_last_step = NULL WHERE id = $2")
+            let done = sqlx::query("UPDATE users SET totp_secret = $1, totp_last_step = $3 WHERE id = $2")
                 .bind(secret)
                 .bind(user_id.0)
+                .bind(accepted_step)
                 .execute(&mut *tx)
                 .await?;
             if done.rows_affected() == 0 {
@@ -396,7 +404,13 @@ impl Db {
                 return Err(StorageError::NotFound);
             }
             if disabled {
+                // Sessions end and tokens are revoked for good: re-enabling must not revive them.
                 sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id.0).execute(&mut *tx).await?;
+                sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    .bind(user_id.0)
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await?;
             }
             let action = if disabled { "user.disable" } else { "user.enable" };
             tx.append_audit(ctx, AuditEvent::new(action, "user", user_id)).await?;
@@ -537,13 +551,8 @@ impl Db {
         token_hash: &str,
         label: &str,
     ) -> Result<i64> {
-        let label = label.trim();
-        if label.chars().count() > 100 {
-            return Err(StorageError::Invalid(Message::fixed(
-                "ラベルは100文字以内です",
-                "label must be at most 100 characters",
-            )));
-        }
+        let label = crate::clean_text(label, 0, 100, ("ラベル", "label"))?;
+        let label = label.as_str();
         dispatch!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let id: i64 = sqlx::query_scalar("INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
@@ -632,21 +641,55 @@ impl Db {
         }))
     }
 
-    pub async fn put_throttle(&self, key: &str, t: &Throttle) -> Result<()> {
+    /// Replaces a counter by `next(previous)` atomically and returns both, so concurrent attempts
+    /// are all counted and each sees the state before its own. The row is created first (as a
+    /// zero counter) so that PostgreSQL has a row to lock; SQLite's write transactions are
+    /// serial anyway.
+    pub async fn bump_throttle(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        next: impl FnOnce(Option<Throttle>) -> Throttle + Send,
+    ) -> Result<(Option<Throttle>, Throttle)> {
+        let lock = match self {
+            Db::Sqlite(_) => "SELECT failures, window_started_at, locked_until FROM login_throttle WHERE key = $1",
+            Db::Postgres(_) => {
+                "SELECT failures, window_started_at, locked_until FROM login_throttle WHERE key = $1 FOR UPDATE"
+            }
+        };
         dispatch!(self, pool => {
-            sqlx::query(
-                "INSERT INTO login_throttle (key, failures, window_started_at, locked_until) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, window_started_at = excluded.window_started_at, \
-                 locked_until = excluded.locked_until",
-            )
-            .bind(key)
-            .bind(t.failures)
-            .bind(t.window_started_at)
-            .bind(t.locked_until)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("INSERT INTO login_throttle (key, failures, window_started_at) VALUES ($1, 0, $2) ON CONFLICT (key) DO NOTHING")
+                .bind(key)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let row: Throttle = sqlx::query_as(lock).bind(key).fetch_one(&mut *tx).await?;
+            let before = (row.failures > 0 || row.locked_until.is_some()).then_some(row);
+            let after = next(before.clone());
+            sqlx::query("UPDATE login_throttle SET failures = $2, window_started_at = $3, locked_until = $4 WHERE key = $1")
+                .bind(key)
+                .bind(after.failures)
+                .bind(after.window_started_at)
+                .bind(after.locked_until)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok((before, after))
+        })
+    }
+
+    /// Forgets counters that no longer matter: unlocked (or no longer locked) and last reset
+    /// before `cutoff`. Keeps the table small whatever names people try.
+    pub async fn delete_stale_throttles(&self, now: DateTime<Utc>, cutoff: DateTime<Utc>) -> Result<u64> {
+        Ok(dispatch!(self, pool => {
+            sqlx::query("DELETE FROM login_throttle WHERE (locked_until IS NULL OR locked_until <= $1) AND window_started_at < $2")
+                .bind(now)
+                .bind(cutoff)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
     }
 
     pub async fn clear_throttle(&self, key: &str) -> Result<()> {

@@ -233,13 +233,24 @@ impl Db {
     }
 
     /// Walks the whole chain in sequence order with constant memory.
+    ///
+    /// The head is read first and the chain checked up to it, so entries appended while the walk
+    /// runs are left for the next verification instead of looking like a truncation.
     pub async fn verify_audit(&self) -> Result<AuditVerdict> {
-        let sql = concat!("SELECT ", entry_columns!(), " FROM audit_log ORDER BY seq");
+        let sql = concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM audit_log WHERE seq <= $1 ORDER BY seq"
+        );
         dispatch!(self, pool => {
+            let (head_seq, head_hash): (i64, String) =
+                sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_one(pool)
+                    .await?;
             let mut verifier = ChainVerifier::default();
             let mut last_hash = todoke_domain::audit::GENESIS_HASH.to_owned();
             {
-                let mut rows = sqlx::query_as::<_, AuditRow>(sql).fetch(pool);
+                let mut rows = sqlx::query_as::<_, AuditRow>(sql).bind(head_seq).fetch(pool);
                 while let Some(row) = rows.try_next().await? {
                     let entry = AuditEntry::from(row);
                     if let Err(broken) = verifier.push(&entry) {
@@ -248,10 +259,6 @@ impl Db {
                     last_hash = entry.hash;
                 }
             }
-            let (head_seq, head_hash): (i64, String) =
-                sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-                    .fetch_one(pool)
-                    .await?;
             let entries = verifier.verified();
             if head_seq != entries {
                 return Ok(AuditVerdict::Truncated { last_seq: entries, head_seq });

@@ -115,6 +115,26 @@ impl StorageError {
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+/// A free text field as stored: trimmed, `min..=max` characters, no control characters (which
+/// PostgreSQL refuses in text, and which no name or label needs).
+pub(crate) fn clean_text(value: &str, min: usize, max: usize, (ja, en): (&str, &str)) -> Result<String> {
+    let value = value.trim();
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(StorageError::Invalid(Message::new(
+            format!("{ja}は{min}〜{max}文字で指定してください"),
+            format!("{en} must be {min} to {max} characters"),
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(StorageError::Invalid(Message::new(
+            format!("{ja}に制御文字は使えません"),
+            format!("{en} must not contain control characters"),
+        )));
+    }
+    Ok(value.to_owned())
+}
+
 /// The current instant at microsecond precision, the precision both backends keep. Values
 /// written and read back compare (and hash) equal.
 pub fn now() -> DateTime<Utc> {

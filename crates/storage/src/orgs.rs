@@ -58,14 +58,7 @@ pub struct Page {
 }
 
 fn check_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(StorageError::Invalid(Message::fixed(
-            "名称は1〜200文字で指定してください",
-            "name must be 1 to 200 characters",
-        )));
-    }
-    Ok(name.to_owned())
+    crate::clean_text(name, 1, 200, ("名称", "name"))
 }
 
 // Optional filters are written `CAST($n AS TEXT) IS NULL OR ...` so that PostgreSQL can type an
@@ -149,8 +142,19 @@ impl Db {
     pub async fn create_institution(&self, ctx: &AuditContext, new: &NewInstitution) -> Result<Institution> {
         let name = check_name(&new.name)?;
         let created_at = now();
-        dispatch!(self, pool => {
+        let missing_hc = || {
+            StorageError::Invalid(Message::new(
+                format!("保健所「{}」は登録されていません", new.health_centre),
+                format!("health centre \"{}\" does not exist", new.health_centre),
+            ))
+        };
+        let prefecture: String = dispatch!(self, pool => {
             let mut tx = pool.begin_write().await?;
+            let prefecture: Option<String> = sqlx::query_scalar("SELECT prefecture_code FROM health_centres WHERE code = $1")
+                .bind(new.health_centre.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let prefecture = prefecture.ok_or_else(missing_hc)?;
             sqlx::query("INSERT INTO institutions (code, health_centre_code, name, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(new.code.as_str())
                 .bind(new.health_centre.as_str())
@@ -166,10 +170,15 @@ impl Db {
             tx.append_audit(ctx, AuditEvent::new("institution.create", "institution", &new.code)
                 .with_detail(serde_json::json!({"health_centre": new.health_centre.to_string()}))).await?;
             tx.commit().await?;
+            prefecture
         });
-        self.institution(&new.code)
-            .await
-            .map(|i| Institution { created_at, ..i })
+        Ok(Institution {
+            code: new.code.to_string(),
+            health_centre: new.health_centre.to_string(),
+            prefecture,
+            name,
+            created_at,
+        })
     }
 
     pub async fn institution(&self, code: &InstitutionCode) -> Result<Institution> {

@@ -49,6 +49,7 @@ conformance!(
     api_tokens_authenticate_until_revoked,
     totp_steps_cannot_be_replayed,
     login_throttle_round_trips,
+    codes_sort_by_bytes_on_both_backends,
     every_write_is_audited_and_chained,
     an_edited_audit_entry_is_detected,
     a_truncated_audit_log_is_detected,
@@ -449,11 +450,21 @@ async fn api_tokens_authenticate_until_revoked(db: &Db) {
         db.token_owner("hash-b").await.unwrap().is_none(),
         "a disabled account's token {id2} stops working"
     );
+    db.set_user_disabled(&cli(), b, false).await.unwrap();
+    assert!(
+        db.token_owner("hash-b").await.unwrap().is_none(),
+        "re-enabling does not revive old tokens"
+    );
+    assert!(db.principal(b).await.is_ok(), "the account itself is back");
+    let bad = db.create_api_token(&cli(), a, "hash-c", "tab\there").await.unwrap_err();
+    assert!(matches!(bad, StorageError::Invalid(m) if m.en.contains("control characters")));
 }
 
 async fn totp_steps_cannot_be_replayed(db: &Db) {
     let u = add_user(db, "nat1", Role::National, None).await;
-    db.set_totp_secret(&cli(), u, Some("JBSWY3DPEHPK3PXP")).await.unwrap();
+    db.set_totp_secret(&cli(), u, Some("JBSWY3DPEHPK3PXP"), Some(3))
+        .await
+        .unwrap();
     assert!(
         db.credentials(&Login::parse("nat1").unwrap())
             .await
@@ -462,11 +473,15 @@ async fn totp_steps_cannot_be_replayed(db: &Db) {
             .totp_secret
             .is_some()
     );
+    assert!(
+        !db.accept_totp_step(u, 3).await.unwrap(),
+        "the enrolment code was consumed with the secret"
+    );
     assert!(db.accept_totp_step(u, 5).await.unwrap());
     assert!(!db.accept_totp_step(u, 5).await.unwrap(), "same step twice");
     assert!(!db.accept_totp_step(u, 4).await.unwrap(), "an older step");
     assert!(db.accept_totp_step(u, 6).await.unwrap());
-    db.set_totp_secret(&cli(), u, None).await.unwrap();
+    db.set_totp_secret(&cli(), u, None, None).await.unwrap();
     assert!(
         db.accept_totp_step(u, 1).await.unwrap(),
         "removing the secret resets replay protection"
@@ -480,17 +495,104 @@ async fn login_throttle_round_trips(db: &Db) {
         window_started_at: now(),
         locked_until: Some(now() + Duration::minutes(5)),
     };
-    db.put_throttle("login:x", &t).await.unwrap();
+    let (before, after) = db
+        .bump_throttle("login:x", now(), |prev| {
+            assert_eq!(prev, None, "a new key starts from nothing");
+            t.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!((before, after), (None, t.clone()));
     assert_eq!(db.throttle("login:x").await.unwrap(), Some(t.clone()));
-    let t2 = Throttle {
-        failures: 4,
-        locked_until: None,
-        ..t
-    };
-    db.put_throttle("login:x", &t2).await.unwrap();
-    assert_eq!(db.throttle("login:x").await.unwrap(), Some(t2));
+    let (before, _) = db
+        .bump_throttle("login:x", now(), |prev| Throttle {
+            failures: 4,
+            locked_until: None,
+            ..prev.unwrap()
+        })
+        .await
+        .unwrap();
+    assert_eq!(before, Some(t));
+    assert_eq!(db.throttle("login:x").await.unwrap().unwrap().failures, 4);
     db.clear_throttle("login:x").await.unwrap();
     assert_eq!(db.throttle("login:x").await.unwrap(), None);
+    // Concurrent bumps are all counted: none reads a value another is about to overwrite.
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let t = now();
+                db.bump_throttle("addr:1", t, move |prev| {
+                    let n = prev.map_or(0, |p| p.failures);
+                    Throttle {
+                        failures: n + 1,
+                        window_started_at: t,
+                        locked_until: None,
+                    }
+                })
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(db.throttle("addr:1").await.unwrap().unwrap().failures, 16);
+}
+
+async fn codes_sort_by_bytes_on_both_backends(db: &Db) {
+    for code in ["hb", "HA", "H-1", "H_2", "h1"] {
+        db.create_health_centre(
+            &cli(),
+            &NewHealthCentre {
+                code: hc(code),
+                prefecture: pc("01"),
+                name: "x".into(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let all = db
+        .health_centres(&PlaceFilter::default(), &Page { after: None, limit: 10 })
+        .await
+        .unwrap();
+    let order: Vec<String> = all.into_iter().map(|h| h.code).collect();
+    assert_eq!(
+        order,
+        ["H-1", "HA", "H_2", "h1", "hb"],
+        "byte order, as keyset paging assumes"
+    );
+    let after: Vec<String> = db
+        .health_centres(
+            &PlaceFilter::default(),
+            &Page {
+                after: Some("HA".into()),
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.code)
+        .collect();
+    assert_eq!(after, ["H_2", "h1", "hb"]);
+    let bad = db
+        .create_health_centre(
+            &cli(),
+            &NewHealthCentre {
+                code: hc("H9"),
+                prefecture: pc("01"),
+                name: "a\u{0}b".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(bad, StorageError::Invalid(_)),
+        "NUL refused on both backends, not a database error: {bad:?}"
+    );
 }
 
 async fn every_write_is_audited_and_chained(db: &Db) {

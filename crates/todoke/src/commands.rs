@@ -209,7 +209,7 @@ pub async fn demo(database: Option<String>, args: DemoArgs) -> anyhow::Result<Ex
         let id = db.create_user(&ctx, &new).await?;
         let totp = if account.role.requires_second_factor() {
             let secret = auth::totp::new_secret();
-            db.set_totp_secret(&ctx, id, Some(&secret)).await?;
+            db.set_totp_secret(&ctx, id, Some(&secret), None).await?;
             format!("TOTP key {secret}")
         } else {
             String::new()

@@ -143,10 +143,13 @@ impl ThrottlePolicy {
         lockout: Duration::minutes(15),
     };
 
-    /// The counter after one more failure at `now`.
-    pub fn after_failure(&self, previous: Option<Throttle>, now: DateTime<Utc>) -> Throttle {
+    /// The counter after one more attempt at `now`. A key that is locked stays as it is: further
+    /// attempts are refused without extending the lock, so nobody can keep a user locked out
+    /// for ever by guessing.
+    pub fn after_attempt(&self, previous: Option<Throttle>, now: DateTime<Utc>) -> Throttle {
         let mut t = match previous {
-            Some(t) if now - t.window_started_at < self.window => t,
+            Some(t) if t.locked_until.is_some_and(|until| until > now) => return t,
+            Some(t) if now - t.window_started_at < self.window && t.locked_until.is_none() => t,
             _ => Throttle {
                 failures: 0,
                 window_started_at: now,
@@ -218,13 +221,23 @@ mod tests {
         let now = Utc::now();
         let mut t = None;
         for _ in 0..4 {
-            t = Some(p.after_failure(t, now));
+            t = Some(p.after_attempt(t, now));
             assert_eq!(locked_for(t.as_ref(), now), None);
         }
-        t = Some(p.after_failure(t, now));
+        t = Some(p.after_attempt(t, now));
         assert_eq!(locked_for(t.as_ref(), now), Some(15 * 60));
+        let later = now + Duration::minutes(10);
+        assert_eq!(
+            p.after_attempt(t.clone(), later),
+            t.clone().unwrap(),
+            "attempts while locked do not extend the lock"
+        );
         assert_eq!(locked_for(t.as_ref(), now + Duration::minutes(16)), None);
-        let fresh = p.after_failure(t, now + Duration::minutes(20));
-        assert_eq!((fresh.failures, fresh.locked_until), (1, None));
+        let fresh = p.after_attempt(t, now + Duration::minutes(16));
+        assert_eq!(
+            (fresh.failures, fresh.locked_until),
+            (1, None),
+            "an expired lock starts a new window"
+        );
     }
 }

@@ -29,7 +29,12 @@ pub enum Authn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Via {
     Token,
-    Session { token_hash: String, csrf_token: String },
+    Session {
+        token_hash: String,
+        csrf_token: String,
+        /// Whether the user has a second factor set up.
+        has_totp: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +70,12 @@ impl Caller {
             Err(policy::Denial::Unauthenticated) => Err(AppError::Unauthenticated(self.why_unauthenticated())),
             Err(denial) => Err(denial.into()),
         }
+    }
+
+    /// Asks the access policy for `principal` explicitly: a session still waiting for its second
+    /// factor is not a caller yet, but its steps are governed by the same policy.
+    pub fn allow_as(&self, state: &AppState, principal: &Principal, action: &Action<'_>) -> Result<(), AppError> {
+        policy::decide(Some(principal), action, &state.phase()).map_err(AppError::from)
     }
 
     /// Like [`Caller::allow`], for actions that always need a user.

@@ -69,11 +69,15 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The client's address. Behind a trusted proxy it is the right-most `X-Forwarded-For` entry,
+/// the one the proxy itself added; entries to its left come from the client and prove nothing.
 fn client_addr(req: &Request, trust_forwarded_for: bool) -> Option<String> {
     if trust_forwarded_for
-        && let Some(first) = header_str(req.headers(), "x-forwarded-for").and_then(|v| v.split(',').next())
+        && let Some(last) = header_str(req.headers(), "x-forwarded-for")
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|a| a.trim().parse::<std::net::IpAddr>().ok())
     {
-        return Some(first.trim().to_owned());
+        return Some(last.to_string());
     }
     req.extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
@@ -82,14 +86,17 @@ fn client_addr(req: &Request, trust_forwarded_for: bool) -> Option<String> {
 
 /// A state-changing request started by another site: refused whatever its credentials, which
 /// also stops login CSRF (there is no session to hold a token yet).
-fn is_cross_site(headers: &HeaderMap) -> bool {
+fn is_cross_site(uri: &Uri, headers: &HeaderMap) -> bool {
     if header_str(headers, "sec-fetch-site") == Some("cross-site") {
         return true;
     }
-    match (header_str(headers, "origin"), header_str(headers, "host")) {
-        (Some("null"), _) => true,
+    // HTTP/2 carries the host in the URI's authority rather than in a Host header.
+    let host = header_str(headers, "host").or_else(|| uri.authority().map(|a| a.as_str()));
+    match (header_str(headers, "origin"), host) {
+        (None, _) => false,
         (Some(origin), Some(host)) => origin.split_once("://").map(|(_, h)| h) != Some(host),
-        _ => false,
+        // An origin we cannot compare with anything (or "null") fails closed.
+        (Some(_), None) => true,
     }
 }
 
@@ -178,6 +185,7 @@ async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Authn, AppErro
         via: Via::Session {
             token_hash: hash,
             csrf_token: session.csrf_token,
+            has_totp: session.user_has_totp,
         },
     })
 }
@@ -233,7 +241,7 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
 
 async fn authenticate_inner(state: &AppState, mut req: Request) -> Result<Request, AppError> {
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if unsafe_method && is_cross_site(req.headers()) {
+    if unsafe_method && is_cross_site(req.uri(), req.headers()) {
         return Err(csrf_refused());
     }
     let authn = resolve(state, req.headers()).await?;
@@ -385,16 +393,24 @@ mod tests {
 
     #[test]
     fn cross_site_posts_are_recognised() {
+        let uri: Uri = "/login".parse().unwrap();
         let mut h = HeaderMap::new();
         h.insert("host", HeaderValue::from_static("127.0.0.1:8080"));
-        assert!(!is_cross_site(&h), "non-browser clients send neither header");
+        assert!(!is_cross_site(&uri, &h), "non-browser clients send neither header");
         h.insert("origin", HeaderValue::from_static("http://127.0.0.1:8080"));
-        assert!(!is_cross_site(&h));
+        assert!(!is_cross_site(&uri, &h));
         h.insert("origin", HeaderValue::from_static("https://evil.example"));
-        assert!(is_cross_site(&h));
+        assert!(is_cross_site(&uri, &h));
+        h.insert("origin", HeaderValue::from_static("null"));
+        assert!(is_cross_site(&uri, &h));
         let mut h2 = HeaderMap::new();
         h2.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert!(is_cross_site(&h2));
+        assert!(is_cross_site(&uri, &h2));
+        let mut h3 = HeaderMap::new();
+        h3.insert("origin", HeaderValue::from_static("https://127.0.0.1:8080"));
+        assert!(is_cross_site(&uri, &h3), "no host to compare with: refused");
+        let h2_uri: Uri = "https://127.0.0.1:8080/login".parse().unwrap();
+        assert!(!is_cross_site(&h2_uri, &h3), "HTTP/2: the authority stands in for Host");
     }
 
     #[test]

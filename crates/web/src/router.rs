@@ -78,10 +78,10 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
         .routes(routes!(pages::home))
-        .routes(routes!(pages::login_form, pages::login))
-        .routes(routes!(pages::totp_form, pages::totp_verify))
-        .routes(routes!(pages::enrol_form, pages::enrol))
-        .routes(routes!(pages::logout))
+        .routes(routes!(pages::login::login_form, pages::login::login))
+        .routes(routes!(pages::login::totp_form, pages::login::totp_verify))
+        .routes(routes!(pages::enrol::enrol_form, pages::enrol::enrol))
+        .routes(routes!(pages::login::logout))
 }
 
 /// The OpenAPI document of every route.
@@ -182,7 +182,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let sweeper = tokio::spawn(sweep_sessions(state.clone()));
+    let sweeper = tokio::spawn(sweep(state.clone()));
     let app = app(state);
     let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
@@ -192,14 +192,23 @@ pub async fn serve(
 }
 
 /// Deletes expired sessions every ten minutes.
-async fn sweep_sessions(state: AppState) {
+/// Every ten minutes: deletes expired sessions and login counters older than a day.
+async fn sweep(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
-        match state.db.delete_expired_sessions(todoke_storage::now()).await {
+        let now = todoke_storage::now();
+        match state.db.delete_expired_sessions(now).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "expired sessions removed"),
             Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
+        }
+        if let Err(e) = state
+            .db
+            .delete_stale_throttles(now, now - chrono::Duration::days(1))
+            .await
+        {
+            tracing::warn!(error = %e, "could not remove stale login counters");
         }
     }
 }

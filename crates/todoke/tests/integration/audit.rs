@@ -118,3 +118,40 @@ async fn audit_verify_names_the_edited_entry_on_sqlite() {
 async fn audit_verify_names_the_edited_entry_on_postgres() {
     verify_reports_the_edited_entry(Backend::Postgres).await;
 }
+
+#[tokio::test]
+async fn reading_the_user_list_is_audited() {
+    let app = TestApp::spawn().await;
+    let resp = app.get(Who::Admin, "/api/users").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let entries = app.db.audit_entries(0, 1000).await.unwrap();
+    let read = entries
+        .iter()
+        .find(|e| e.action == "user.list")
+        .expect("the read is recorded");
+    assert_eq!(read.actor_login.as_deref(), Some("ops.admin"));
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_proxy_added_address_is_used() {
+    let config = todoke_web::ServerConfig {
+        trust_forwarded_for: true,
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, config).await.unwrap();
+    let resp = app
+        .post(Who::Admin, "/api/health-centres")
+        .header("x-forwarded-for", "6.6.6.6, 203.0.113.7")
+        .json(&json!({"code": "H41", "prefecture": "41", "name": "佐賀"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let entries = app.db.audit_entries(0, 1000).await.unwrap();
+    let entry = entries.iter().find(|e| e.record_id.as_deref() == Some("H41")).unwrap();
+    assert_eq!(
+        entry.client_addr.as_deref(),
+        Some("203.0.113.7"),
+        "the client-supplied left entry is ignored"
+    );
+}

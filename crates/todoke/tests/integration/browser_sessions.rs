@@ -380,3 +380,183 @@ async fn disabling_an_account_ends_its_access() {
         .unwrap();
     assert_eq!(own.status(), 422, "an administrator cannot lock themselves out");
 }
+
+#[tokio::test]
+async fn code_guesses_stay_limited_even_when_the_password_is_entered_again() {
+    let app = TestApp::spawn().await;
+    let national = todoke_domain::UserId(app.user_ids[&Who::National]);
+    let secret = auth::totp::new_secret();
+    app.db
+        .set_totp_secret(&todoke_storage::AuditContext::cli(), national, Some(&secret), None)
+        .await
+        .unwrap();
+    let browser = app.browser();
+    login(&app, &browser, "mhlw.analyst", PASSWORD).await;
+    let csrf = csrf_from(&app, &browser, "/login/totp").await;
+    for _ in 0..5 {
+        let r = browser
+            .post(app.url("/login/totp"))
+            .form(&[("csrf", csrf.as_str()), ("code", "000000")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    // The right password again, from a fresh browser, does not buy more code guesses.
+    let browser = app.browser();
+    let again = login(&app, &browser, "mhlw.analyst", PASSWORD).await;
+    assert!(location(&again).starts_with("/login/totp"));
+    let csrf = csrf_from(&app, &browser, "/login/totp").await;
+    let code = auth::totp::code_at(&secret, now_unix()).unwrap();
+    let r = browser
+        .post(app.url("/login/totp"))
+        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "even the right code waits out the lock");
+    let audited = app.db.audit_entries(0, 1000).await.unwrap();
+    assert_eq!(
+        audited
+            .iter()
+            .filter(|e| e.action == "session.second_factor_failed")
+            .count(),
+        5
+    );
+}
+
+#[tokio::test]
+async fn parallel_password_guesses_cannot_exceed_the_limit() {
+    let app = TestApp::spawn().await;
+    let guesses: Vec<_> = (0..12)
+        .map(|i| {
+            let client = app.client.clone();
+            let url = app.url("/login");
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .form(&[
+                        ("login", "pref.tokyo".to_owned()),
+                        ("password", format!("guess number {i}")),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for g in guesses {
+        statuses.push(g.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(
+        checked, 5,
+        "exactly five guesses were checked, the rest refused: {statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7);
+}
+
+#[tokio::test]
+async fn the_next_parameter_never_leaves_the_site_or_breaks_the_response() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    let resp = browser
+        .post(app.url("/login"))
+        .form(&[
+            ("login", "doc.tokyo"),
+            ("password", PASSWORD),
+            ("next", "/\r\nSet-Cookie: evil=1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((resp.status().as_u16(), location(&resp).as_str()), (303, "/"));
+    for next in ["/%09/evil.example", "//evil.example", "https://evil.example/"] {
+        let resp = browser
+            .get(app.url(&format!("/login?next={}", todoke_web::middleware::url_encode(next))))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303);
+        let to = location(&resp);
+        assert!(to == "/" || to == "/%09/evil.example", "{next} → {to}");
+    }
+    let ok = browser.get(app.url("/login?next=%2Fapi%2Fme")).send().await.unwrap();
+    assert_eq!(location(&ok), "/api/me", "a local path is kept");
+}
+
+#[tokio::test]
+async fn text_typed_into_the_login_field_is_not_kept_unless_it_is_a_login() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    let resp = login(&app, &browser, "My Secret Passphrase 1", "x").await;
+    assert_eq!(resp.status(), 401);
+    assert!(
+        !resp.text().await.unwrap().contains("My Secret"),
+        "not echoed into the form"
+    );
+    let failed: Vec<_> = app
+        .db
+        .audit_entries(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "session.login_failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].record_id, None, "not written to the append-only log");
+    assert!(failed[0].detail.as_deref().unwrap().contains("malformed login"));
+}
+
+#[tokio::test]
+async fn an_existing_second_factor_cannot_be_replaced_from_a_session() {
+    let app = TestApp::spawn().await;
+    let doctor = todoke_domain::UserId(app.user_ids[&Who::Doctor]);
+    let browser = app.browser();
+    login(&app, &browser, "doc.tokyo", PASSWORD).await;
+    let page = browser.get(app.url("/account/totp")).send().await.unwrap();
+    assert_eq!(page.status(), 200, "a doctor may add a second factor");
+    let secret = auth::totp::new_secret();
+    app.db
+        .set_totp_secret(&todoke_storage::AuditContext::cli(), doctor, Some(&secret), None)
+        .await
+        .unwrap();
+    let browser = app.browser();
+    login(&app, &browser, "doc.tokyo", PASSWORD).await;
+    let csrf = csrf_from(&app, &browser, "/login/totp").await;
+    let code = auth::totp::code_at(&secret, now_unix()).unwrap();
+    browser
+        .post(app.url("/login/totp"))
+        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let csrf = csrf_from(&app, &browser, "/").await;
+    let mine = auth::totp::new_secret();
+    let my_code = auth::totp::code_at(&mine, now_unix()).unwrap();
+    let swap = browser
+        .post(app.url("/account/totp"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("secret", mine.as_str()),
+            ("code", my_code.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(swap.status(), 409);
+    let creds = app
+        .db
+        .credentials(&todoke_domain::Login::parse("doc.tokyo").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        creds.totp_secret.as_deref(),
+        Some(secret.as_str()),
+        "the user's own authenticator is kept"
+    );
+}

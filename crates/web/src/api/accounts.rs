@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use todoke_domain::policy::Action;
 use todoke_domain::{Login, Role, Scope, UserId};
 use todoke_storage::accounts::{ApiTokenInfo, NewUser, UserSummary};
+use todoke_storage::audit::AuditEvent;
 
 use super::{ListPage, PageQuery};
 use crate::auth;
@@ -150,16 +151,15 @@ pub async fn list_users(
 ) -> Result<axum::Json<ListPage<UserView>>, AppError> {
     caller.require(&state, &Action::ManageAccounts)?;
     let limit = q.limit()?;
-    let after = match q.after.as_deref() {
-        None => 0,
-        Some(a) => a.parse::<i64>().map_err(|_| {
-            AppError::invalid_field(
-                "after",
-                todoke_domain::Message::fixed("after は数値です", "after must be a number"),
-            )
-        })?,
+    let rows = state.db.users(q.after_number()?, limit + 1).await?;
+    // Staff accounts are personal data: reading the list is recorded like any other such read.
+    let event = AuditEvent {
+        action: "user.list",
+        record_type: "user",
+        record_id: None,
+        detail: Some(serde_json::json!({"after": q.after, "rows": rows.len().min(limit as usize)})),
     };
-    let rows = state.db.users(after, limit + 1).await?;
+    state.db.record_audit(&caller.audit(), event).await?;
     Ok(axum::Json(ListPage::from_rows(
         rows.into_iter().map(UserView::from).collect(),
         limit,

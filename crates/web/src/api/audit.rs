@@ -37,8 +37,7 @@ pub async fn list(
 ) -> Result<axum::Json<ListPage<AuditEntryView>>, AppError> {
     caller.require(&state, &Action::ReadAuditLog)?;
     let limit = q.limit()?;
-    let after = q.after.as_deref().and_then(|a| a.parse::<i64>().ok()).unwrap_or(0);
-    let rows = state.db.audit_entries(after, limit + 1).await?;
+    let rows = state.db.audit_entries(q.after_number()?, limit + 1).await?;
     let views = rows
         .into_iter()
         .map(|e| AuditEntryView {

@@ -7,6 +7,7 @@ pub mod orgs;
 pub mod system;
 
 use todoke_domain::Message;
+use todoke_domain::codes::CodeError;
 
 use crate::error::AppError;
 
@@ -29,6 +30,29 @@ impl PageQuery {
                 "limit",
                 Message::fixed("limit は1〜1000で指定してください", "limit must be between 1 and 1000"),
             )),
+        }
+    }
+
+    /// The cursor of a list ordered by number (ids, sequence numbers); 0 when absent.
+    pub fn after_number(&self) -> Result<i64, AppError> {
+        match self.after.as_deref() {
+            None => Ok(0),
+            Some(a) => a.parse::<i64>().map_err(|_| {
+                AppError::invalid_field(
+                    "after",
+                    Message::fixed("after は数値で指定してください", "after must be a number"),
+                )
+            }),
+        }
+    }
+
+    /// The cursor of a list ordered by code, checked to be a code before it reaches a query.
+    pub fn after_code<T>(&self, parse: fn(&str) -> Result<T, CodeError>) -> Result<Option<String>, AppError> {
+        match self.after.as_deref() {
+            None => Ok(None),
+            Some(a) => parse(a)
+                .map(|_| Some(a.to_owned()))
+                .map_err(crate::error::field("after")),
         }
     }
 }

@@ -95,11 +95,12 @@ pub async fn list_health_centres(
     ApiQuery(q): ApiQuery<HealthCentreQuery>,
 ) -> Result<axum::Json<ListPage<HealthCentreView>>, AppError> {
     let me = caller.require(&state, &Action::ListOrganisations)?;
-    let limit = PageQuery {
-        after: None,
+    let paging = PageQuery {
+        after: q.after.clone(),
         limit: q.limit,
-    }
-    .limit()?;
+    };
+    let limit = paging.limit()?;
+    let after = paging.after_code(HealthCentreCode::parse)?;
     let prefecture = q
         .prefecture
         .as_deref()
@@ -117,7 +118,7 @@ pub async fn list_health_centres(
         .health_centres(
             &filter,
             &Page {
-                after: q.after,
+                after,
                 limit: limit + 1,
             },
         )
@@ -199,11 +200,12 @@ pub async fn list_institutions(
     ApiQuery(q): ApiQuery<InstitutionQuery>,
 ) -> Result<axum::Json<ListPage<InstitutionView>>, AppError> {
     let me = caller.require(&state, &Action::ListOrganisations)?;
-    let limit = PageQuery {
-        after: None,
+    let paging = PageQuery {
+        after: q.after.clone(),
         limit: q.limit,
-    }
-    .limit()?;
+    };
+    let limit = paging.limit()?;
+    let after = paging.after_code(InstitutionCode::parse)?;
     let prefecture = q
         .prefecture
         .as_deref()
@@ -227,7 +229,7 @@ pub async fn list_institutions(
         .institutions(
             &filter,
             &Page {
-                after: q.after,
+                after,
                 limit: limit + 1,
             },
         )
