@@ -75,31 +75,6 @@ pub enum Action<'a> {
     ReadAuditLog,
 }
 
-/// How an action relates to the lifecycle schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Effect {
-    /// Anonymous reading of public pages.
-    Public,
-    /// Reading with an account.
-    Read,
-    /// Operator and self-service changes that winding down still needs (accounts, tokens).
-    Administration,
-}
-
-impl Action<'_> {
-    fn effect(&self) -> Effect {
-        match self {
-            Action::ReadPublic => Effect::Public,
-            Action::ReadOwnAccount | Action::ListOrganisations | Action::ReadOrganisation(_) | Action::ReadAuditLog => {
-                Effect::Read
-            }
-            Action::LogIn | Action::ManageOwnCredentials | Action::ManageOrganisations | Action::ManageAccounts => {
-                Effect::Administration
-            }
-        }
-    }
-}
-
 /// Why a request is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denial {
@@ -139,13 +114,15 @@ impl Denial {
 
 /// Decides whether `actor` (None for the public) may take `action` in `phase`.
 pub fn decide(actor: Option<&Principal>, action: &Action<'_>, phase: &LifecyclePhase) -> Result<(), Denial> {
-    let effect = action.effect();
     let locked = || Denial::Locked { phase: phase.clone() };
     // The schedule first: during maintenance even a correct password must not open a session.
-    match (phase, effect) {
-        (_, Effect::Public) | (LifecyclePhase::Open, _) | (LifecyclePhase::ReadOnly { .. }, _) => {}
-        (LifecyclePhase::Maintenance { .. }, _) => return Err(locked()),
-        (LifecyclePhase::Closed { .. }, _) => {
+    // Public pages stay open in every phase. (Every action so far is a read or account work,
+    // which the read-only period allows; registry writes will be refused there.)
+    match phase {
+        _ if *action == Action::ReadPublic => {}
+        LifecyclePhase::Open | LifecyclePhase::ReadOnly { .. } => {}
+        LifecyclePhase::Maintenance { .. } => return Err(locked()),
+        LifecyclePhase::Closed { .. } => {
             // After the close only operators work (accounts, the directory, the audit log). The
             // login form stays open to the public; the login handler asks again once it knows
             // who is logging in.
