@@ -8,9 +8,13 @@
 pub mod account;
 pub mod audit;
 pub mod codes;
+pub mod dates;
 pub mod i18n;
+pub mod notification;
 pub mod policy;
+pub mod validation;
 
 pub use account::{Login, Principal, Role, Scope, UserId};
 pub use codes::{HealthCentreCode, InstitutionCode, PrefectureCode};
 pub use i18n::{Lang, Message};
+pub use validation::FieldError;

@@ -20,12 +20,7 @@ use todoke_domain::codes::CodeError;
 use todoke_domain::policy::Denial;
 use todoke_storage::StorageError;
 
-/// One problem with one input field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: String,
-    pub message: Message,
-}
+pub use todoke_domain::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
