@@ -8,6 +8,7 @@
 pub mod account;
 pub mod audit;
 pub mod codes;
+pub mod counting;
 pub mod dates;
 pub mod i18n;
 pub mod notification;

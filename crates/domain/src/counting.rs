@@ -1,0 +1,322 @@
+//! The counting rules: what each notification contributes to the live daily counters that the
+//! statistics read.
+//!
+//! A case contributes a set of `(counter, +n)` pairs computed from its facts alone
+//! ([`contributions`]). Storage applies, in the transaction of every change, the difference
+//! between the case's contributions before and after, so the counters always equal the sum of
+//! every case's contributions: exactly what a rebuild from scratch computes. Stocks (in hospital,
+//! severe...) are kept as flows (entries and exits per day); the stock at the end of a day is
+//! the running sum of entries minus exits.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+use crate::codes::PrefectureCode;
+use crate::notification::{AgeBand, CaseType, Severity, Sex, Status};
+
+/// What a counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Measure {
+    /// A positive notification, on the JST day it was filed (①).
+    NewPositive,
+    /// A death, on the day it took effect (⑧).
+    Death,
+    /// A case entering a status that day.
+    StatusIn(Status),
+    /// A case leaving a status that day.
+    StatusOut(Status),
+    /// A case becoming severe that day (⑥).
+    SevereIn,
+    /// A case ceasing to be severe that day.
+    SevereOut,
+}
+
+impl Measure {
+    /// The stored code: stable numbers, never reused.
+    pub fn code(self) -> i16 {
+        let status_index = |s: Status| Status::ALL.iter().position(|x| *x == s).expect("listed") as i16;
+        match self {
+            Measure::NewPositive => 1,
+            Measure::Death => 2,
+            Measure::StatusIn(s) => 10 + status_index(s),
+            Measure::StatusOut(s) => 30 + status_index(s),
+            Measure::SevereIn => 50,
+            Measure::SevereOut => 51,
+        }
+    }
+
+    pub fn from_code(code: i16) -> Option<Measure> {
+        let status = |i: i16| Status::ALL.get(usize::try_from(i).ok()?).copied();
+        Some(match code {
+            1 => Measure::NewPositive,
+            2 => Measure::Death,
+            10..=29 => Measure::StatusIn(status(code - 10)?),
+            30..=49 => Measure::StatusOut(status(code - 30)?),
+            50 => Measure::SevereIn,
+            51 => Measure::SevereOut,
+            _ => return None,
+        })
+    }
+}
+
+/// One daily counter: a JST day, the prefecture of the receiving health centre, sex, age band,
+/// and what is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CounterKey {
+    pub day: NaiveDate,
+    pub prefecture: PrefectureCode,
+    pub sex: Sex,
+    pub age_band: AgeBand,
+    pub measure: Measure,
+}
+
+/// One entry of a case's status history as it stands after corrections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusEntry {
+    pub effective: NaiveDate,
+    pub status: Status,
+    pub severity: Option<Severity>,
+}
+
+/// A recorded status change; several may share an effective date (a correction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedStatus {
+    pub entry: StatusEntry,
+    /// Order of recording, (recorded-at microseconds, record id): later corrects earlier for
+    /// the same effective date.
+    pub recorded: (i64, i64),
+}
+
+/// The timeline after corrections: for each effective date the latest recorded entry, in date
+/// order.
+pub fn timeline(history: &[RecordedStatus]) -> Vec<StatusEntry> {
+    let mut by_day: BTreeMap<NaiveDate, RecordedStatus> = BTreeMap::new();
+    for r in history {
+        match by_day.get(&r.entry.effective) {
+            Some(held) if held.recorded >= r.recorded => {}
+            _ => {
+                by_day.insert(r.entry.effective, *r);
+            }
+        }
+    }
+    by_day.into_values().map(|r| r.entry).collect()
+}
+
+/// What counting needs to know about a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseFacts {
+    pub case_type: CaseType,
+    pub report_day: NaiveDate,
+    pub prefecture: PrefectureCode,
+    pub sex: Sex,
+    pub age_band: AgeBand,
+    pub death_date: Option<NaiveDate>,
+    /// Withdrawn (取り下げ) notifications never count.
+    pub withdrawn: bool,
+    /// A duplicate merged into another notification never counts.
+    pub merged: bool,
+    pub history: Vec<RecordedStatus>,
+}
+
+/// Everything one case adds to the counters. Only positive notifications that are neither
+/// withdrawn nor merged count, from the moment they are filed (confirmation is not required).
+pub fn contributions(case: &CaseFacts) -> Vec<(CounterKey, i64)> {
+    if !case.case_type.is_positive() || case.withdrawn || case.merged {
+        return Vec::new();
+    }
+    let key = |day: NaiveDate, measure: Measure| CounterKey {
+        day,
+        prefecture: case.prefecture,
+        sex: case.sex,
+        age_band: case.age_band,
+        measure,
+    };
+    let mut out = vec![(key(case.report_day, Measure::NewPositive), 1)];
+    let entries = timeline(&case.history);
+    let mut died = false;
+    for (i, e) in entries.iter().enumerate() {
+        let next = entries.get(i + 1);
+        out.push((key(e.effective, Measure::StatusIn(e.status)), 1));
+        if let Some(n) = next {
+            out.push((key(n.effective, Measure::StatusOut(e.status)), 1));
+        }
+        let severe = e.severity == Some(Severity::Severe);
+        let was_severe = i > 0 && entries[i - 1].severity == Some(Severity::Severe);
+        if severe && !was_severe {
+            out.push((key(e.effective, Measure::SevereIn), 1));
+        }
+        if severe && let Some(n) = next.filter(|n| n.severity != Some(Severity::Severe)) {
+            out.push((key(n.effective, Measure::SevereOut), 1));
+        }
+        if e.status == Status::Dead && !died {
+            died = true;
+            out.push((key(e.effective, Measure::Death), 1));
+        }
+    }
+    if !died && case.case_type == CaseType::DeadConfirmed {
+        out.push((key(case.death_date.unwrap_or(case.report_day), Measure::Death), 1));
+    }
+    out
+}
+
+/// The change to the counters when a case goes from `before` to `after` (either may be absent),
+/// with zero entries removed.
+pub fn difference(before: Option<&CaseFacts>, after: Option<&CaseFacts>) -> Vec<(CounterKey, i64)> {
+    let mut delta: BTreeMap<CounterKey, i64> = BTreeMap::new();
+    for (k, n) in before.map(contributions).unwrap_or_default() {
+        *delta.entry(k).or_default() -= n;
+    }
+    for (k, n) in after.map(contributions).unwrap_or_default() {
+        *delta.entry(k).or_default() += n;
+    }
+    delta.into_iter().filter(|(_, n)| *n != 0).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2021, 5, day).unwrap()
+    }
+
+    fn case(history: Vec<(u32, Status, Option<Severity>, i64)>) -> CaseFacts {
+        let history = history
+            .into_iter()
+            .map(|(day, s, sev, n)| (day, s, sev, (n, n)))
+            .collect::<Vec<_>>();
+        CaseFacts {
+            case_type: CaseType::Confirmed,
+            report_day: d(1),
+            prefecture: PrefectureCode::parse("13").unwrap(),
+            sex: Sex::Female,
+            age_band: AgeBand::of_age(72),
+            death_date: None,
+            withdrawn: false,
+            merged: false,
+            history: history
+                .into_iter()
+                .map(|(day, status, severity, recorded)| RecordedStatus {
+                    entry: StatusEntry {
+                        effective: d(day),
+                        status,
+                        severity,
+                    },
+                    recorded,
+                })
+                .collect(),
+        }
+    }
+
+    fn measures(c: &CaseFacts) -> Vec<(u32, Measure)> {
+        let mut v: Vec<(u32, Measure)> = contributions(c)
+            .into_iter()
+            .map(|(k, _)| (chrono::Datelike::day(&k.day), k.measure))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_positive_counts_once_on_its_report_day() {
+        assert_eq!(measures(&case(vec![])), [(1, Measure::NewPositive)]);
+        let mut suspected = case(vec![]);
+        suspected.case_type = CaseType::Suspected;
+        assert!(
+            contributions(&suspected).is_empty(),
+            "suspected cases are not positives"
+        );
+        let mut withdrawn = case(vec![]);
+        withdrawn.withdrawn = true;
+        assert!(contributions(&withdrawn).is_empty());
+        let mut merged = case(vec![]);
+        merged.merged = true;
+        assert!(contributions(&merged).is_empty());
+    }
+
+    #[test]
+    fn a_status_history_becomes_entries_and_exits() {
+        let c = case(vec![
+            (1, Status::Home, Some(Severity::Mild), 1),
+            (3, Status::Hospitalized, Some(Severity::Severe), 2),
+            (8, Status::Hospitalized, Some(Severity::Moderate1), 3),
+            (12, Status::Released, None, 4),
+        ]);
+        use Measure::*;
+        assert_eq!(
+            measures(&c),
+            [
+                (1, NewPositive),
+                (1, StatusIn(Status::Home)),
+                (3, StatusIn(Status::Hospitalized)),
+                (3, StatusOut(Status::Home)),
+                (3, SevereIn),
+                (8, StatusIn(Status::Hospitalized)),
+                (8, StatusOut(Status::Hospitalized)),
+                (8, SevereOut),
+                (12, StatusIn(Status::Released)),
+                (12, StatusOut(Status::Hospitalized)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_correction_replaces_the_entry_of_its_day() {
+        let c = case(vec![
+            (2, Status::Home, None, 1),
+            (2, Status::Hotel, None, 5),
+            (4, Status::Dead, None, 2),
+        ]);
+        let t = timeline(&c.history);
+        assert_eq!(
+            t.iter().map(|e| e.status).collect::<Vec<_>>(),
+            [Status::Hotel, Status::Dead]
+        );
+        assert!(measures(&c).contains(&(4, Measure::Death)));
+        assert!(
+            !measures(&c).contains(&(2, Measure::StatusIn(Status::Home))),
+            "the corrected entry is gone"
+        );
+    }
+
+    #[test]
+    fn a_body_counts_as_a_death_on_its_death_date() {
+        let mut body = case(vec![]);
+        body.case_type = CaseType::DeadConfirmed;
+        body.death_date = Some(d(1));
+        assert!(measures(&body).contains(&(1, Measure::Death)));
+    }
+
+    #[test]
+    fn the_difference_of_a_withdrawal_takes_everything_back() {
+        let before = case(vec![(1, Status::Home, None, 1)]);
+        let mut after = before.clone();
+        after.withdrawn = true;
+        let delta = difference(Some(&before), Some(&after));
+        assert_eq!(delta.len(), 2);
+        assert!(delta.iter().all(|(_, n)| *n == -1));
+        assert!(difference(Some(&before), Some(&before)).is_empty());
+    }
+
+    #[test]
+    fn measure_codes_round_trip_and_never_collide() {
+        let mut all = vec![
+            Measure::NewPositive,
+            Measure::Death,
+            Measure::SevereIn,
+            Measure::SevereOut,
+        ];
+        for s in Status::ALL {
+            all.push(Measure::StatusIn(*s));
+            all.push(Measure::StatusOut(*s));
+        }
+        let mut codes: Vec<i16> = all.iter().map(|m| m.code()).collect();
+        for m in &all {
+            assert_eq!(Measure::from_code(m.code()), Some(*m));
+        }
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+    }
+}

@@ -1,0 +1,658 @@
+//! The notification registry: filing (発生届), confirming (保健所確認済), withdrawing
+//! (取り下げ) and status changes, with the live counters kept in step.
+//!
+//! Every write loads the case's counting facts before the change, makes the change, and applies
+//! `todoke_domain::counting::difference(before, after)` to `daily_counts`, all in one
+//! transaction with its audit entry. A rebuild recomputes the counters from the cases alone.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::TryStreamExt;
+use todoke_domain::counting::{self, CaseFacts, CounterKey, Measure, RecordedStatus, StatusEntry};
+use todoke_domain::notification::{AgeBand, CaseType, NotificationDraft, NotifiedGroup, Severity, Sex, Status};
+use todoke_domain::{HealthCentreCode, InstitutionCode, Message, PrefectureCode, UserId};
+
+use crate::audit::{AuditContext, AuditEvent, AuditTx};
+use crate::{Backend, Db, Result, StorageError, dispatch, now};
+
+/// Where a notification was received; the health centre must lie in the prefecture and the
+/// institution under the health centre.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub prefecture: PrefectureCode,
+    pub health_centre: Option<HealthCentreCode>,
+    pub institution: Option<InstitutionCode>,
+}
+
+/// The outcome of filing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Filed {
+    pub id: i64,
+    /// False when an existing notification with the same external id was updated.
+    pub created: bool,
+}
+
+/// A stored notification with its person and current status.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NotificationRecord {
+    pub id: i64,
+    pub external_id: Option<String>,
+    pub disease: String,
+    pub case_type: CaseType,
+    pub reported_at: DateTime<Utc>,
+    pub report_day: NaiveDate,
+    pub prefecture: String,
+    pub health_centre: Option<String>,
+    pub institution: Option<String>,
+    pub doctor_name: Option<String>,
+    pub person_id: i64,
+    pub name: Option<String>,
+    pub name_kana: Option<String>,
+    pub sex: Sex,
+    pub birth_date: Option<NaiveDate>,
+    pub age: i64,
+    pub occupation: Option<String>,
+    pub postal_code: Option<String>,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub symptoms: Vec<String>,
+    pub spo2: Option<i64>,
+    pub diagnosis_method: Option<String>,
+    pub first_visit_date: Option<NaiveDate>,
+    pub diagnosis_date: Option<NaiveDate>,
+    pub infection_date: Option<NaiveDate>,
+    pub onset_date: Option<NaiveDate>,
+    pub death_date: Option<NaiveDate>,
+    pub infection_route: Option<String>,
+    pub vaccinations: Option<String>,
+    pub risk_factors: Option<String>,
+    pub immunosuppressed: Option<bool>,
+    pub pregnant: Option<bool>,
+    pub severity: Option<Severity>,
+    pub needs_admission: Option<bool>,
+    pub notified_group: Option<NotifiedGroup>,
+    pub withdrawn: bool,
+    pub withdrawn_reason: Option<String>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub confirmed_by: Option<i64>,
+    pub merged_into: Option<i64>,
+    /// The current status: the last entry of the corrected timeline.
+    pub status: Option<Status>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct NotificationRow {
+    id: i64,
+    external_id: Option<String>,
+    disease: String,
+    case_type: String,
+    reported_at: DateTime<Utc>,
+    report_day: NaiveDate,
+    prefecture_code: String,
+    health_centre_code: Option<String>,
+    institution_code: Option<String>,
+    doctor_name: Option<String>,
+    person_id: i64,
+    name: Option<String>,
+    name_kana: Option<String>,
+    sex: String,
+    birth_date: Option<NaiveDate>,
+    age: i64,
+    occupation: Option<String>,
+    postal_code: Option<String>,
+    address: Option<String>,
+    phone: Option<String>,
+    symptoms: Option<String>,
+    spo2: Option<i64>,
+    diagnosis_method: Option<String>,
+    first_visit_date: Option<NaiveDate>,
+    diagnosis_date: Option<NaiveDate>,
+    infection_date: Option<NaiveDate>,
+    onset_date: Option<NaiveDate>,
+    death_date: Option<NaiveDate>,
+    infection_route: Option<String>,
+    vaccinations: Option<String>,
+    risk_factors: Option<String>,
+    immunosuppressed: Option<bool>,
+    pregnant: Option<bool>,
+    severity: Option<String>,
+    needs_admission: Option<bool>,
+    notified_group: Option<String>,
+    withdrawn: bool,
+    withdrawn_reason: Option<String>,
+    confirmed_at: Option<DateTime<Utc>>,
+    confirmed_by: Option<i64>,
+    merged_into: Option<i64>,
+    current_status: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+fn corrupt(what: &str, value: &str) -> StorageError {
+    StorageError::Invalid(Message::new(
+        format!("保存された{what}「{value}」が不正です"),
+        format!("stored {what} \"{value}\" is invalid"),
+    ))
+}
+
+fn code<T>(what: &str, value: &str, parse: fn(&str) -> std::result::Result<T, Message>) -> Result<T> {
+    parse(value).map_err(|_| corrupt(what, value))
+}
+
+fn opt_code<T>(
+    what: &str,
+    value: Option<&str>,
+    parse: fn(&str) -> std::result::Result<T, Message>,
+) -> Result<Option<T>> {
+    value.map(|v| code(what, v, parse)).transpose()
+}
+
+impl NotificationRow {
+    fn into_record(self) -> Result<NotificationRecord> {
+        Ok(NotificationRecord {
+            case_type: code("case_type", &self.case_type, CaseType::parse)?,
+            sex: code("sex", &self.sex, Sex::parse)?,
+            severity: opt_code("severity", self.severity.as_deref(), Severity::parse)?,
+            notified_group: opt_code("notified_group", self.notified_group.as_deref(), NotifiedGroup::parse)?,
+            status: opt_code("status", self.current_status.as_deref(), Status::parse)?,
+            symptoms: self
+                .symptoms
+                .map(|s| s.split(';').map(str::to_owned).collect())
+                .unwrap_or_default(),
+            id: self.id,
+            external_id: self.external_id,
+            disease: self.disease,
+            reported_at: self.reported_at,
+            report_day: self.report_day,
+            prefecture: self.prefecture_code,
+            health_centre: self.health_centre_code,
+            institution: self.institution_code,
+            doctor_name: self.doctor_name,
+            person_id: self.person_id,
+            name: self.name,
+            name_kana: self.name_kana,
+            birth_date: self.birth_date,
+            age: self.age,
+            occupation: self.occupation,
+            postal_code: self.postal_code,
+            address: self.address,
+            phone: self.phone,
+            spo2: self.spo2,
+            diagnosis_method: self.diagnosis_method,
+            first_visit_date: self.first_visit_date,
+            diagnosis_date: self.diagnosis_date,
+            infection_date: self.infection_date,
+            onset_date: self.onset_date,
+            death_date: self.death_date,
+            infection_route: self.infection_route,
+            vaccinations: self.vaccinations,
+            risk_factors: self.risk_factors,
+            immunosuppressed: self.immunosuppressed,
+            pregnant: self.pregnant,
+            needs_admission: self.needs_admission,
+            withdrawn: self.withdrawn,
+            withdrawn_reason: self.withdrawn_reason,
+            confirmed_at: self.confirmed_at,
+            confirmed_by: self.confirmed_by,
+            merged_into: self.merged_into,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+macro_rules! notification_select {
+    () => {
+        "SELECT n.id, n.external_id, n.disease, n.case_type, n.reported_at, n.report_day, n.prefecture_code, \
+         n.health_centre_code, n.institution_code, n.doctor_name, n.person_id, p.name, p.name_kana, p.sex, p.birth_date, \
+         n.age, p.occupation, p.postal_code, p.address, p.phone, n.symptoms, n.spo2, n.diagnosis_method, \
+         n.first_visit_date, n.diagnosis_date, n.infection_date, n.onset_date, n.death_date, n.infection_route, \
+         n.vaccinations, n.risk_factors, n.immunosuppressed, n.pregnant, n.severity, n.needs_admission, \
+         n.notified_group, n.withdrawn, n.withdrawn_reason, n.confirmed_at, n.confirmed_by, n.merged_into, \
+         (SELECT s.status FROM status_history s WHERE s.notification_id = n.id \
+          ORDER BY s.effective_date DESC, s.recorded_at DESC, s.id DESC LIMIT 1) AS current_status, \
+         n.created_at, n.updated_at \
+         FROM notifications n JOIN persons p ON p.id = n.person_id"
+    };
+}
+
+/// Which notifications a list returns: the caller's scope narrowed by their filters.
+#[derive(Debug, Clone, Default)]
+pub struct NotificationFilter {
+    pub prefecture: Option<PrefectureCode>,
+    pub health_centre: Option<HealthCentreCode>,
+    pub institution: Option<InstitutionCode>,
+    pub report_from: Option<NaiveDate>,
+    pub report_to: Option<NaiveDate>,
+    pub confirmed: Option<bool>,
+    pub withdrawn: Option<bool>,
+    pub status: Option<Status>,
+}
+
+fn sex_index(s: Sex) -> i16 {
+    Sex::ALL.iter().position(|x| *x == s).expect("listed") as i16
+}
+
+/// The counting facts of a case from its stored columns.
+#[derive(Debug, sqlx::FromRow)]
+struct FactsRow {
+    case_type: String,
+    report_day: NaiveDate,
+    prefecture_code: String,
+    sex: String,
+    age: i64,
+    death_date: Option<NaiveDate>,
+    withdrawn: bool,
+    merged: bool,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct HistoryRow {
+    id: i64,
+    status: String,
+    severity: Option<String>,
+    effective_date: NaiveDate,
+    recorded_at: DateTime<Utc>,
+}
+
+fn facts_from(row: FactsRow, history: Vec<HistoryRow>) -> Result<CaseFacts> {
+    let age = u32::try_from(row.age).map_err(|_| corrupt("age", &row.age.to_string()))?;
+    Ok(CaseFacts {
+        case_type: code("case_type", &row.case_type, CaseType::parse)?,
+        report_day: row.report_day,
+        prefecture: PrefectureCode::parse(&row.prefecture_code)
+            .map_err(|_| corrupt("prefecture", &row.prefecture_code))?,
+        sex: code("sex", &row.sex, Sex::parse)?,
+        age_band: AgeBand::of_age(age),
+        death_date: row.death_date,
+        withdrawn: row.withdrawn,
+        merged: row.merged,
+        history: history
+            .into_iter()
+            .map(|h| {
+                Ok(RecordedStatus {
+                    entry: StatusEntry {
+                        effective: h.effective_date,
+                        status: code("status", &h.status, Status::parse)?,
+                        severity: opt_code("severity", h.severity.as_deref(), Severity::parse)?,
+                    },
+                    recorded: (h.recorded_at.timestamp_micros(), h.id),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+    })
+}
+
+/// The counting facts of a draft about to be stored (no history yet).
+fn facts_of_draft(draft: &NotificationDraft, prefecture: PrefectureCode, history: Vec<RecordedStatus>) -> CaseFacts {
+    CaseFacts {
+        case_type: draft.case_type,
+        report_day: draft.report_day(),
+        prefecture,
+        sex: draft.person.sex.unwrap_or(Sex::Unknown),
+        age_band: draft.age_band(),
+        death_date: draft.death_date,
+        withdrawn: draft.withdrawn,
+        merged: false,
+        history,
+    }
+}
+
+/// Reading facts and applying counter changes inside an open write transaction, on either
+/// backend (the bodies are identical; the macro instantiates them per backend).
+trait RegistryTx {
+    fn case_facts(&mut self, id: i64) -> impl Future<Output = Result<Option<CaseFacts>>> + Send;
+    fn apply(&mut self, delta: &[(CounterKey, i64)]) -> impl Future<Output = Result<()>> + Send;
+}
+
+macro_rules! impl_registry_tx {
+    ($db:ty) => {
+        impl RegistryTx for sqlx::Transaction<'_, $db> {
+            async fn case_facts(&mut self, id: i64) -> Result<Option<CaseFacts>> {
+                let row: Option<FactsRow> = sqlx::query_as(
+                    "SELECT n.case_type, n.report_day, n.prefecture_code, p.sex, n.age, n.death_date, n.withdrawn, \
+                     n.merged_into IS NOT NULL AS merged FROM notifications n JOIN persons p ON p.id = n.person_id WHERE n.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut **self)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let history: Vec<HistoryRow> = sqlx::query_as(
+                    "SELECT id, status, severity, effective_date, recorded_at FROM status_history WHERE notification_id = $1 ORDER BY id",
+                )
+                .bind(id)
+                .fetch_all(&mut **self)
+                .await?;
+                facts_from(row, history).map(Some)
+            }
+
+            async fn apply(&mut self, delta: &[(CounterKey, i64)]) -> Result<()> {
+                for (key, n) in delta {
+                    sqlx::query(
+                        "INSERT INTO daily_counts (day, prefecture_code, sex, age_band, measure, count) VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (day, prefecture_code, sex, age_band, measure) DO UPDATE SET count = daily_counts.count + excluded.count",
+                    )
+                    .bind(key.day)
+                    .bind(key.prefecture.to_string())
+                    .bind(sex_index(key.sex))
+                    .bind(i16::from(key.age_band.index()))
+                    .bind(key.measure.code())
+                    .bind(*n)
+                    .execute(&mut **self)
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_registry_tx!(sqlx::Sqlite);
+impl_registry_tx!(sqlx::Postgres);
+
+fn not_in(ja_what: &str, en_what: &str, code: &str, ja_where: &str, en_where: &str, place: &str) -> StorageError {
+    StorageError::Invalid(Message::new(
+        format!("{ja_what}「{code}」は{ja_where}「{place}」に属していません"),
+        format!("{en_what} \"{code}\" does not belong to {en_where} \"{place}\""),
+    ))
+}
+
+fn join_symptoms(s: &[String]) -> Option<String> {
+    (!s.is_empty()).then(|| s.join(";"))
+}
+
+impl Db {
+    /// Files a notification, or updates the one with the same external id (never a duplicate).
+    /// Counters change in the same transaction.
+    pub async fn file_notification(
+        &self,
+        ctx: &AuditContext,
+        draft: &NotificationDraft,
+        place: &Placement,
+    ) -> Result<Filed> {
+        let t = now();
+        dispatch!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            // The organisation tree must agree with the placement.
+            let mut health_centre = place.health_centre.as_ref().map(|h| h.to_string());
+            if let Some(inst) = &place.institution {
+                let hc: Option<String> = sqlx::query_scalar("SELECT health_centre_code FROM institutions WHERE code = $1")
+                    .bind(inst.as_str()).fetch_optional(&mut *tx).await?;
+                let Some(hc) = hc else {
+                    return Err(StorageError::Invalid(Message::new(format!("医療機関「{inst}」は登録されていません"), format!("institution \"{inst}\" does not exist"))));
+                };
+                if health_centre.as_ref().is_some_and(|h| *h != hc) {
+                    return Err(not_in("医療機関", "institution", inst.as_str(), "保健所", "health centre", health_centre.as_deref().unwrap_or_default()));
+                }
+                health_centre = Some(hc);
+            }
+            if let Some(hc) = &health_centre {
+                let pref: Option<String> = sqlx::query_scalar("SELECT prefecture_code FROM health_centres WHERE code = $1")
+                    .bind(hc).fetch_optional(&mut *tx).await?;
+                match pref {
+                    None => return Err(StorageError::Invalid(Message::new(format!("保健所「{hc}」は登録されていません"), format!("health centre \"{hc}\" does not exist")))),
+                    Some(p) if p != place.prefecture.to_string() => {
+                        return Err(not_in("保健所", "health centre", hc, "都道府県", "prefecture", &place.prefecture.to_string()));
+                    }
+                    Some(_) => {}
+                }
+            }
+            let existing: Option<(i64, i64)> = match &draft.external_id {
+                Some(ext) => sqlx::query_as("SELECT id, person_id FROM notifications WHERE external_id = $1")
+                    .bind(ext).fetch_optional(&mut *tx).await?,
+                None => None,
+            };
+            let before = match existing {
+                Some((id, _)) => tx.case_facts(id).await?,
+                None => None,
+            };
+            let person = &draft.person;
+            let sex = person.sex.unwrap_or(Sex::Unknown).as_str();
+            let person_id = match existing {
+                Some((_, person_id)) => {
+                    sqlx::query("UPDATE persons SET name = $2, name_kana = $3, sex = $4, birth_date = $5, occupation = $6, postal_code = $7, address = $8, phone = $9 WHERE id = $1")
+                        .bind(person_id).bind(&person.name).bind(&person.name_kana).bind(sex).bind(person.birth_date)
+                        .bind(&person.occupation).bind(&person.postal_code).bind(&person.address).bind(&person.phone)
+                        .execute(&mut *tx).await?;
+                    person_id
+                }
+                None => sqlx::query_scalar("INSERT INTO persons (name, name_kana, sex, birth_date, occupation, postal_code, address, phone, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id")
+                    .bind(&person.name).bind(&person.name_kana).bind(sex).bind(person.birth_date)
+                    .bind(&person.occupation).bind(&person.postal_code).bind(&person.address).bind(&person.phone).bind(t)
+                    .fetch_one(&mut *tx).await?,
+            };
+            let d = draft;
+            let id: i64 = match existing {
+                None => sqlx::query_scalar(
+                    "INSERT INTO notifications (external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
+                     institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
+                     infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
+                     needs_admission, notified_group, withdrawn, updated_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $29) RETURNING id")
+                    .bind(&d.external_id).bind(&d.disease).bind(d.case_type.as_str()).bind(d.reported_at).bind(d.report_day())
+                    .bind(place.prefecture.to_string()).bind(&health_centre).bind(place.institution.as_ref().map(|i| i.to_string()))
+                    .bind(&d.doctor_name).bind(person_id).bind(i64::from(d.age)).bind(join_symptoms(&d.symptoms)).bind(d.spo2.map(i64::from))
+                    .bind(&d.diagnosis_method).bind(d.first_visit_date).bind(d.diagnosis_date).bind(d.infection_date).bind(d.onset_date)
+                    .bind(d.death_date).bind(&d.infection_route).bind(&d.vaccinations).bind(&d.risk_factors).bind(d.immunosuppressed)
+                    .bind(d.pregnant).bind(d.severity.map(Severity::as_str)).bind(d.needs_admission).bind(d.notified_group.map(NotifiedGroup::as_str))
+                    .bind(d.withdrawn).bind(t)
+                    .fetch_one(&mut *tx).await?,
+                Some((id, _)) => {
+                    sqlx::query(
+                        "UPDATE notifications SET disease = $2, case_type = $3, reported_at = $4, report_day = $5, prefecture_code = $6, \
+                         health_centre_code = $7, institution_code = $8, doctor_name = $9, age = $10, symptoms = $11, spo2 = $12, \
+                         diagnosis_method = $13, first_visit_date = $14, diagnosis_date = $15, infection_date = $16, onset_date = $17, \
+                         death_date = $18, infection_route = $19, vaccinations = $20, risk_factors = $21, immunosuppressed = $22, pregnant = $23, \
+                         severity = $24, needs_admission = $25, notified_group = $26, withdrawn = $27, updated_at = $28 WHERE id = $1")
+                        .bind(id).bind(&d.disease).bind(d.case_type.as_str()).bind(d.reported_at).bind(d.report_day())
+                        .bind(place.prefecture.to_string()).bind(&health_centre).bind(place.institution.as_ref().map(|i| i.to_string()))
+                        .bind(&d.doctor_name).bind(i64::from(d.age)).bind(join_symptoms(&d.symptoms)).bind(d.spo2.map(i64::from))
+                        .bind(&d.diagnosis_method).bind(d.first_visit_date).bind(d.diagnosis_date).bind(d.infection_date).bind(d.onset_date)
+                        .bind(d.death_date).bind(&d.infection_route).bind(&d.vaccinations).bind(&d.risk_factors).bind(d.immunosuppressed)
+                        .bind(d.pregnant).bind(d.severity.map(Severity::as_str)).bind(d.needs_admission).bind(d.notified_group.map(NotifiedGroup::as_str))
+                        .bind(d.withdrawn).bind(t)
+                        .execute(&mut *tx).await?;
+                    id
+                }
+            };
+            let history = before.as_ref().map(|b| b.history.clone()).unwrap_or_default();
+            let merged = before.as_ref().is_some_and(|b| b.merged);
+            let mut after = facts_of_draft(draft, place.prefecture, history);
+            after.merged = merged;
+            tx.apply(&counting::difference(before.as_ref(), Some(&after))).await?;
+            let action = if existing.is_some() { "notification.update" } else { "notification.file" };
+            tx.append_audit(ctx, AuditEvent::new(action, "notification", id)).await?;
+            tx.commit().await?;
+            Ok(Filed { id, created: existing.is_none() })
+        })
+    }
+
+    pub async fn notification(&self, id: i64) -> Result<NotificationRecord> {
+        let sql = concat!(notification_select!(), " WHERE n.id = $1");
+        let row: Option<NotificationRow> =
+            dispatch!(self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?);
+        row.ok_or(StorageError::NotFound)?.into_record()
+    }
+
+    /// Notifications matching the filter, by id, after `after_id`.
+    pub async fn notifications(
+        &self,
+        filter: &NotificationFilter,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<NotificationRecord>> {
+        let sql = concat!(
+            notification_select!(),
+            " WHERE n.id > $1 AND (CAST($2 AS TEXT) IS NULL OR n.prefecture_code = $2) \
+             AND (CAST($3 AS TEXT) IS NULL OR n.health_centre_code = $3) AND (CAST($4 AS TEXT) IS NULL OR n.institution_code = $4) \
+             AND n.report_day >= $5 AND n.report_day <= $6 \
+             AND (CAST($7 AS BOOLEAN) IS NULL OR (n.confirmed_at IS NOT NULL) = $7) \
+             AND (CAST($8 AS BOOLEAN) IS NULL OR n.withdrawn = $8) \
+             AND (CAST($9 AS TEXT) IS NULL OR (SELECT s.status FROM status_history s WHERE s.notification_id = n.id \
+                  ORDER BY s.effective_date DESC, s.recorded_at DESC, s.id DESC LIMIT 1) = $9) \
+             ORDER BY n.id LIMIT $10"
+        );
+        let rows: Vec<NotificationRow> = dispatch!(self, pool => {
+            sqlx::query_as(sql)
+                .bind(after_id)
+                .bind(filter.prefecture.map(|p| p.to_string()))
+                .bind(filter.health_centre.as_ref().map(|c| c.to_string()))
+                .bind(filter.institution.as_ref().map(|c| c.to_string()))
+                .bind(filter.report_from.unwrap_or(NaiveDate::from_ymd_opt(1, 1, 1).expect("valid")))
+                .bind(filter.report_to.unwrap_or(NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid")))
+                .bind(filter.confirmed)
+                .bind(filter.withdrawn)
+                .bind(filter.status.map(Status::as_str))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(NotificationRow::into_record).collect()
+    }
+
+    /// 保健所確認済: the health centre has reviewed the notification. Counting does not wait for it.
+    pub async fn confirm_notification(&self, ctx: &AuditContext, id: i64, by: UserId) -> Result<()> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query("UPDATE notifications SET confirmed_at = $2, confirmed_by = $3, updated_at = $2 WHERE id = $1 AND confirmed_at IS NULL")
+                .bind(id).bind(now()).bind(by.0).execute(&mut *tx).await?;
+            if done.rows_affected() == 0 {
+                let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM notifications WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+                return match exists {
+                    None => Err(StorageError::NotFound),
+                    Some(_) => Err(StorageError::Conflict(Message::fixed("この発生届は既に確認済みです", "this notification is already confirmed"))),
+                };
+            }
+            tx.append_audit(ctx, AuditEvent::new("notification.confirm", "notification", id)).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// 取り下げ, with a reason: the notification stops counting from now on.
+    pub async fn withdraw_notification(&self, ctx: &AuditContext, id: i64, reason: &str) -> Result<()> {
+        let reason = crate::clean_text(reason, 1, 500, ("取り下げ理由", "reason"))?;
+        dispatch!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let Some(before) = tx.case_facts(id).await? else { return Err(StorageError::NotFound) };
+            if before.withdrawn {
+                return Err(StorageError::Conflict(Message::fixed("この発生届は既に取り下げられています", "this notification is already withdrawn")));
+            }
+            sqlx::query("UPDATE notifications SET withdrawn = TRUE, withdrawn_reason = $2, updated_at = $3 WHERE id = $1")
+                .bind(id).bind(&reason).bind(now()).execute(&mut *tx).await?;
+            let after = CaseFacts { withdrawn: true, ..before.clone() };
+            tx.apply(&counting::difference(Some(&before), Some(&after))).await?;
+            tx.append_audit(ctx, AuditEvent::new("notification.withdraw", "notification", id)
+                .with_detail(serde_json::json!({"reason": reason}))).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Records a status (and severity) taking effect on a day. An entry for a day that already
+    /// has one corrects it; the history keeps both.
+    pub async fn record_status(
+        &self,
+        ctx: &AuditContext,
+        id: i64,
+        entry: StatusEntry,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<()> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let Some(before) = tx.case_facts(id).await? else { return Err(StorageError::NotFound) };
+            let history_id: i64 = sqlx::query_scalar(
+                "INSERT INTO status_history (notification_id, status, severity, effective_date, recorded_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+                .bind(id).bind(entry.status.as_str()).bind(entry.severity.map(Severity::as_str)).bind(entry.effective).bind(recorded_at)
+                .fetch_one(&mut *tx).await?;
+            sqlx::query("UPDATE notifications SET updated_at = $2 WHERE id = $1").bind(id).bind(now()).execute(&mut *tx).await?;
+            let mut after = before.clone();
+            after.history.push(RecordedStatus { entry, recorded: (recorded_at.timestamp_micros(), history_id) });
+            tx.apply(&counting::difference(Some(&before), Some(&after))).await?;
+            tx.append_audit(ctx, AuditEvent::new("notification.status", "notification", id)
+                .with_detail(serde_json::json!({"status": entry.status.as_str(), "effective_date": entry.effective}))).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Every nonzero counter.
+    pub async fn counters(&self) -> Result<Vec<(CounterKey, i64)>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            day: NaiveDate,
+            prefecture_code: String,
+            sex: i16,
+            age_band: i16,
+            measure: i16,
+            count: i64,
+        }
+        let rows: Vec<Row> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT day, prefecture_code, sex, age_band, measure, count FROM daily_counts WHERE count <> 0 \
+                            ORDER BY day, prefecture_code, sex, age_band, measure")
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter()
+            .map(|r| {
+                let key = CounterKey {
+                    day: r.day,
+                    prefecture: PrefectureCode::parse(&r.prefecture_code)
+                        .map_err(|_| corrupt("prefecture", &r.prefecture_code))?,
+                    sex: *Sex::ALL
+                        .get(usize::try_from(r.sex).unwrap_or(usize::MAX))
+                        .ok_or_else(|| corrupt("sex", &r.sex.to_string()))?,
+                    age_band: u8::try_from(r.age_band)
+                        .ok()
+                        .and_then(AgeBand::from_index)
+                        .ok_or_else(|| corrupt("age band", &r.age_band.to_string()))?,
+                    measure: Measure::from_code(r.measure).ok_or_else(|| corrupt("measure", &r.measure.to_string()))?,
+                };
+                Ok((key, r.count))
+            })
+            .collect()
+    }
+
+    /// Recomputes every counter from the cases alone (`todoke aggregates rebuild`): streams the
+    /// cases with their histories, sums their contributions in memory (one entry per counter,
+    /// not per case) and replaces the table in one transaction. Returns the number of counters.
+    pub async fn rebuild_counters(&self, ctx: &AuditContext) -> Result<usize> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let mut histories: HashMap<i64, Vec<HistoryRow>> = HashMap::new();
+            {
+                let mut rows = sqlx::query_as::<_, (i64, i64, String, Option<String>, NaiveDate, DateTime<Utc>)>(
+                    "SELECT notification_id, id, status, severity, effective_date, recorded_at FROM status_history ORDER BY id")
+                    .fetch(&mut *tx);
+                while let Some((nid, id, status, severity, effective_date, recorded_at)) = rows.try_next().await? {
+                    histories.entry(nid).or_default().push(HistoryRow { id, status, severity, effective_date, recorded_at });
+                }
+            }
+            let mut totals: std::collections::BTreeMap<CounterKey, i64> = std::collections::BTreeMap::new();
+            {
+                let mut rows = sqlx::query_as::<_, (i64, String, NaiveDate, String, String, i64, Option<NaiveDate>, bool, bool)>(
+                    "SELECT n.id, n.case_type, n.report_day, n.prefecture_code, p.sex, n.age, n.death_date, n.withdrawn, \
+                     n.merged_into IS NOT NULL FROM notifications n JOIN persons p ON p.id = n.person_id")
+                    .fetch(&mut *tx);
+                while let Some((id, case_type, report_day, prefecture_code, sex, age, death_date, withdrawn, merged)) = rows.try_next().await? {
+                    let row = FactsRow { case_type, report_day, prefecture_code, sex, age, death_date, withdrawn, merged };
+                    let facts = facts_from(row, histories.remove(&id).unwrap_or_default())?;
+                    for (key, n) in counting::contributions(&facts) {
+                        *totals.entry(key).or_default() += n;
+                    }
+                }
+            }
+            sqlx::query("DELETE FROM daily_counts").execute(&mut *tx).await?;
+            let delta: Vec<(CounterKey, i64)> = totals.into_iter().filter(|(_, n)| *n != 0).collect();
+            tx.apply(&delta).await?;
+            tx.append_audit(ctx, AuditEvent { action: "aggregates.rebuild", record_type: "daily_counts", record_id: None,
+                detail: Some(serde_json::json!({"counters": delta.len()})) }).await?;
+            tx.commit().await?;
+            Ok(delta.len())
+        })
+    }
+}

@@ -1,0 +1,379 @@
+//! Registry conformance: filing, idempotent re-filing, placement checks, confirmation,
+//! withdrawal, status corrections and the live counters, on SQLite and (when configured)
+//! PostgreSQL; and the property that live counters always equal a rebuild from scratch.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use proptest::prelude::*;
+use todoke_domain::counting::{Measure, StatusEntry};
+use todoke_domain::notification::{Intake, NotificationDraft, Severity, Status, parse_notification};
+use todoke_domain::{HealthCentreCode, PrefectureCode};
+use todoke_storage::orgs::NewHealthCentre;
+use todoke_storage::registry::{NotificationFilter, Placement};
+use todoke_storage::testing::TestDb;
+use todoke_storage::{AuditContext, Db, StorageError, now};
+
+fn cli() -> AuditContext {
+    AuditContext::cli()
+}
+
+fn draft(fields: &[(&str, &str)]) -> NotificationDraft {
+    let mut map: HashMap<String, String> = [
+        ("external_id", "N1"),
+        ("case_type", "confirmed"),
+        ("reported_at", "2021-05-01T23:30:00+09:00"),
+        ("prefecture", "13"),
+        ("sex", "female"),
+        ("age", "72"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in fields {
+        map.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let intake = Intake {
+        today: NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(),
+        now: now(),
+        require_external_id: true,
+        require_prefecture: true,
+    };
+    parse_notification(&map, &intake).unwrap()
+}
+
+fn placed(d: &NotificationDraft) -> Placement {
+    Placement {
+        prefecture: d.prefecture.unwrap(),
+        health_centre: d.health_centre.clone(),
+        institution: d.institution.clone(),
+    }
+}
+
+async fn seed(db: &Db) {
+    for (code, pref) in [("H13", "13"), ("H27", "27")] {
+        db.create_health_centre(
+            &cli(),
+            &NewHealthCentre {
+                code: HealthCentreCode::parse(code).unwrap(),
+                prefecture: PrefectureCode::parse(pref).unwrap(),
+                name: code.into(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+async fn new_positives(db: &Db) -> Vec<(NaiveDate, String, i64)> {
+    db.counters()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| k.measure == Measure::NewPositive)
+        .map(|(k, n)| (k.day, k.prefecture.to_string(), n))
+        .collect()
+}
+
+async fn filing_counts_on_the_jst_day_and_refiling_updates(db: &Db) {
+    seed(db).await;
+    let d = draft(&[("health_centre", "H13"), ("name_kana", "ヤマダ ハナコ")]);
+    let filed = db.file_notification(&cli(), &d, &placed(&d)).await.unwrap();
+    assert!(filed.created);
+    assert_eq!(
+        new_positives(db).await,
+        [(day(2021, 5, 1), "13".to_owned(), 1)],
+        "23:30 JST counts on 05-01"
+    );
+    let again = draft(&[("health_centre", "H13"), ("reported_at", "2021-05-01T15:30:00Z")]);
+    let refiled = db.file_notification(&cli(), &again, &placed(&again)).await.unwrap();
+    assert_eq!(
+        (refiled.id, refiled.created),
+        (filed.id, false),
+        "same external id: updated, not duplicated"
+    );
+    assert_eq!(
+        new_positives(db).await,
+        [(day(2021, 5, 2), "13".to_owned(), 1)],
+        "15:30Z is 05-02 in Japan; the old day is taken back"
+    );
+    let stored = db.notification(filed.id).await.unwrap();
+    assert_eq!(
+        (stored.report_day, stored.health_centre.as_deref()),
+        (day(2021, 5, 2), Some("H13"))
+    );
+    assert_eq!(
+        db.notifications(&NotificationFilter::default(), 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn placements_must_fit_the_organisation_tree(db: &Db) {
+    seed(db).await;
+    let wrong = draft(&[("health_centre", "H27")]); // an Osaka health centre for a Tokyo notification
+    let err = db.file_notification(&cli(), &wrong, &placed(&wrong)).await.unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Invalid(m) if m.en.contains("does not belong to prefecture")),
+        "{err:?}"
+    );
+    let unknown = draft(&[("institution", "NOPE")]);
+    assert!(matches!(
+        db.file_notification(&cli(), &unknown, &placed(&unknown)).await,
+        Err(StorageError::Invalid(_))
+    ));
+    assert!(db.counters().await.unwrap().is_empty(), "nothing half-written");
+}
+
+async fn confirmation_and_withdrawal(db: &Db) {
+    seed(db).await;
+    let d = draft(&[]);
+    let id = db.file_notification(&cli(), &d, &placed(&d)).await.unwrap().id;
+    let unconfirmed = NotificationFilter {
+        confirmed: Some(false),
+        ..Default::default()
+    };
+    assert_eq!(db.notifications(&unconfirmed, 0, 10).await.unwrap().len(), 1);
+    let staff = db
+        .create_user(
+            &cli(),
+            &todoke_storage::accounts::NewUser {
+                login: todoke_domain::Login::parse("hc.staff").unwrap(),
+                role: todoke_domain::Role::HealthCentre,
+                scope_code: Some("H13".into()),
+                password_hash: "x".into(),
+            },
+        )
+        .await
+        .unwrap();
+    db.confirm_notification(&cli(), id, staff).await.unwrap();
+    let record = db.notification(id).await.unwrap();
+    assert_eq!(record.confirmed_by, Some(staff.0), "who confirmed is kept");
+    assert!(record.confirmed_at.is_some());
+    assert!(matches!(
+        db.confirm_notification(&cli(), id, staff).await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert!(db.notifications(&unconfirmed, 0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        new_positives(db).await.len(),
+        1,
+        "confirmation changes no count: filing already counted"
+    );
+    db.withdraw_notification(&cli(), id, "重複届出").await.unwrap();
+    assert!(
+        new_positives(db).await.is_empty(),
+        "a withdrawn notification never counts"
+    );
+    assert!(matches!(
+        db.withdraw_notification(&cli(), id, "again").await,
+        Err(StorageError::Conflict(_))
+    ));
+    let record = db.notification(id).await.unwrap();
+    assert_eq!(
+        (record.withdrawn, record.withdrawn_reason.as_deref()),
+        (true, Some("重複届出"))
+    );
+    assert!(matches!(
+        db.withdraw_notification(&cli(), 999, "x").await,
+        Err(StorageError::NotFound)
+    ));
+}
+
+async fn status_history_keeps_corrections_and_counts_stocks(db: &Db) {
+    seed(db).await;
+    let d = draft(&[]);
+    let id = db.file_notification(&cli(), &d, &placed(&d)).await.unwrap().id;
+    let entry = |dd: u32, status, severity| StatusEntry {
+        effective: day(2021, 5, dd),
+        status,
+        severity,
+    };
+    db.record_status(&cli(), id, entry(2, Status::Home, Some(Severity::Mild)), now())
+        .await
+        .unwrap();
+    db.record_status(
+        &cli(),
+        id,
+        entry(4, Status::Hospitalized, Some(Severity::Severe)),
+        now(),
+    )
+    .await
+    .unwrap();
+    db.record_status(
+        &cli(),
+        id,
+        entry(4, Status::Hospitalized, Some(Severity::Moderate2)),
+        now(),
+    )
+    .await
+    .unwrap(); // correction
+    assert_eq!(db.notification(id).await.unwrap().status, Some(Status::Hospitalized));
+    let measures: Vec<Measure> = db
+        .counters()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k.measure)
+        .collect();
+    assert!(measures.contains(&Measure::StatusIn(Status::Hospitalized)));
+    assert!(
+        !measures.contains(&Measure::SevereIn),
+        "the correction removed the severe entry"
+    );
+    let hospitalised = NotificationFilter {
+        status: Some(Status::Hospitalized),
+        ..Default::default()
+    };
+    assert_eq!(db.notifications(&hospitalised, 0, 10).await.unwrap().len(), 1);
+    let before = db.counters().await.unwrap();
+    db.rebuild_counters(&cli()).await.unwrap();
+    assert_eq!(db.counters().await.unwrap(), before, "the rebuild agrees");
+}
+
+macro_rules! both {
+    ($($name:ident),*) => {
+        mod sqlite { $(#[tokio::test] async fn $name() { let t = super::TestDb::sqlite().await.unwrap(); super::$name(&t.db).await; })* }
+        mod postgres { $(#[tokio::test] async fn $name() {
+            let Some(t) = super::TestDb::postgres().await.unwrap() else { eprintln!("TODOKE_TEST_POSTGRES_URL not set: skipped"); return };
+            super::$name(&t.db).await;
+        })* }
+    };
+}
+
+both!(
+    filing_counts_on_the_jst_day_and_refiling_updates,
+    placements_must_fit_the_organisation_tree,
+    confirmation_and_withdrawal,
+    status_history_keeps_corrections_and_counts_stocks
+);
+
+/// One step of a random history of the registry.
+#[derive(Debug, Clone)]
+enum Op {
+    File {
+        n: usize,
+        case_type: &'static str,
+        day: u32,
+        hour: u32,
+        osaka: bool,
+        sex: &'static str,
+        age: u32,
+        withdrawn: bool,
+    },
+    Withdraw {
+        n: usize,
+    },
+    Status {
+        n: usize,
+        status: Status,
+        severe: bool,
+        day: u32,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let case_type = prop::sample::select(vec![
+        "confirmed",
+        "asymptomatic",
+        "suspected",
+        "dead_confirmed",
+        "dead_suspected",
+    ]);
+    let sex = prop::sample::select(vec!["male", "female", "unknown"]);
+    let status = prop::sample::select(Status::ALL.to_vec());
+    prop_oneof![
+        4 => (0..6usize, case_type, 1..28u32, 0..24u32, any::<bool>(), sex, 0..110u32, prop::bool::weighted(0.1))
+            .prop_map(|(n, case_type, day, hour, osaka, sex, age, withdrawn)| Op::File { n, case_type, day, hour, osaka, sex, age, withdrawn }),
+        1 => (0..6usize).prop_map(|n| Op::Withdraw { n }),
+        3 => (0..6usize, status, any::<bool>(), 1..28u32).prop_map(|(n, status, severe, day)| Op::Status { n, status, severe, day }),
+    ]
+}
+
+async fn run(db: &Db, ops: &[Op]) {
+    seed(db).await;
+    let mut ids: HashMap<usize, i64> = HashMap::new();
+    for op in ops {
+        match op {
+            Op::File {
+                n,
+                case_type,
+                day,
+                hour,
+                osaka,
+                sex,
+                age,
+                withdrawn,
+            } => {
+                let reported = format!("2021-06-{day:02}T{hour:02}:00:00+09:00");
+                let (pref, hc) = if *osaka { ("27", "H27") } else { ("13", "H13") };
+                let ext = format!("N{n}");
+                let age = age.to_string();
+                let d = draft(&[
+                    ("external_id", ext.as_str()),
+                    ("case_type", case_type),
+                    ("reported_at", reported.as_str()),
+                    ("prefecture", pref),
+                    ("health_centre", hc),
+                    ("sex", sex),
+                    ("age", age.as_str()),
+                    ("withdrawn", if *withdrawn { "true" } else { "false" }),
+                ]);
+                let filed = db.file_notification(&cli(), &d, &placed(&d)).await.unwrap();
+                ids.insert(*n, filed.id);
+            }
+            Op::Withdraw { n } => {
+                if let Some(id) = ids.get(n) {
+                    let _ = db.withdraw_notification(&cli(), *id, "取り下げ").await; // may already be withdrawn
+                }
+            }
+            Op::Status { n, status, severe, day } => {
+                if let Some(id) = ids.get(n) {
+                    let entry = StatusEntry {
+                        effective: day_of(*day),
+                        status: *status,
+                        severity: severe.then_some(Severity::Severe),
+                    };
+                    db.record_status(&cli(), *id, entry, now()).await.unwrap();
+                }
+            }
+        }
+    }
+    let live = db.counters().await.unwrap();
+    db.rebuild_counters(&cli()).await.unwrap();
+    let rebuilt = db.counters().await.unwrap();
+    assert_eq!(live, rebuilt, "live counters must equal a rebuild after {ops:?}");
+}
+
+fn day_of(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2021, 6, d).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn live_counters_equal_a_rebuild_on_sqlite(ops in prop::collection::vec(op(), 1..40)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let t = TestDb::sqlite().await.unwrap();
+            run(&t.db, &ops).await;
+        });
+    }
+
+    #[test]
+    fn live_counters_equal_a_rebuild_on_postgres(ops in prop::collection::vec(op(), 1..40)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            if let Some(t) = TestDb::postgres().await.unwrap() {
+                run(&t.db, &ops).await;
+            }
+        });
+    }
+}
