@@ -73,6 +73,18 @@ pub enum Action<'a> {
     ManageAccounts,
     /// Reading and verifying the audit log.
     ReadAuditLog,
+    /// Filing a notification (発生届) at the given place.
+    FileNotification(&'a Place),
+    /// Listing notifications; the rows are cut by [`case_filter`].
+    ListCases,
+    /// Reading one notification (personal data) located at the place.
+    ReadCase(&'a Place),
+    /// 保健所確認済: the health centre confirms a notification.
+    ConfirmCase(&'a Place),
+    /// 取り下げ: the filing institution or the health centre withdraws a notification.
+    WithdrawCase(&'a Place),
+    /// Recording a case's status (療養状況) and severity.
+    UpdateCaseStatus(&'a Place),
 }
 
 /// Why a request is refused.
@@ -120,6 +132,8 @@ pub fn decide(actor: Option<&Principal>, action: &Action<'_>, phase: &LifecycleP
     // which the read-only period allows; registry writes will be refused there.)
     match phase {
         _ if *action == Action::ReadPublic => {}
+        // 閲覧のみ: registry data can no longer be created, edited or deleted.
+        LifecyclePhase::ReadOnly { .. } if action.writes_registry() => return Err(locked()),
         LifecyclePhase::Open | LifecyclePhase::ReadOnly { .. } => {}
         LifecyclePhase::Maintenance { .. } => return Err(locked()),
         LifecyclePhase::Closed { .. } => {
@@ -156,6 +170,83 @@ pub fn decide(actor: Option<&Principal>, action: &Action<'_>, phase: &LifecycleP
             }
         }
         Action::ManageOrganisations | Action::ManageAccounts | Action::ReadAuditLog => admin_only(),
+        // Filing happens in one's own scope; filing elsewhere is an action out of scope.
+        Action::FileNotification(place) => match principal.role {
+            Role::Doctor | Role::HealthCentre | Role::Prefecture if case_visible(principal, place) => Ok(()),
+            Role::Doctor | Role::HealthCentre | Role::Prefecture => Err(Denial::Forbidden),
+            Role::National | Role::Admin => Err(Denial::Forbidden),
+        },
+        Action::ListCases => match principal.role {
+            Role::Admin => Err(Denial::Forbidden),
+            _ => Ok(()),
+        },
+        Action::ReadCase(place) => in_case_scope(
+            principal,
+            place,
+            &[Role::Doctor, Role::HealthCentre, Role::Prefecture, Role::National],
+        ),
+        Action::ConfirmCase(place) => in_case_scope(principal, place, &[Role::HealthCentre]),
+        Action::WithdrawCase(place) => in_case_scope(principal, place, &[Role::Doctor, Role::HealthCentre]),
+        Action::UpdateCaseStatus(place) => in_case_scope(principal, place, &[Role::HealthCentre, Role::Prefecture]),
+    }
+}
+
+impl Action<'_> {
+    /// Creating, editing or deleting registry data, which the read-only period closes.
+    fn writes_registry(&self) -> bool {
+        matches!(
+            self,
+            Action::FileNotification(_)
+                | Action::ConfirmCase(_)
+                | Action::WithdrawCase(_)
+                | Action::UpdateCaseStatus(_)
+        )
+    }
+}
+
+/// A role that may take the action at all gets 404 for a record outside its scope (its existence
+/// is not revealed); any other role gets 403.
+fn in_case_scope(principal: &Principal, place: &Place, roles: &[Role]) -> Result<(), Denial> {
+    if !roles.contains(&principal.role) {
+        Err(Denial::Forbidden)
+    } else if case_visible(principal, place) {
+        Ok(())
+    } else {
+        Err(Denial::NotFound)
+    }
+}
+
+/// Whether a case at `place` lies in the user's scope: a doctor's institution, a health
+/// centre's jurisdiction, a prefecture, or the whole country for the national role. An
+/// administrator sees no case at all.
+pub fn case_visible(principal: &Principal, place: &Place) -> bool {
+    match &principal.scope {
+        Scope::Institution { institution, .. } => place.institution.as_ref() == Some(institution),
+        Scope::HealthCentre { health_centre, .. } => place.health_centre.as_ref() == Some(health_centre),
+        Scope::Prefecture { prefecture } => place.prefecture == *prefecture,
+        Scope::Nation => true,
+        Scope::System => false,
+    }
+}
+
+/// The rows of case lists a user may see, as a filter on equality (a case without an
+/// institution is never in a doctor's list); `None` for administrators, who see none.
+pub fn case_filter(principal: &Principal) -> Option<PlaceFilter> {
+    match &principal.scope {
+        Scope::Institution { institution, .. } => Some(PlaceFilter {
+            institution: Some(institution.clone()),
+            ..PlaceFilter::default()
+        }),
+        Scope::HealthCentre { health_centre, .. } => Some(PlaceFilter {
+            health_centre: Some(health_centre.clone()),
+            ..PlaceFilter::default()
+        }),
+        Scope::Prefecture { prefecture } => Some(PlaceFilter {
+            prefecture: Some(*prefecture),
+            ..PlaceFilter::default()
+        }),
+        Scope::Nation => Some(PlaceFilter::default()),
+        Scope::System => None,
     }
 }
 
@@ -337,6 +428,66 @@ mod tests {
                 Ok(())
             );
         }
+    }
+
+    #[test]
+    fn case_data_follows_the_stricter_rule() {
+        let own = Place {
+            prefecture: pc("13"),
+            health_centre: Some(hc("H1")),
+            institution: Some(ic("I1")),
+        };
+        let sibling = Place {
+            prefecture: pc("13"),
+            health_centre: Some(hc("H1")),
+            institution: Some(ic("I2")),
+        };
+        let open = LifecyclePhase::Open;
+        let doctor = principal(Role::Doctor);
+        assert_eq!(decide(Some(&doctor), &Action::ReadCase(&own), &open), Ok(()));
+        assert_eq!(
+            decide(Some(&doctor), &Action::ReadCase(&sibling), &open),
+            Err(Denial::NotFound)
+        );
+        assert_eq!(
+            decide(Some(&doctor), &Action::ConfirmCase(&own), &open),
+            Err(Denial::Forbidden),
+            "doctors do not confirm"
+        );
+        assert_eq!(
+            decide(
+                Some(&principal(Role::HealthCentre)),
+                &Action::ConfirmCase(&sibling),
+                &open
+            ),
+            Ok(())
+        );
+        let admin = principal(Role::Admin);
+        assert_eq!(
+            decide(Some(&admin), &Action::ReadCase(&own), &open),
+            Err(Denial::Forbidden),
+            "admins never read cases"
+        );
+        assert_eq!(case_filter(&admin), None);
+        assert_eq!(
+            decide(Some(&principal(Role::National)), &Action::ReadCase(&sibling), &open),
+            Ok(())
+        );
+        assert_eq!(
+            decide(Some(&doctor), &Action::FileNotification(&sibling), &open),
+            Err(Denial::Forbidden),
+            "filing for another institution"
+        );
+        let read_only = LifecyclePhase::ReadOnly { since: Utc::now() };
+        assert!(matches!(
+            decide(Some(&doctor), &Action::FileNotification(&own), &read_only),
+            Err(Denial::Locked { .. })
+        ));
+        assert_eq!(
+            decide(Some(&doctor), &Action::ReadCase(&own), &read_only),
+            Ok(()),
+            "reading goes on"
+        );
     }
 
     #[test]

@@ -25,6 +25,16 @@ pub struct Placement {
     pub institution: Option<InstitutionCode>,
 }
 
+/// Whether filing may update the notification that already has the same external id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileMode {
+    /// Imports: the same external id updates (re-importing never duplicates).
+    Upsert,
+    /// A new filing (API): an external id already in use is a conflict, never an update of a
+    /// notification the filer may not even be able to see.
+    CreateOnly,
+}
+
 /// The outcome of filing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Filed {
@@ -372,6 +382,7 @@ impl Db {
         ctx: &AuditContext,
         draft: &NotificationDraft,
         place: &Placement,
+        mode: FileMode,
     ) -> Result<Filed> {
         let t = now();
         dispatch!(self, pool => {
@@ -405,6 +416,12 @@ impl Db {
                     .bind(ext).fetch_optional(&mut *tx).await?,
                 None => None,
             };
+            if existing.is_some() && mode == FileMode::CreateOnly {
+                return Err(StorageError::Conflict(Message::new(
+                    format!("外部ID「{}」の発生届は既に登録されています", draft.external_id.as_deref().unwrap_or_default()),
+                    format!("a notification with external_id \"{}\" already exists", draft.external_id.as_deref().unwrap_or_default()),
+                )));
+            }
             let before = match existing {
                 Some((id, _)) => tx.case_facts(id).await?,
                 None => None,

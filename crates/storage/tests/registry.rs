@@ -10,7 +10,7 @@ use todoke_domain::counting::{Measure, StatusEntry};
 use todoke_domain::notification::{Intake, NotificationDraft, Severity, Status, parse_notification};
 use todoke_domain::{HealthCentreCode, PrefectureCode};
 use todoke_storage::orgs::NewHealthCentre;
-use todoke_storage::registry::{NotificationFilter, Placement};
+use todoke_storage::registry::{FileMode, NotificationFilter, Placement};
 use todoke_storage::testing::TestDb;
 use todoke_storage::{AuditContext, Db, StorageError, now};
 
@@ -82,7 +82,10 @@ async fn new_positives(db: &Db) -> Vec<(NaiveDate, String, i64)> {
 async fn filing_counts_on_the_jst_day_and_refiling_updates(db: &Db) {
     seed(db).await;
     let d = draft(&[("health_centre", "H13"), ("name_kana", "ヤマダ ハナコ")]);
-    let filed = db.file_notification(&cli(), &d, &placed(&d)).await.unwrap();
+    let filed = db
+        .file_notification(&cli(), &d, &placed(&d), FileMode::Upsert)
+        .await
+        .unwrap();
     assert!(filed.created);
     assert_eq!(
         new_positives(db).await,
@@ -90,7 +93,10 @@ async fn filing_counts_on_the_jst_day_and_refiling_updates(db: &Db) {
         "23:30 JST counts on 05-01"
     );
     let again = draft(&[("health_centre", "H13"), ("reported_at", "2021-05-01T15:30:00Z")]);
-    let refiled = db.file_notification(&cli(), &again, &placed(&again)).await.unwrap();
+    let refiled = db
+        .file_notification(&cli(), &again, &placed(&again), FileMode::Upsert)
+        .await
+        .unwrap();
     assert_eq!(
         (refiled.id, refiled.created),
         (filed.id, false),
@@ -113,19 +119,31 @@ async fn filing_counts_on_the_jst_day_and_refiling_updates(db: &Db) {
             .len(),
         1
     );
+    let conflict = db
+        .file_notification(&cli(), &again, &placed(&again), FileMode::CreateOnly)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(conflict, StorageError::Conflict(_)),
+        "a new filing never updates through a reused id"
+    );
 }
 
 async fn placements_must_fit_the_organisation_tree(db: &Db) {
     seed(db).await;
     let wrong = draft(&[("health_centre", "H27")]); // an Osaka health centre for a Tokyo notification
-    let err = db.file_notification(&cli(), &wrong, &placed(&wrong)).await.unwrap_err();
+    let err = db
+        .file_notification(&cli(), &wrong, &placed(&wrong), FileMode::Upsert)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, StorageError::Invalid(m) if m.en.contains("does not belong to prefecture")),
         "{err:?}"
     );
     let unknown = draft(&[("institution", "NOPE")]);
     assert!(matches!(
-        db.file_notification(&cli(), &unknown, &placed(&unknown)).await,
+        db.file_notification(&cli(), &unknown, &placed(&unknown), FileMode::Upsert)
+            .await,
         Err(StorageError::Invalid(_))
     ));
     assert!(db.counters().await.unwrap().is_empty(), "nothing half-written");
@@ -134,7 +152,11 @@ async fn placements_must_fit_the_organisation_tree(db: &Db) {
 async fn confirmation_and_withdrawal(db: &Db) {
     seed(db).await;
     let d = draft(&[]);
-    let id = db.file_notification(&cli(), &d, &placed(&d)).await.unwrap().id;
+    let id = db
+        .file_notification(&cli(), &d, &placed(&d), FileMode::Upsert)
+        .await
+        .unwrap()
+        .id;
     let unconfirmed = NotificationFilter {
         confirmed: Some(false),
         ..Default::default()
@@ -189,7 +211,11 @@ async fn confirmation_and_withdrawal(db: &Db) {
 async fn status_history_keeps_corrections_and_counts_stocks(db: &Db) {
     seed(db).await;
     let d = draft(&[]);
-    let id = db.file_notification(&cli(), &d, &placed(&d)).await.unwrap().id;
+    let id = db
+        .file_notification(&cli(), &d, &placed(&d), FileMode::Upsert)
+        .await
+        .unwrap()
+        .id;
     let entry = |dd: u32, status, severity| StatusEntry {
         effective: day(2021, 5, dd),
         status,
@@ -325,7 +351,10 @@ async fn run(db: &Db, ops: &[Op]) {
                     ("age", age.as_str()),
                     ("withdrawn", if *withdrawn { "true" } else { "false" }),
                 ]);
-                let filed = db.file_notification(&cli(), &d, &placed(&d)).await.unwrap();
+                let filed = db
+                    .file_notification(&cli(), &d, &placed(&d), FileMode::Upsert)
+                    .await
+                    .unwrap();
                 ids.insert(*n, filed.id);
             }
             Op::Withdraw { n } => {

@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{accounts, audit, orgs, system};
+use crate::api::{accounts, audit, notifications, orgs, system};
 use crate::middleware::{REQUEST_ID_HEADER, SESSION_COOKIE, authenticate, render_errors};
 use crate::pages;
 use crate::state::AppState;
@@ -39,6 +39,7 @@ use crate::state::AppState;
         (name = "reference", description = "Reference data"),
         (name = "organisations", description = "Health centres (保健所) and medical institutions (医療機関)"),
         (name = "accounts", description = "Your account, API tokens, user administration"),
+        (name = "notifications", description = "Notifications (発生届): filing, reading, confirming, withdrawing, status"),
         (name = "audit", description = "The audit log"),
         (name = "pages", description = "Server-rendered pages for browsers"),
     )
@@ -75,6 +76,11 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::revoke_my_token))
         .routes(routes!(accounts::list_users, accounts::create_user))
         .routes(routes!(accounts::change_user))
+        .routes(routes!(notifications::list, notifications::file))
+        .routes(routes!(notifications::get))
+        .routes(routes!(notifications::confirm))
+        .routes(routes!(notifications::withdraw))
+        .routes(routes!(notifications::record_status))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
         .routes(routes!(pages::home))

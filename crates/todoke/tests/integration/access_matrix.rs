@@ -62,8 +62,39 @@ fn expected(method: &str, path: &str, who: Who, target: Target) -> Option<u16> {
         ("GET", "/api/health-centres" | "/api/institutions") => signed_in(200),
         ("POST", "/api/health-centres" | "/api/institutions") => admin_only(201),
         ("GET", "/api/health-centres/{code}" | "/api/institutions/{code}") => scoped_read,
+        // Case data: administrators never see it; filing happens in one's own scope.
+        ("POST", "/api/notifications") => match (who, target) {
+            (Public, _) => 401,
+            (Doctor | HealthCentre | Prefecture, Target::Own) => 201,
+            _ => 403,
+        },
+        ("GET", "/api/notifications") => match who {
+            Public => 401,
+            Admin => 403,
+            _ => 200,
+        },
+        ("GET", "/api/notifications/{id}") => match (who, target) {
+            (Public, _) => 401,
+            (Admin, _) => 403,
+            (National, _) | (_, Target::Own) => 200,
+            (_, Target::Other) => 404,
+        },
+        ("POST", "/api/notifications/{id}/confirm") => case_change(who, target, &[HealthCentre]),
+        ("POST", "/api/notifications/{id}/withdraw") => case_change(who, target, &[Doctor, HealthCentre]),
+        ("POST", "/api/notifications/{id}/status") => case_change(who, target, &[HealthCentre, Prefecture]),
         _ => return None,
     })
+}
+
+/// A change to one case: roles that may make it get 204 in scope and 404 outside (not
+/// revealed); every other role 403; the public 401.
+fn case_change(who: Who, target: Target, roles: &[Who]) -> u16 {
+    match (who, target) {
+        (Who::Public, _) => 401,
+        (w, Target::Own) if roles.contains(&w) => 204,
+        (w, Target::Other) if roles.contains(&w) => 404,
+        _ => 403,
+    }
 }
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -101,6 +132,19 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
             };
             path.replace("{id}", &id.to_string())
         }
+        "/api/notifications/{id}" => {
+            let id = if own {
+                app.own_notification
+            } else {
+                app.other_notification
+            };
+            path.replace("{id}", &id.to_string())
+        }
+        "/api/notifications/{id}/confirm" | "/api/notifications/{id}/withdraw" | "/api/notifications/{id}/status" => {
+            // A fresh notification each time: confirming or withdrawing twice is a conflict.
+            let id = crate::helpers::file_notification(&app.db, own).await;
+            path.replace("{id}", &id.to_string())
+        }
         "/api/users/{id}" => {
             let id = if own { app.user_ids[&Who::Doctor] } else { 999_999 };
             path.replace("{id}", &id.to_string())
@@ -122,6 +166,18 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
             rb.json(&json!({"login": format!("new.user{n}"), "role": "national", "password": "a long enough password"}))
         }
         ("PATCH", "/api/users/{id}") => rb.json(&json!({"disabled": false})),
+        ("POST", "/api/notifications") => {
+            let mut body =
+                json!({"case_type": "confirmed", "reported_at": "2023-05-01T10:00:00+09:00", "sex": "male", "age": 70});
+            if !own {
+                body["prefecture"] = json!("27");
+                body["health_centre"] = json!("H27");
+                body["institution"] = json!("I27");
+            }
+            rb.json(&body)
+        }
+        ("POST", "/api/notifications/{id}/withdraw") => rb.json(&json!({"reason": "matrix"})),
+        ("POST", "/api/notifications/{id}/status") => rb.json(&json!({"status": "home"})),
         ("POST", "/api/health-centres") => {
             rb.json(&json!({"code": format!("HNEW{n}"), "prefecture": prefecture, "name": "新保健所"}))
         }

@@ -72,6 +72,9 @@ pub struct TestApp {
     /// API token of each role (not of the public).
     pub tokens: HashMap<Who, String>,
     pub user_ids: HashMap<Who, i64>,
+    /// A notification in the seeded users' own scope (Tokyo, H13, I13) and one outside (Osaka).
+    pub own_notification: i64,
+    pub other_notification: i64,
     pub client: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -116,6 +119,8 @@ impl TestApp {
             tokens.insert(who, token);
             user_ids.insert(who, id.0);
         }
+        let own_notification = file_notification(&db, true).await;
+        let other_notification = file_notification(&db, false).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -133,6 +138,8 @@ impl TestApp {
             db_url: test_db.url.clone(),
             tokens,
             user_ids,
+            own_notification,
+            other_notification,
             client,
             shutdown: Some(tx),
             server: Some(server),
@@ -187,6 +194,50 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// Files a notification straight into storage: in Tokyo at I13 (own) or in Osaka at I27.
+pub async fn file_notification(db: &Db, own: bool) -> i64 {
+    use todoke_domain::notification::{Intake, parse_notification};
+    use todoke_storage::registry::{FileMode, Placement};
+    let (pref, hc, inst) = if own {
+        ("13", "H13", "I13")
+    } else {
+        ("27", "H27", "I27")
+    };
+    let fields: HashMap<String, String> = [
+        ("case_type", "confirmed"),
+        ("reported_at", "2023-05-01T10:00:00+09:00"),
+        ("prefecture", pref),
+        ("health_centre", hc),
+        ("institution", inst),
+        ("name", "山田 花子"),
+        ("name_kana", "ヤマダ ハナコ"),
+        ("sex", "female"),
+        ("birth_date", "1950-04-01"),
+        ("phone", "03-1234-5678"),
+        ("address", "東京都千代田区1-1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let now = todoke_storage::now();
+    let intake = Intake {
+        today: todoke_domain::dates::jst_day(now),
+        now,
+        require_external_id: false,
+        require_prefecture: true,
+    };
+    let draft = parse_notification(&fields, &intake).unwrap();
+    let placement = Placement {
+        prefecture: draft.prefecture.unwrap(),
+        health_centre: draft.health_centre.clone(),
+        institution: draft.institution.clone(),
+    };
+    db.file_notification(&AuditContext::cli(), &draft, &placement, FileMode::CreateOnly)
+        .await
+        .unwrap()
+        .id
 }
 
 async fn seed_orgs(db: &Db) {

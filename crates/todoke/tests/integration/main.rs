@@ -8,5 +8,6 @@ mod browser_sessions;
 mod cli;
 mod errors;
 mod helpers;
+mod notifications;
 mod openapi;
 mod organisations;

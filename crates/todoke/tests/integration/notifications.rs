@@ -1,0 +1,349 @@
+//! The notification API as doctors, health centres and the ministry use it.
+
+use serde_json::{Value, json};
+use todoke_domain::counting::Measure;
+
+use crate::helpers::{TestApp, Who, error_of};
+
+fn filing() -> Value {
+    json!({
+        "case_type": "confirmed",
+        "reported_at": "2023-05-01T23:30:00+09:00",
+        "name": "佐藤 一郎",
+        "name_kana": "さとう いちろう",
+        "sex": "male",
+        "birth_date": "昭和23年4月1日",
+        "phone": "090-1234-5678",
+        "symptoms": "発熱;咳",
+        "spo2": 94,
+        "onset_date": "R5.4.29",
+        "diagnosis_date": "2023-05-01",
+        "needs_admission": true,
+    })
+}
+
+#[tokio::test]
+async fn a_doctor_files_and_the_notification_goes_to_their_health_centre() {
+    let app = TestApp::spawn().await;
+    let resp = app
+        .post(Who::Doctor, "/api/notifications")
+        .json(&filing())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let n: Value = app
+        .get(Who::Doctor, &format!("/api/notifications/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            n["institution"].as_str(),
+            n["health_centre"].as_str(),
+            n["prefecture"].as_str()
+        ),
+        (Some("I13"), Some("H13"), Some("13"))
+    );
+    assert_eq!(n["report_day"], "2023-05-01", "23:30 JST counts on the same day");
+    assert_eq!(n["age"], 75, "derived from the 和暦 birth date at diagnosis");
+    assert_eq!(n["name_kana"], "サトウ イチロウ", "hiragana was written in katakana");
+    assert_eq!(
+        (n["confirmed"].as_bool(), n["withdrawn"].as_bool()),
+        (Some(false), Some(false))
+    );
+    let counted = app
+        .db
+        .counters()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| k.measure == Measure::NewPositive)
+        .map(|(_, n)| n)
+        .sum::<i64>();
+    assert_eq!(
+        counted, 3,
+        "two seeded notifications and this one count at once, unconfirmed"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_filing_names_every_field_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let mut body = filing();
+    body["sex"] = json!("M");
+    body["spo2"] = json!(120);
+    body["onset_date"] = json!("2023-05-02");
+    body["address"] = json!({"city": "千代田区"});
+    let resp = app
+        .post(Who::Doctor, "/api/notifications?lang=en")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _, fields) = error_of(resp).await;
+    assert_eq!((status, code.as_str()), (422, "invalid_input"));
+    let named: Vec<&str> = fields
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["address"], "the structure is checked first: {fields}");
+    body.as_object_mut().unwrap().remove("address");
+    let (_, _, _, fields) = error_of(
+        app.post(Who::Doctor, "/api/notifications?lang=en")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let messages: Vec<String> = fields
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("{}: {}", f["field"].as_str().unwrap(), f["message"].as_str().unwrap()))
+        .collect();
+    for expected in [
+        "sex: sex \"M\" must be one of",
+        "spo2: spo2 \"120\" must be a percentage from 50 to 100",
+        "onset_date: onset_date is after diagnosis_date",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.starts_with(expected)),
+            "{expected} in {messages:?}"
+        );
+    }
+    let list: Value = app
+        .get(Who::Doctor, "/api/notifications")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "only the seeded one");
+}
+
+#[tokio::test]
+async fn the_ministry_sees_cases_without_direct_identifiers() {
+    let app = TestApp::spawn().await;
+    let id = app.own_notification;
+    let hc: Value = app
+        .get(Who::HealthCentre, &format!("/api/notifications/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hc["name"], "山田 花子");
+    assert_eq!(hc["phone"], "03-1234-5678");
+    let national: Value = app
+        .get(Who::National, &format!("/api/notifications/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for hidden in ["name", "name_kana", "address", "phone", "birth_date", "postal_code"] {
+        assert!(
+            national[hidden].is_null(),
+            "{hidden} is hidden from the national role: {national}"
+        );
+    }
+    assert_eq!(national["age"], 73, "age instead of the birth date");
+    let reads: Vec<_> = app
+        .db
+        .audit_entries(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "notification.read")
+        .collect();
+    assert_eq!(reads.len(), 2, "every read of personal data is audited");
+    assert_eq!(reads[1].actor_login.as_deref(), Some("mhlw.analyst"));
+    assert_eq!(reads[1].record_id.as_deref(), Some(id.to_string().as_str()));
+}
+
+#[tokio::test]
+async fn health_centres_confirm_follow_up_and_withdraw() {
+    let app = TestApp::spawn().await;
+    let id = app.own_notification;
+    let path = |action: &str| format!("/api/notifications/{id}/{action}");
+    let unconfirmed: Value = app
+        .get(Who::HealthCentre, "/api/notifications?confirmed=false")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        unconfirmed["items"][0]["id"], id,
+        "the inbox lists what is still to confirm"
+    );
+    assert_eq!(
+        app.post(Who::HealthCentre, &path("confirm"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let (status, _, message, _) = error_of(app.post(Who::HealthCentre, &path("confirm")).send().await.unwrap()).await;
+    assert_eq!(status, 409);
+    assert!(message.contains("既に確認済み"), "{message}");
+    let resp = app
+        .post(Who::HealthCentre, &path("status"))
+        .json(&json!({"status": "hospitalized", "severity": "severe", "effective_date": "2023-05-02"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let n: Value = app
+        .get(Who::Prefecture, &format!("/api/notifications/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (n["confirmed"].as_bool(), n["status"].as_str()),
+        (Some(true), Some("hospitalized"))
+    );
+    let in_hospital: Value = app
+        .get(Who::Prefecture, "/api/notifications?status=hospitalized")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(in_hospital["items"].as_array().unwrap().len(), 1);
+    let bad = app
+        .post(Who::HealthCentre, &path("status"))
+        .json(&json!({"status": "hospitalised", "effective_date": "2023-04-01"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, _, fields) = error_of(bad).await;
+    assert_eq!(status, 422);
+    let named: Vec<&str> = fields
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["status", "effective_date"]);
+    let severe_before: i64 = app
+        .db
+        .counters()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| k.measure == Measure::SevereIn)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(severe_before, 1);
+    assert_eq!(
+        app.post(Who::HealthCentre, &path("withdraw"))
+            .json(&json!({"reason": "重複"}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let counters = app.db.counters().await.unwrap();
+    assert!(
+        !counters.iter().any(|(k, _)| k.measure == Measure::SevereIn),
+        "a withdrawn case leaves every count"
+    );
+    assert_eq!(
+        counters
+            .iter()
+            .filter(|(k, _)| k.measure == Measure::NewPositive)
+            .map(|(_, n)| n)
+            .sum::<i64>(),
+        1,
+        "only Osaka's remains"
+    );
+}
+
+#[tokio::test]
+async fn lists_stay_in_scope_and_page_by_id() {
+    let app = TestApp::spawn().await;
+    for _ in 0..3 {
+        crate::helpers::file_notification(&app.db, true).await;
+    }
+    let ids = |v: &Value| {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let doctor: Value = app
+        .get(Who::Doctor, "/api/notifications")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&doctor).len(), 4, "the doctor's own institution only");
+    let osaka: Value = app
+        .get(Who::Prefecture, "/api/notifications?prefecture=27")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(ids(&osaka).is_empty(), "asking for another prefecture finds nothing");
+    let national: Value = app
+        .get(Who::National, "/api/notifications?limit=3")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&national).len(), 3);
+    let next = national["next"].as_str().unwrap();
+    let rest: Value = app
+        .get(Who::National, &format!("/api/notifications?limit=3&after={next}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest).len(), 2);
+    let may: Value = app
+        .get(
+            Who::National,
+            "/api/notifications?report_from=R5.5.1&report_to=2023-05-01",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&may).len(), 5, "report-day filters read 和暦 too");
+    assert_eq!(
+        app.get(Who::Admin, "/api/notifications").send().await.unwrap().status(),
+        403,
+        "no case data for administrators"
+    );
+}
