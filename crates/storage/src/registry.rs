@@ -229,6 +229,17 @@ macro_rules! notification_select {
     };
 }
 
+/// One recorded status change, as exported.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StatusHistoryRow {
+    pub id: i64,
+    pub external_id: Option<String>,
+    pub status: String,
+    pub severity: Option<String>,
+    pub effective_date: NaiveDate,
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// Which notifications a list returns: the caller's scope narrowed by their filters.
 #[derive(Debug, Clone, Default)]
 pub struct NotificationFilter {
@@ -316,6 +327,21 @@ fn facts_of_draft(draft: &NotificationDraft, prefecture: PrefectureCode, history
 trait RegistryTx {
     fn case_facts(&mut self, id: i64) -> impl Future<Output = Result<Option<CaseFacts>>> + Send;
     fn apply(&mut self, delta: &[(CounterKey, i64)]) -> impl Future<Output = Result<()>> + Send;
+    fn file(
+        &mut self,
+        ctx: Option<&AuditContext>,
+        draft: &NotificationDraft,
+        place: &Placement,
+        mode: FileMode,
+    ) -> impl Future<Output = Result<Filed>> + Send;
+    fn status(
+        &mut self,
+        ctx: Option<&AuditContext>,
+        id: i64,
+        entry: StatusEntry,
+        recorded_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn id_by_external_id(&mut self, external_id: &str) -> impl Future<Output = Result<Option<i64>>> + Send;
 }
 
 macro_rules! impl_registry_tx {
@@ -356,6 +382,134 @@ macro_rules! impl_registry_tx {
                 }
                 Ok(())
             }
+
+            /// See [`Db::file_notification`]. `ctx` is `None` when the caller audits the whole
+            /// batch itself (an import is one audited action).
+            async fn file(&mut self, ctx: Option<&AuditContext>, draft: &NotificationDraft, place: &Placement, mode: FileMode) -> Result<Filed> {
+                let t = now();
+                // The organisation tree must agree with the placement.
+                let mut health_centre = place.health_centre.as_ref().map(|h| h.to_string());
+                if let Some(inst) = &place.institution {
+                    let hc: Option<String> = sqlx::query_scalar("SELECT health_centre_code FROM institutions WHERE code = $1")
+                        .bind(inst.as_str()).fetch_optional(&mut **self).await?;
+                    let Some(hc) = hc else {
+                        return Err(StorageError::Invalid(Message::new(format!("医療機関「{inst}」は登録されていません"), format!("institution \"{inst}\" does not exist"))));
+                    };
+                    if health_centre.as_ref().is_some_and(|h| *h != hc) {
+                        return Err(not_in("医療機関", "institution", inst.as_str(), "保健所", "health centre", health_centre.as_deref().unwrap_or_default()));
+                    }
+                    health_centre = Some(hc);
+                }
+                if let Some(hc) = &health_centre {
+                    let pref: Option<String> = sqlx::query_scalar("SELECT prefecture_code FROM health_centres WHERE code = $1")
+                        .bind(hc).fetch_optional(&mut **self).await?;
+                    match pref {
+                        None => return Err(StorageError::Invalid(Message::new(format!("保健所「{hc}」は登録されていません"), format!("health centre \"{hc}\" does not exist")))),
+                        Some(p) if p != place.prefecture.to_string() => {
+                            return Err(not_in("保健所", "health centre", hc, "都道府県", "prefecture", &place.prefecture.to_string()));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                let existing: Option<(i64, i64)> = match &draft.external_id {
+                    Some(ext) => sqlx::query_as("SELECT id, person_id FROM notifications WHERE external_id = $1")
+                        .bind(ext).fetch_optional(&mut **self).await?,
+                    None => None,
+                };
+                if existing.is_some() && mode == FileMode::CreateOnly {
+                    return Err(StorageError::Conflict(Message::new(
+                        format!("外部ID「{}」の発生届は既に登録されています", draft.external_id.as_deref().unwrap_or_default()),
+                        format!("a notification with external_id \"{}\" already exists", draft.external_id.as_deref().unwrap_or_default()),
+                    )));
+                }
+                let before = match existing {
+                    Some((id, _)) => self.case_facts(id).await?,
+                    None => None,
+                };
+                let person = &draft.person;
+                let sex = person.sex.unwrap_or(Sex::Unknown).as_str();
+                let person_id = match existing {
+                    Some((_, person_id)) => {
+                        sqlx::query("UPDATE persons SET name = $2, name_kana = $3, sex = $4, birth_date = $5, occupation = $6, postal_code = $7, address = $8, phone = $9 WHERE id = $1")
+                            .bind(person_id).bind(&person.name).bind(&person.name_kana).bind(sex).bind(person.birth_date)
+                            .bind(&person.occupation).bind(&person.postal_code).bind(&person.address).bind(&person.phone)
+                            .execute(&mut **self).await?;
+                        person_id
+                    }
+                    None => sqlx::query_scalar("INSERT INTO persons (name, name_kana, sex, birth_date, occupation, postal_code, address, phone, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id")
+                        .bind(&person.name).bind(&person.name_kana).bind(sex).bind(person.birth_date)
+                        .bind(&person.occupation).bind(&person.postal_code).bind(&person.address).bind(&person.phone).bind(t)
+                        .fetch_one(&mut **self).await?,
+                };
+                let d = draft;
+                let id: i64 = match existing {
+                    None => sqlx::query_scalar(
+                        "INSERT INTO notifications (external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
+                         institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
+                         infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
+                         needs_admission, notified_group, withdrawn, updated_at, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $29) RETURNING id")
+                        .bind(&d.external_id).bind(&d.disease).bind(d.case_type.as_str()).bind(d.reported_at).bind(d.report_day())
+                        .bind(place.prefecture.to_string()).bind(&health_centre).bind(place.institution.as_ref().map(|i| i.to_string()))
+                        .bind(&d.doctor_name).bind(person_id).bind(i64::from(d.age)).bind(join_symptoms(&d.symptoms)).bind(d.spo2.map(i64::from))
+                        .bind(&d.diagnosis_method).bind(d.first_visit_date).bind(d.diagnosis_date).bind(d.infection_date).bind(d.onset_date)
+                        .bind(d.death_date).bind(&d.infection_route).bind(&d.vaccinations).bind(&d.risk_factors).bind(d.immunosuppressed)
+                        .bind(d.pregnant).bind(d.severity.map(Severity::as_str)).bind(d.needs_admission).bind(d.notified_group.map(NotifiedGroup::as_str))
+                        .bind(d.withdrawn).bind(t)
+                        .fetch_one(&mut **self).await?,
+                    Some((id, _)) => {
+                        sqlx::query(
+                            "UPDATE notifications SET disease = $2, case_type = $3, reported_at = $4, report_day = $5, prefecture_code = $6, \
+                             health_centre_code = $7, institution_code = $8, doctor_name = $9, age = $10, symptoms = $11, spo2 = $12, \
+                             diagnosis_method = $13, first_visit_date = $14, diagnosis_date = $15, infection_date = $16, onset_date = $17, \
+                             death_date = $18, infection_route = $19, vaccinations = $20, risk_factors = $21, immunosuppressed = $22, pregnant = $23, \
+                             severity = $24, needs_admission = $25, notified_group = $26, withdrawn = $27, updated_at = $28 WHERE id = $1")
+                            .bind(id).bind(&d.disease).bind(d.case_type.as_str()).bind(d.reported_at).bind(d.report_day())
+                            .bind(place.prefecture.to_string()).bind(&health_centre).bind(place.institution.as_ref().map(|i| i.to_string()))
+                            .bind(&d.doctor_name).bind(i64::from(d.age)).bind(join_symptoms(&d.symptoms)).bind(d.spo2.map(i64::from))
+                            .bind(&d.diagnosis_method).bind(d.first_visit_date).bind(d.diagnosis_date).bind(d.infection_date).bind(d.onset_date)
+                            .bind(d.death_date).bind(&d.infection_route).bind(&d.vaccinations).bind(&d.risk_factors).bind(d.immunosuppressed)
+                            .bind(d.pregnant).bind(d.severity.map(Severity::as_str)).bind(d.needs_admission).bind(d.notified_group.map(NotifiedGroup::as_str))
+                            .bind(d.withdrawn).bind(t)
+                            .execute(&mut **self).await?;
+                        id
+                    }
+                };
+                let history = before.as_ref().map(|b| b.history.clone()).unwrap_or_default();
+                let merged = before.as_ref().is_some_and(|b| b.merged);
+                let mut after = facts_of_draft(draft, place.prefecture, history);
+                after.merged = merged;
+                self.apply(&counting::difference(before.as_ref(), Some(&after))).await?;
+                if let Some(ctx) = ctx {
+                    let action = if existing.is_some() { "notification.update" } else { "notification.file" };
+                    self.append_audit(ctx, AuditEvent::new(action, "notification", id)).await?;
+                }
+                Ok(Filed { id, created: existing.is_none() })
+            }
+
+            /// See [`Db::record_status`].
+            async fn status(&mut self, ctx: Option<&AuditContext>, id: i64, entry: StatusEntry, recorded_at: DateTime<Utc>) -> Result<()> {
+                let Some(before) = self.case_facts(id).await? else { return Err(StorageError::NotFound) };
+                let history_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO status_history (notification_id, status, severity, effective_date, recorded_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+                    .bind(id).bind(entry.status.as_str()).bind(entry.severity.map(Severity::as_str)).bind(entry.effective).bind(recorded_at)
+                    .fetch_one(&mut **self).await?;
+                sqlx::query("UPDATE notifications SET updated_at = $2 WHERE id = $1").bind(id).bind(now()).execute(&mut **self).await?;
+                let mut after = before.clone();
+                after.history.push(RecordedStatus { entry, recorded: (recorded_at.timestamp_micros(), history_id) });
+                self.apply(&counting::difference(Some(&before), Some(&after))).await?;
+                if let Some(ctx) = ctx { self.append_audit(ctx, AuditEvent::new("notification.status", "notification", id)
+                    .with_detail(serde_json::json!({"status": entry.status.as_str(), "effective_date": entry.effective}))).await?; }
+                Ok(())
+            }
+
+            async fn id_by_external_id(&mut self, external_id: &str) -> Result<Option<i64>> {
+                Ok(sqlx::query_scalar("SELECT id FROM notifications WHERE external_id = $1")
+                    .bind(external_id)
+                    .fetch_optional(&mut **self)
+                    .await?)
+            }
         }
     };
 }
@@ -384,107 +538,11 @@ impl Db {
         place: &Placement,
         mode: FileMode,
     ) -> Result<Filed> {
-        let t = now();
         dispatch!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            // The organisation tree must agree with the placement.
-            let mut health_centre = place.health_centre.as_ref().map(|h| h.to_string());
-            if let Some(inst) = &place.institution {
-                let hc: Option<String> = sqlx::query_scalar("SELECT health_centre_code FROM institutions WHERE code = $1")
-                    .bind(inst.as_str()).fetch_optional(&mut *tx).await?;
-                let Some(hc) = hc else {
-                    return Err(StorageError::Invalid(Message::new(format!("医療機関「{inst}」は登録されていません"), format!("institution \"{inst}\" does not exist"))));
-                };
-                if health_centre.as_ref().is_some_and(|h| *h != hc) {
-                    return Err(not_in("医療機関", "institution", inst.as_str(), "保健所", "health centre", health_centre.as_deref().unwrap_or_default()));
-                }
-                health_centre = Some(hc);
-            }
-            if let Some(hc) = &health_centre {
-                let pref: Option<String> = sqlx::query_scalar("SELECT prefecture_code FROM health_centres WHERE code = $1")
-                    .bind(hc).fetch_optional(&mut *tx).await?;
-                match pref {
-                    None => return Err(StorageError::Invalid(Message::new(format!("保健所「{hc}」は登録されていません"), format!("health centre \"{hc}\" does not exist")))),
-                    Some(p) if p != place.prefecture.to_string() => {
-                        return Err(not_in("保健所", "health centre", hc, "都道府県", "prefecture", &place.prefecture.to_string()));
-                    }
-                    Some(_) => {}
-                }
-            }
-            let existing: Option<(i64, i64)> = match &draft.external_id {
-                Some(ext) => sqlx::query_as("SELECT id, person_id FROM notifications WHERE external_id = $1")
-                    .bind(ext).fetch_optional(&mut *tx).await?,
-                None => None,
-            };
-            if existing.is_some() && mode == FileMode::CreateOnly {
-                return Err(StorageError::Conflict(Message::new(
-                    format!("外部ID「{}」の発生届は既に登録されています", draft.external_id.as_deref().unwrap_or_default()),
-                    format!("a notification with external_id \"{}\" already exists", draft.external_id.as_deref().unwrap_or_default()),
-                )));
-            }
-            let before = match existing {
-                Some((id, _)) => tx.case_facts(id).await?,
-                None => None,
-            };
-            let person = &draft.person;
-            let sex = person.sex.unwrap_or(Sex::Unknown).as_str();
-            let person_id = match existing {
-                Some((_, person_id)) => {
-                    sqlx::query("UPDATE persons SET name = $2, name_kana = $3, sex = $4, birth_date = $5, occupation = $6, postal_code = $7, address = $8, phone = $9 WHERE id = $1")
-                        .bind(person_id).bind(&person.name).bind(&person.name_kana).bind(sex).bind(person.birth_date)
-                        .bind(&person.occupation).bind(&person.postal_code).bind(&person.address).bind(&person.phone)
-                        .execute(&mut *tx).await?;
-                    person_id
-                }
-                None => sqlx::query_scalar("INSERT INTO persons (name, name_kana, sex, birth_date, occupation, postal_code, address, phone, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id")
-                    .bind(&person.name).bind(&person.name_kana).bind(sex).bind(person.birth_date)
-                    .bind(&person.occupation).bind(&person.postal_code).bind(&person.address).bind(&person.phone).bind(t)
-                    .fetch_one(&mut *tx).await?,
-            };
-            let d = draft;
-            let id: i64 = match existing {
-                None => sqlx::query_scalar(
-                    "INSERT INTO notifications (external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
-                     institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
-                     infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
-                     needs_admission, notified_group, withdrawn, updated_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $29) RETURNING id")
-                    .bind(&d.external_id).bind(&d.disease).bind(d.case_type.as_str()).bind(d.reported_at).bind(d.report_day())
-                    .bind(place.prefecture.to_string()).bind(&health_centre).bind(place.institution.as_ref().map(|i| i.to_string()))
-                    .bind(&d.doctor_name).bind(person_id).bind(i64::from(d.age)).bind(join_symptoms(&d.symptoms)).bind(d.spo2.map(i64::from))
-                    .bind(&d.diagnosis_method).bind(d.first_visit_date).bind(d.diagnosis_date).bind(d.infection_date).bind(d.onset_date)
-                    .bind(d.death_date).bind(&d.infection_route).bind(&d.vaccinations).bind(&d.risk_factors).bind(d.immunosuppressed)
-                    .bind(d.pregnant).bind(d.severity.map(Severity::as_str)).bind(d.needs_admission).bind(d.notified_group.map(NotifiedGroup::as_str))
-                    .bind(d.withdrawn).bind(t)
-                    .fetch_one(&mut *tx).await?,
-                Some((id, _)) => {
-                    sqlx::query(
-                        "UPDATE notifications SET disease = $2, case_type = $3, reported_at = $4, report_day = $5, prefecture_code = $6, \
-                         health_centre_code = $7, institution_code = $8, doctor_name = $9, age = $10, symptoms = $11, spo2 = $12, \
-                         diagnosis_method = $13, first_visit_date = $14, diagnosis_date = $15, infection_date = $16, onset_date = $17, \
-                         death_date = $18, infection_route = $19, vaccinations = $20, risk_factors = $21, immunosuppressed = $22, pregnant = $23, \
-                         severity = $24, needs_admission = $25, notified_group = $26, withdrawn = $27, updated_at = $28 WHERE id = $1")
-                        .bind(id).bind(&d.disease).bind(d.case_type.as_str()).bind(d.reported_at).bind(d.report_day())
-                        .bind(place.prefecture.to_string()).bind(&health_centre).bind(place.institution.as_ref().map(|i| i.to_string()))
-                        .bind(&d.doctor_name).bind(i64::from(d.age)).bind(join_symptoms(&d.symptoms)).bind(d.spo2.map(i64::from))
-                        .bind(&d.diagnosis_method).bind(d.first_visit_date).bind(d.diagnosis_date).bind(d.infection_date).bind(d.onset_date)
-                        .bind(d.death_date).bind(&d.infection_route).bind(&d.vaccinations).bind(&d.risk_factors).bind(d.immunosuppressed)
-                        .bind(d.pregnant).bind(d.severity.map(Severity::as_str)).bind(d.needs_admission).bind(d.notified_group.map(NotifiedGroup::as_str))
-                        .bind(d.withdrawn).bind(t)
-                        .execute(&mut *tx).await?;
-                    id
-                }
-            };
-            let history = before.as_ref().map(|b| b.history.clone()).unwrap_or_default();
-            let merged = before.as_ref().is_some_and(|b| b.merged);
-            let mut after = facts_of_draft(draft, place.prefecture, history);
-            after.merged = merged;
-            tx.apply(&counting::difference(before.as_ref(), Some(&after))).await?;
-            let action = if existing.is_some() { "notification.update" } else { "notification.file" };
-            tx.append_audit(ctx, AuditEvent::new(action, "notification", id)).await?;
+            let filed = tx.file(Some(ctx), draft, place, mode).await?;
             tx.commit().await?;
-            Ok(Filed { id, created: existing.is_none() })
+            Ok(filed)
         })
     }
 
@@ -581,20 +639,32 @@ impl Db {
     ) -> Result<()> {
         dispatch!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let Some(before) = tx.case_facts(id).await? else { return Err(StorageError::NotFound) };
-            let history_id: i64 = sqlx::query_scalar(
-                "INSERT INTO status_history (notification_id, status, severity, effective_date, recorded_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
-                .bind(id).bind(entry.status.as_str()).bind(entry.severity.map(Severity::as_str)).bind(entry.effective).bind(recorded_at)
-                .fetch_one(&mut *tx).await?;
-            sqlx::query("UPDATE notifications SET updated_at = $2 WHERE id = $1").bind(id).bind(now()).execute(&mut *tx).await?;
-            let mut after = before.clone();
-            after.history.push(RecordedStatus { entry, recorded: (recorded_at.timestamp_micros(), history_id) });
-            tx.apply(&counting::difference(Some(&before), Some(&after))).await?;
-            tx.append_audit(ctx, AuditEvent::new("notification.status", "notification", id)
-                .with_detail(serde_json::json!({"status": entry.status.as_str(), "effective_date": entry.effective}))).await?;
+            tx.status(Some(ctx), id, entry, recorded_at).await?;
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Status history rows in recording order (for export): id, external id, status, severity,
+    /// effective date, recorded at. Only notifications of `prefecture` when given.
+    pub async fn status_history_rows(
+        &self,
+        prefecture: Option<PrefectureCode>,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<StatusHistoryRow>> {
+        Ok(dispatch!(self, pool => {
+            sqlx::query_as(
+                "SELECT s.id, n.external_id, s.status, s.severity, s.effective_date, s.recorded_at FROM status_history s \
+                 JOIN notifications n ON n.id = s.notification_id \
+                 WHERE s.id > $1 AND (CAST($2 AS TEXT) IS NULL OR n.prefecture_code = $2) ORDER BY s.id LIMIT $3",
+            )
+            .bind(after_id)
+            .bind(prefecture.map(|p| p.to_string()))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
     }
 
     /// Every nonzero counter.
@@ -671,5 +741,111 @@ impl Db {
             tx.commit().await?;
             Ok(delta.len())
         })
+    }
+}
+
+/// A write transaction held open across many rows (imports). Nothing is visible to others until
+/// [`WriteTx::commit`]; dropping it rolls everything back.
+pub enum WriteTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs the same code against whichever transaction `$tx` holds.
+macro_rules! on_tx {
+    ($tx:expr, $t:ident => $body:expr) => {
+        match $tx {
+            WriteTx::Sqlite($t) => $body,
+            WriteTx::Postgres($t) => $body,
+        }
+    };
+}
+
+impl Db {
+    pub async fn begin_write_tx(&self) -> Result<WriteTx> {
+        Ok(match self {
+            Db::Sqlite(pool) => WriteTx::Sqlite(pool.begin_write().await?),
+            Db::Postgres(pool) => WriteTx::Postgres(pool.begin_write().await?),
+        })
+    }
+}
+
+impl WriteTx {
+    /// Files a notification without a per-row audit entry (the batch is audited as a whole).
+    pub async fn file(&mut self, draft: &NotificationDraft, place: &Placement, mode: FileMode) -> Result<Filed> {
+        on_tx!(self, t => t.file(None, draft, place, mode).await)
+    }
+
+    /// Records a status change of the notification with this external id.
+    pub async fn record_status_by_external_id(
+        &mut self,
+        external_id: &str,
+        entry: StatusEntry,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<()> {
+        on_tx!(self, t => {
+            let Some(id) = t.id_by_external_id(external_id).await? else {
+                return Err(StorageError::Invalid(Message::new(
+                    format!("外部ID「{external_id}」の発生届はありません"),
+                    format!("no notification has external_id \"{external_id}\""),
+                )));
+            };
+            t.status(None, id, entry, recorded_at).await
+        })
+    }
+
+    /// Marks a point the transaction can return to when one row fails (PostgreSQL aborts a
+    /// whole transaction on any error unless it is rolled back to a savepoint).
+    pub async fn savepoint(&mut self) -> Result<()> {
+        on_tx!(self, t => sqlx::query("SAVEPOINT row_start").execute(&mut **t).await?.rows_affected());
+        Ok(())
+    }
+
+    pub async fn release_savepoint(&mut self) -> Result<()> {
+        on_tx!(self, t => sqlx::query("RELEASE SAVEPOINT row_start").execute(&mut **t).await?.rows_affected());
+        Ok(())
+    }
+
+    pub async fn rollback_to_savepoint(&mut self) -> Result<()> {
+        on_tx!(self, t => {
+            sqlx::query("ROLLBACK TO SAVEPOINT row_start").execute(&mut **t).await?;
+            sqlx::query("RELEASE SAVEPOINT row_start").execute(&mut **t).await?.rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Where the notification with this external id was received.
+    pub async fn place_by_external_id(&mut self, external_id: &str) -> Result<Option<todoke_domain::account::Place>> {
+        let row: Option<(String, Option<String>, Option<String>)> = on_tx!(self, t => {
+            sqlx::query_as("SELECT prefecture_code, health_centre_code, institution_code FROM notifications WHERE external_id = $1")
+                .bind(external_id)
+                .fetch_optional(&mut **t)
+                .await?
+        });
+        row.map(|(p, h, i)| {
+            Ok(todoke_domain::account::Place {
+                prefecture: PrefectureCode::parse(&p).map_err(|_| corrupt("prefecture", &p))?,
+                health_centre: h
+                    .as_deref()
+                    .map(HealthCentreCode::parse)
+                    .transpose()
+                    .map_err(|_| corrupt("health centre", h.as_deref().unwrap_or_default()))?,
+                institution: i
+                    .as_deref()
+                    .map(InstitutionCode::parse)
+                    .transpose()
+                    .map_err(|_| corrupt("institution", i.as_deref().unwrap_or_default()))?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn audit(&mut self, ctx: &AuditContext, event: AuditEvent<'_>) -> Result<i64> {
+        on_tx!(self, t => t.append_audit(ctx, event).await)
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        on_tx!(self, t => t.commit().await?);
+        Ok(())
     }
 }

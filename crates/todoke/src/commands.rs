@@ -421,3 +421,121 @@ pub async fn audit(database: Option<String>, cmd: AuditCommand) -> anyhow::Resul
         }
     })
 }
+
+/// The formats that can be imported and exported so far.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FileKind {
+    /// Notifications (発生届), one row per notification.
+    Notifications,
+    /// Status changes (療養状況), one row per change.
+    Status,
+}
+
+impl FileKind {
+    fn kind(self) -> todoke_exchange::import::ImportKind {
+        match self {
+            FileKind::Notifications => todoke_exchange::import::ImportKind::Notifications,
+            FileKind::Status => todoke_exchange::import::ImportKind::Status,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    #[arg(value_enum)]
+    kind: FileKind,
+    /// The CSV file.
+    file: std::path::PathBuf,
+    /// Keep the good rows when some are rejected (default: all or nothing).
+    #[arg(long)]
+    partial: bool,
+    /// Text encoding of the file: utf-8 (default; a BOM is accepted) or cp932 (Shift_JIS).
+    #[arg(long, default_value = "utf-8")]
+    encoding: String,
+}
+
+pub async fn import(database: Option<String>, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let encoding = todoke_exchange::Encoding::parse(&args.encoding).map_err(cli_error)?;
+    let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    let db = open(database).await?;
+    let options = todoke_exchange::import::ImportOptions {
+        partial: args.partial,
+        encoding,
+        row_scope: None,
+    };
+    let started = std::time::Instant::now();
+    let input = Box::new(std::io::BufReader::with_capacity(1 << 20, file));
+    let report = todoke_exchange::import::import(&db, &AuditContext::cli(), args.kind.kind(), input, options).await?;
+    let secs = started.elapsed().as_secs_f64();
+    for line in todoke_exchange::import::report_lines(&report) {
+        eprintln!("{line}");
+    }
+    if report.committed {
+        println!(
+            "imported {} of {} rows ({} created, {} updated, {} rejected) in {secs:.1} s",
+            report.accepted, report.rows, report.created, report.updated, report.rejected_rows
+        );
+    } else {
+        println!(
+            "nothing imported: {} of {} rows rejected (all or nothing; --partial keeps the good rows)",
+            report.rejected_rows, report.rows
+        );
+    }
+    Ok(if report.rejected_rows == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[arg(value_enum)]
+    kind: FileKind,
+    /// Where to write the CSV file.
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// Only this prefecture (JIS code).
+    #[arg(long)]
+    prefecture: Option<String>,
+}
+
+pub async fn export(database: Option<String>, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let prefecture = args
+        .prefecture
+        .as_deref()
+        .map(PrefectureCode::parse)
+        .transpose()
+        .map_err(|e| cli_error(e.0))?;
+    let db = open(database).await?;
+    let file = std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let rows =
+        todoke_exchange::export::export(&db, args.kind.kind(), prefecture, std::io::BufWriter::new(file)).await?;
+    println!("wrote {rows} rows to {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AggregatesCommand {
+    /// Recompute every live counter from the notifications and their status histories.
+    Rebuild,
+}
+
+pub async fn aggregates(database: Option<String>, cmd: AggregatesCommand) -> anyhow::Result<ExitCode> {
+    let AggregatesCommand::Rebuild = cmd;
+    let db = open(database).await?;
+    let before = db.counters().await?;
+    let started = std::time::Instant::now();
+    let counters = db.rebuild_counters(&AuditContext::cli()).await?;
+    let after = db.counters().await?;
+    let changed = if before == after {
+        "no counter changed"
+    } else {
+        "counters changed: the live aggregates had drifted"
+    };
+    println!(
+        "rebuilt {counters} counters in {:.1} s; {changed}",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}

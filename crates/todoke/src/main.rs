@@ -44,6 +44,13 @@ enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(commands::AuditCommand),
+    /// Import a CSV file (formats of CONTRACT.md); exits non-zero if any row was rejected.
+    Import(commands::ImportArgs),
+    /// Export in the import formats (an export re-imports to the same data).
+    Export(commands::ExportArgs),
+    /// Maintain the live counters the statistics read.
+    #[command(subcommand)]
+    Aggregates(commands::AggregatesCommand),
 }
 
 fn init_logging() {
@@ -80,6 +87,9 @@ fn main() -> ExitCode {
             Command::Token(cmd) => commands::token(cli.database, cmd).await,
             Command::Org(cmd) => commands::org(cli.database, cmd).await,
             Command::Audit(cmd) => commands::audit(cli.database, cmd).await,
+            Command::Import(args) => commands::import(cli.database, args).await,
+            Command::Export(args) => commands::export(cli.database, args).await,
+            Command::Aggregates(cmd) => commands::aggregates(cli.database, cmd).await,
         }
     });
     match result {

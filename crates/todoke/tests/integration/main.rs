@@ -8,6 +8,7 @@ mod browser_sessions;
 mod cli;
 mod errors;
 mod helpers;
+mod imports;
 mod notifications;
 mod openapi;
 mod organisations;

@@ -1,0 +1,553 @@
+//! Importing notifications and status changes from CSV, with a report of every rejected row.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use todoke_domain::account::Place;
+use todoke_domain::counting::StatusEntry;
+use todoke_domain::notification::{self, Intake, NotificationDraft, Severity, Status};
+use todoke_domain::{FieldError, Message, dates};
+use todoke_storage::audit::AuditEvent;
+use todoke_storage::registry::{FileMode, Placement};
+use todoke_storage::{AuditContext, Db, StorageError};
+
+use crate::{Encoding, utf8_reader};
+
+/// What a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportKind {
+    Notifications,
+    Status,
+}
+
+impl ImportKind {
+    pub fn parse(s: &str) -> Option<ImportKind> {
+        match s {
+            "notifications" => Some(ImportKind::Notifications),
+            "status" => Some(ImportKind::Status),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportKind::Notifications => "notifications",
+            ImportKind::Status => "status",
+        }
+    }
+
+    fn columns(self) -> &'static [&'static str] {
+        match self {
+            ImportKind::Notifications => &notification::COLUMNS,
+            ImportKind::Status => &STATUS_COLUMNS,
+        }
+    }
+
+    fn required(self) -> &'static [&'static str] {
+        match self {
+            ImportKind::Notifications => &["external_id", "case_type", "reported_at", "prefecture", "sex"],
+            ImportKind::Status => &["external_id", "status", "effective_date"],
+        }
+    }
+}
+
+/// The columns of the status format (CONTRACT.md).
+pub const STATUS_COLUMNS: [&str; 5] = ["external_id", "status", "severity", "effective_date", "recorded_at"];
+
+/// Decides whether the importing user may write a row at this place (the web layer passes the
+/// access policy; operator imports at the command line pass none).
+pub type RowScope = Arc<dyn Fn(&Place) -> bool + Send + Sync>;
+
+#[derive(Clone, Default)]
+pub struct ImportOptions {
+    /// Keep the good rows when some are rejected (default: all or nothing).
+    pub partial: bool,
+    pub encoding: Encoding,
+    pub row_scope: Option<RowScope>,
+}
+
+/// One problem with one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Line in the file (the header is line 1).
+    pub line: u64,
+    /// The column at fault, when one is.
+    pub column: Option<String>,
+    pub reason: Message,
+}
+
+/// What an import did. `rejections` keeps the first [`MAX_LISTED`] problems; `rejected_rows`
+/// counts them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub kind: ImportKind,
+    /// Data rows read.
+    pub rows: u64,
+    /// Rows written and committed.
+    pub accepted: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub rejected_rows: u64,
+    pub rejections: Vec<Rejection>,
+    /// False when nothing was kept (a rejected row in all-or-nothing mode, or a bad header).
+    pub committed: bool,
+}
+
+/// How many problems a report lists; the rest are counted.
+pub const MAX_LISTED: usize = 1000;
+
+impl ImportReport {
+    fn new(kind: ImportKind) -> ImportReport {
+        ImportReport {
+            kind,
+            rows: 0,
+            accepted: 0,
+            created: 0,
+            updated: 0,
+            rejected_rows: 0,
+            rejections: Vec::new(),
+            committed: false,
+        }
+    }
+
+    fn reject(&mut self, line: u64, problems: impl IntoIterator<Item = (Option<String>, Message)>) {
+        self.rejected_rows += 1;
+        for (column, reason) in problems {
+            if self.rejections.len() < MAX_LISTED {
+                self.rejections.push(Rejection { line, column, reason });
+            }
+        }
+    }
+}
+
+/// A row as read by the reader thread.
+enum Parsed {
+    Notification {
+        line: u64,
+        draft: Result<Box<NotificationDraft>, Vec<FieldError>>,
+    },
+    Status {
+        line: u64,
+        row: Result<StatusRow, Vec<FieldError>>,
+    },
+}
+
+/// A validated status row.
+#[derive(Debug, Clone)]
+struct StatusRow {
+    external_id: String,
+    entry: StatusEntry,
+    recorded_at: DateTime<Utc>,
+}
+
+fn field(f: &str, m: Message) -> FieldError {
+    FieldError::new(f, m)
+}
+
+fn parse_status_row(fields: &HashMap<String, String>, now: DateTime<Utc>) -> Result<StatusRow, Vec<FieldError>> {
+    let get = |k: &str| fields.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let mut errors = Vec::new();
+    let required = |k: &str| field(k, Message::new(format!("{k} は必須です"), format!("{k} is required")));
+    let external_id = get("external_id").map(str::to_owned);
+    if external_id.is_none() {
+        errors.push(required("external_id"));
+    }
+    let status = match get("status") {
+        None => {
+            errors.push(required("status"));
+            None
+        }
+        Some(s) => Status::parse(s).map_err(|m| errors.push(field("status", m))).ok(),
+    };
+    let severity = get("severity").and_then(|s| Severity::parse(s).map_err(|m| errors.push(field("severity", m))).ok());
+    let today = dates::jst_day(now);
+    let effective = match get("effective_date") {
+        None => {
+            errors.push(required("effective_date"));
+            None
+        }
+        Some(d) => match dates::parse_date(d) {
+            Ok(d) if d > today => {
+                errors.push(field(
+                    "effective_date",
+                    Message::fixed("未来の日付です", "effective_date is in the future"),
+                ));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(m) => {
+                errors.push(field("effective_date", m));
+                None
+            }
+        },
+    };
+    let recorded_at = match get("recorded_at") {
+        None => now,
+        Some(t) => dates::parse_instant(t)
+            .map_err(|m| errors.push(field("recorded_at", m)))
+            .unwrap_or(now),
+    };
+    match (external_id, status, effective) {
+        (Some(external_id), Some(status), Some(effective)) if errors.is_empty() => Ok(StatusRow {
+            external_id,
+            entry: StatusEntry {
+                effective,
+                status,
+                severity,
+            },
+            recorded_at,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// A problem with the file as a whole (its header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderProblem {
+    pub column: Option<String>,
+    pub reason: Message,
+}
+
+/// Reads, decodes and validates every row on the current (blocking) thread, sending rows on.
+fn read_rows(
+    input: Box<dyn Read + Send>,
+    kind: ImportKind,
+    encoding: Encoding,
+    intake: Intake,
+    out: tokio::sync::mpsc::Sender<Parsed>,
+) -> Result<(), Vec<HeaderProblem>> {
+    let io_problem = |e: std::io::Error| {
+        vec![HeaderProblem {
+            column: None,
+            reason: Message::new(
+                format!("ファイルを読み取れません: {e}"),
+                format!("cannot read the file: {e}"),
+            ),
+        }]
+    };
+    let reader = utf8_reader(input, encoding).map_err(io_problem)?;
+    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+    let header = csv
+        .byte_headers()
+        .map_err(|e| {
+            vec![HeaderProblem {
+                column: None,
+                reason: csv_message(&e),
+            }]
+        })?
+        .clone();
+    let mut names = Vec::new();
+    let mut problems = Vec::new();
+    for raw in header.iter() {
+        let Ok(name) = std::str::from_utf8(raw) else {
+            problems.push(HeaderProblem {
+                column: None,
+                reason: not_utf8(encoding),
+            });
+            names.push(String::new());
+            continue;
+        };
+        let name = name.trim().to_owned();
+        if !kind.columns().contains(&name.as_str()) {
+            problems.push(HeaderProblem {
+                column: Some(name.clone()),
+                reason: Message::new(
+                    format!("列「{name}」はこの形式にありません"),
+                    format!("\"{name}\" is not a column of the {} format", kind.as_str()),
+                ),
+            });
+        } else if names.contains(&name) {
+            problems.push(HeaderProblem {
+                column: Some(name.clone()),
+                reason: Message::new(
+                    format!("列「{name}」が重複しています"),
+                    format!("column \"{name}\" appears twice"),
+                ),
+            });
+        }
+        names.push(name);
+    }
+    for required in kind.required() {
+        if !names.iter().any(|n| n == required) {
+            problems.push(HeaderProblem {
+                column: Some((*required).to_owned()),
+                reason: Message::new(
+                    format!("必須の列「{required}」がありません"),
+                    format!("the required column \"{required}\" is missing"),
+                ),
+            });
+        }
+    }
+    if kind == ImportKind::Notifications && !names.iter().any(|n| n == "age" || n == "birth_date") {
+        problems.push(HeaderProblem {
+            column: Some("age".into()),
+            reason: Message::fixed(
+                "age または birth_date の列が必要です",
+                "an age or birth_date column is required",
+            ),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let line = csv.position().line();
+        match csv.read_byte_record(&mut record) {
+            Ok(false) => return Ok(()),
+            Ok(true) => {}
+            Err(e) => {
+                let bad = vec![FieldError::new("(row)", csv_message(&e))];
+                let parsed = match kind {
+                    ImportKind::Notifications => Parsed::Notification { line, draft: Err(bad) },
+                    ImportKind::Status => Parsed::Status { line, row: Err(bad) },
+                };
+                if out.blocking_send(parsed).is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+        }
+        let line = record.position().map(|p| p.line()).unwrap_or(line);
+        let mut fields = HashMap::with_capacity(names.len());
+        let mut errors = Vec::new();
+        if record.len() != names.len() {
+            errors.push(FieldError::new(
+                "(row)",
+                Message::new(
+                    format!(
+                        "列数が見出しと違います（{}列、見出しは{}列）",
+                        record.len(),
+                        names.len()
+                    ),
+                    format!("{} fields, but the header has {}", record.len(), names.len()),
+                ),
+            ));
+        }
+        for (name, raw) in names.iter().zip(record.iter()) {
+            match std::str::from_utf8(raw) {
+                Ok(v) if !v.trim().is_empty() => {
+                    fields.insert(name.clone(), v.to_owned());
+                }
+                Ok(_) => {}
+                Err(_) => errors.push(FieldError::new(name, not_utf8(encoding))),
+            }
+        }
+        let parsed = match kind {
+            ImportKind::Notifications => {
+                let draft = if errors.is_empty() {
+                    notification::parse_notification(&fields, &intake).map(Box::new)
+                } else {
+                    Err(errors)
+                };
+                Parsed::Notification { line, draft }
+            }
+            ImportKind::Status => {
+                let row = if errors.is_empty() {
+                    parse_status_row(&fields, intake.now)
+                } else {
+                    Err(errors)
+                };
+                Parsed::Status { line, row }
+            }
+        };
+        if out.blocking_send(parsed).is_err() {
+            return Ok(()); // the writer stopped
+        }
+    }
+}
+
+fn not_utf8(encoding: Encoding) -> Message {
+    match encoding {
+        Encoding::Utf8 => Message::fixed(
+            "UTF-8 として読めない文字があります。Shift_JIS のファイルなら文字コードに cp932 を指定してください。",
+            "not valid UTF-8; for a Shift_JIS file, give the encoding cp932",
+        ),
+        Encoding::Cp932 => Message::fixed("文字を読み取れません", "unreadable characters"),
+    }
+}
+
+fn csv_message(e: &csv::Error) -> Message {
+    Message::new(
+        format!("CSVとして読み取れません: {e}"),
+        format!("not readable as CSV: {e}"),
+    )
+}
+
+/// How a storage refusal reads in a report. Unexpected database errors are logged, not shown.
+fn storage_reason(e: &StorageError) -> Message {
+    match e {
+        StorageError::Invalid(m) | StorageError::Conflict(m) => m.clone(),
+        StorageError::NotFound => Message::fixed("対象が見つかりません", "not found"),
+        other => {
+            tracing::warn!(error = %other, "import row refused by the database");
+            Message::fixed(
+                "データベースがこの行を受け付けませんでした",
+                "the database refused this row",
+            )
+        }
+    }
+}
+
+/// Imports a CSV file of `kind`. Errors are returned only for failures of the system itself
+/// (the database is unreachable); every problem with the file is in the report.
+pub async fn import(
+    db: &Db,
+    ctx: &AuditContext,
+    kind: ImportKind,
+    input: Box<dyn Read + Send>,
+    options: ImportOptions,
+) -> Result<ImportReport, StorageError> {
+    let now = todoke_storage::now();
+    let intake = Intake {
+        today: dates::jst_day(now),
+        now,
+        require_external_id: true,
+        require_prefecture: true,
+    };
+    let (sender, mut rows) = tokio::sync::mpsc::channel::<Parsed>(1024);
+    let encoding = options.encoding;
+    let reader = tokio::task::spawn_blocking(move || read_rows(input, kind, encoding, intake, sender));
+    let mut report = ImportReport::new(kind);
+    let mut tx = db.begin_write_tx().await?;
+    let out_of_scope = || Message::fixed("この行はあなたの担当範囲外です", "this row is outside your scope");
+    while let Some(parsed) = rows.recv().await {
+        report.rows += 1;
+        // In all-or-nothing mode, rows after the first rejection are only checked, not written.
+        let writing = options.partial || report.rejected_rows == 0;
+        let (line, outcome) = match parsed {
+            Parsed::Notification {
+                line,
+                draft: Err(errors),
+            }
+            | Parsed::Status { line, row: Err(errors) } => {
+                report.reject(line, errors.into_iter().map(|e| (Some(e.field), e.message)));
+                continue;
+            }
+            Parsed::Notification { line, draft: Ok(draft) } => {
+                let placement = Placement {
+                    prefecture: draft.prefecture.expect("required in files"),
+                    health_centre: draft.health_centre.clone(),
+                    institution: draft.institution.clone(),
+                };
+                let place = Place {
+                    prefecture: placement.prefecture,
+                    health_centre: placement.health_centre.clone(),
+                    institution: placement.institution.clone(),
+                };
+                if options.row_scope.as_ref().is_some_and(|allowed| !allowed(&place)) {
+                    report.reject(line, [(Some("prefecture".to_owned()), out_of_scope())]);
+                    continue;
+                }
+                if !writing {
+                    continue;
+                }
+                tx.savepoint().await?;
+                (line, tx.file(&draft, &placement, FileMode::Upsert).await.map(Some))
+            }
+            Parsed::Status { line, row: Ok(row) } => {
+                if let Some(allowed) = &options.row_scope {
+                    match tx.place_by_external_id(&row.external_id).await? {
+                        Some(place) if allowed(&place) => {}
+                        // A notification outside the scope is reported like a missing one.
+                        _ => {
+                            report.reject(
+                                line,
+                                [(
+                                    Some("external_id".to_owned()),
+                                    Message::new(
+                                        format!("外部ID「{}」の発生届はありません", row.external_id),
+                                        format!("no notification has external_id \"{}\"", row.external_id),
+                                    ),
+                                )],
+                            );
+                            continue;
+                        }
+                    }
+                }
+                if !writing {
+                    continue;
+                }
+                tx.savepoint().await?;
+                (
+                    line,
+                    tx.record_status_by_external_id(&row.external_id, row.entry, row.recorded_at)
+                        .await
+                        .map(|()| None),
+                )
+            }
+        };
+        match outcome {
+            Ok(filed) => {
+                tx.release_savepoint().await?;
+                report.accepted += 1;
+                match filed {
+                    Some(f) if f.created => report.created += 1,
+                    Some(_) => report.updated += 1,
+                    None => report.created += 1,
+                }
+            }
+            Err(e @ (StorageError::Invalid(_) | StorageError::Conflict(_) | StorageError::NotFound)) => {
+                tx.rollback_to_savepoint().await?;
+                report.reject(line, [(None, storage_reason(&e))]);
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    let header = reader.await.map_err(|e| {
+        StorageError::Invalid(Message::new(
+            format!("読み取りに失敗しました: {e}"),
+            format!("reading failed: {e}"),
+        ))
+    })?;
+    if let Err(problems) = header {
+        report.reject(1, problems.into_iter().map(|p| (p.column, p.reason)));
+        return Ok(report); // dropping the transaction writes nothing
+    }
+    if report.rejected_rows > 0 && !options.partial {
+        report.accepted = 0;
+        report.created = 0;
+        report.updated = 0;
+        return Ok(report);
+    }
+    let detail = serde_json::json!({
+        "rows": report.rows, "accepted": report.accepted, "created": report.created,
+        "updated": report.updated, "rejected_rows": report.rejected_rows, "partial": options.partial,
+    });
+    let action = match kind {
+        ImportKind::Notifications => "import.notifications",
+        ImportKind::Status => "import.status",
+    };
+    tx.audit(
+        ctx,
+        AuditEvent {
+            action,
+            record_type: "import",
+            record_id: None,
+            detail: Some(detail),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    report.committed = true;
+    Ok(report)
+}
+
+/// Writes the problems of a report one per line, for a terminal.
+pub fn report_lines(report: &ImportReport) -> Vec<String> {
+    let mut lines: Vec<String> = report
+        .rejections
+        .iter()
+        .map(|r| {
+            let column = r.column.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
+            format!("line {}{column}: {} / {}", r.line, r.reason.en, r.reason.ja)
+        })
+        .collect();
+    if report.rejections.len() < report.rejected_rows as usize {
+        lines.push(format!("... and more ({} rows rejected in all)", report.rejected_rows));
+    }
+    lines
+}
