@@ -85,6 +85,9 @@ pub enum Action<'a> {
     WithdrawCase(&'a Place),
     /// Recording a case's status (療養状況) and severity.
     UpdateCaseStatus(&'a Place),
+    /// Uploading a file of notifications or status changes; each row is then checked against
+    /// [`case_visible`].
+    ImportCases,
 }
 
 /// Why a request is refused.
@@ -188,6 +191,10 @@ pub fn decide(actor: Option<&Principal>, action: &Action<'_>, phase: &LifecycleP
         Action::ConfirmCase(place) => in_case_scope(principal, place, &[Role::HealthCentre]),
         Action::WithdrawCase(place) => in_case_scope(principal, place, &[Role::Doctor, Role::HealthCentre]),
         Action::UpdateCaseStatus(place) => in_case_scope(principal, place, &[Role::HealthCentre, Role::Prefecture]),
+        Action::ImportCases => match principal.role {
+            Role::Doctor | Role::HealthCentre | Role::Prefecture | Role::National => Ok(()),
+            Role::Admin => Err(Denial::Forbidden),
+        },
     }
 }
 
@@ -200,6 +207,7 @@ impl Action<'_> {
                 | Action::ConfirmCase(_)
                 | Action::WithdrawCase(_)
                 | Action::UpdateCaseStatus(_)
+                | Action::ImportCases
         )
     }
 }

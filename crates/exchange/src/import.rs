@@ -438,9 +438,30 @@ pub async fn import(
                     health_centre: placement.health_centre.clone(),
                     institution: placement.institution.clone(),
                 };
-                if options.row_scope.as_ref().is_some_and(|allowed| !allowed(&place)) {
-                    report.reject(line, [(Some("prefecture".to_owned()), out_of_scope())]);
-                    continue;
+                if let Some(allowed) = &options.row_scope {
+                    if !allowed(&place) {
+                        report.reject(line, [(Some("prefecture".to_owned()), out_of_scope())]);
+                        continue;
+                    }
+                    // Re-importing updates by external id: the notification it would update
+                    // must be in the uploader's scope too, or a row could rewrite (and move)
+                    // someone else's notification.
+                    if let Some(ext) = &draft.external_id
+                        && let Some(existing) = tx.place_by_external_id(ext).await?
+                        && !allowed(&existing)
+                    {
+                        report.reject(
+                            line,
+                            [(
+                                Some("external_id".to_owned()),
+                                Message::new(
+                                    format!("外部ID「{ext}」は既に他の発生届で使われています"),
+                                    format!("external_id \"{ext}\" is already used by another notification"),
+                                ),
+                            )],
+                        );
+                        continue;
+                    }
                 }
                 if !writing {
                     continue;

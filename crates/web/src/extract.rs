@@ -2,7 +2,7 @@
 //! naming the field and the reason, in both languages.
 
 use axum::extract::FromRequest;
-use axum::extract::rejection::{BytesRejection, FormRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, FormRejection, JsonRejection, PathRejection};
 use todoke_domain::Message;
 
 use crate::error::{AppError, FieldError};
@@ -25,9 +25,26 @@ pub struct ApiForm<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(AppError))]
 pub struct ApiPath<T>(pub T);
 
-#[derive(Debug, axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(AppError))]
+/// A query string read into `T`. The `lang` parameter chooses the response language on every
+/// route, so it is set aside before `T` (which may refuse unknown parameters) sees the query.
+#[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, AppError> {
+        let query = parts.uri.query().unwrap_or("");
+        let pairs = form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "lang");
+        let kept: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(kept.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|e| invalid(vec![describe(&format!("{}: {}", e.path(), e.inner()))]))
+    }
+}
 
 /// Splits serde's "path: reason" into a field name and a bilingual message.
 fn describe(detail: &str) -> FieldError {
@@ -119,15 +136,6 @@ impl From<FormRejection> for AppError {
 impl From<PathRejection> for AppError {
     fn from(r: PathRejection) -> AppError {
         AppError::BadRequest(Message::new("URLのパラメータが正しくありません", r.body_text()))
-    }
-}
-
-impl From<QueryRejection> for AppError {
-    fn from(r: QueryRejection) -> AppError {
-        match r {
-            QueryRejection::FailedToDeserializeQueryString(e) => invalid(vec![describe(serde_part(&e.body_text()))]),
-            other => AppError::BadRequest(Message::new("クエリ文字列が正しくありません", other.body_text())),
-        }
     }
 }
 

@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{accounts, audit, notifications, orgs, system};
+use crate::api::{accounts, audit, imports, notifications, orgs, system};
 use crate::middleware::{REQUEST_ID_HEADER, SESSION_COOKIE, authenticate, render_errors};
 use crate::pages;
 use crate::state::AppState;
@@ -81,6 +81,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(notifications::confirm))
         .routes(routes!(notifications::withdraw))
         .routes(routes!(notifications::record_status))
+        .routes(routes!(imports::import))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
         .routes(routes!(pages::home))

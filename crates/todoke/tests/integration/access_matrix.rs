@@ -82,6 +82,13 @@ fn expected(method: &str, path: &str, who: Who, target: Target) -> Option<u16> {
         ("POST", "/api/notifications/{id}/confirm") => case_change(who, target, &[HealthCentre]),
         ("POST", "/api/notifications/{id}/withdraw") => case_change(who, target, &[Doctor, HealthCentre]),
         ("POST", "/api/notifications/{id}/status") => case_change(who, target, &[HealthCentre, Prefecture]),
+        // Uploads: any case role may upload; a row outside its scope is rejected (422 report).
+        ("POST", "/api/imports/{kind}") => match (who, target) {
+            (Public, _) => 401,
+            (Admin, _) => 403,
+            (National, _) | (_, Target::Own) => 200,
+            (_, Target::Other) => 422,
+        },
         _ => return None,
     })
 }
@@ -145,6 +152,7 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
             let id = crate::helpers::file_notification(&app.db, own).await;
             path.replace("{id}", &id.to_string())
         }
+        "/api/imports/{kind}" => path.replace("{kind}", "notifications"),
         "/api/users/{id}" => {
             let id = if own { app.user_ids[&Who::Doctor] } else { 999_999 };
             path.replace("{id}", &id.to_string())
@@ -177,6 +185,17 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
             rb.json(&body)
         }
         ("POST", "/api/notifications/{id}/withdraw") => rb.json(&json!({"reason": "matrix"})),
+        ("POST", "/api/imports/{kind}") => {
+            let (pref, hc, inst) = if own {
+                ("13", "H13", "I13")
+            } else {
+                ("27", "H27", "I27")
+            };
+            let csv = format!(
+                "external_id,case_type,reported_at,prefecture,health_centre,institution,sex,age\nM-{n},confirmed,2023-05-01,{pref},{hc},{inst},male,50\n"
+            );
+            rb.header("content-type", "text/csv").body(csv)
+        }
         ("POST", "/api/notifications/{id}/status") => rb.json(&json!({"status": "home"})),
         ("POST", "/api/health-centres") => {
             rb.json(&json!({"code": format!("HNEW{n}"), "prefecture": prefecture, "name": "新保健所"}))

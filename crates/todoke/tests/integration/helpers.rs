@@ -200,12 +200,15 @@ impl Drop for TestApp {
 pub async fn file_notification(db: &Db, own: bool) -> i64 {
     use todoke_domain::notification::{Intake, parse_notification};
     use todoke_storage::registry::{FileMode, Placement};
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let (pref, hc, inst) = if own {
         ("13", "H13", "I13")
     } else {
         ("27", "H27", "I27")
     };
+    let external_id = format!("seed-{pref}-{}", SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let fields: HashMap<String, String> = [
+        ("external_id", external_id.as_str()),
         ("case_type", "confirmed"),
         ("reported_at", "2023-05-01T10:00:00+09:00"),
         ("prefecture", pref),

@@ -347,3 +347,95 @@ async fn lists_stay_in_scope_and_page_by_id() {
         "no case data for administrators"
     );
 }
+
+#[tokio::test]
+async fn health_centres_upload_files_and_rows_outside_their_scope_are_refused() {
+    let app = TestApp::spawn().await;
+    let csv = "external_id,case_type,reported_at,prefecture,health_centre,sex,age,name\n\
+               U-1,confirmed,2023-05-01,13,H13,male,44,鈴木 一郎\n\
+               U-2,confirmed,2023-05-01,27,H27,female,31,\n\
+               U-3,confirmed,2023-05-01,13,H13,female,30,\n";
+    let resp = app
+        .post(Who::HealthCentre, "/api/imports/notifications?partial=true&lang=en")
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422, "a row was rejected");
+    let report: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (
+            report["accepted"].as_u64(),
+            report["rejected_rows"].as_u64(),
+            report["committed"].as_bool()
+        ),
+        (Some(2), Some(1), Some(true))
+    );
+    assert_eq!(report["rejections"][0]["line"], 3);
+    assert_eq!(report["rejections"][0]["reason"], "this row is outside your scope");
+    // Shift_JIS, declared in the content type.
+    let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode("external_id,case_type,reported_at,prefecture,health_centre,sex,age,name\nU-4,confirmed,2023-05-01,13,H13,male,60,高橋 次郎\n");
+    let resp = app
+        .post(Who::HealthCentre, "/api/imports/notifications")
+        .header("content-type", "text/csv; charset=shift_jis")
+        .body(sjis.into_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let list: Value = app
+        .get(Who::HealthCentre, "/api/notifications?limit=10")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"高橋 次郎") && names.contains(&"鈴木 一郎"),
+        "{names:?}"
+    );
+    // Osaka's own notification cannot be rewritten through a reused external id.
+    let osaka: Value = app
+        .get(Who::National, &format!("/api/notifications/{}", app.other_notification))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ext = osaka["external_id"].as_str().unwrap();
+    let hijack = format!(
+        "external_id,case_type,reported_at,prefecture,health_centre,sex,age\n{ext},suspected,2023-05-01,13,H13,male,1\n"
+    );
+    let resp = app
+        .post(Who::HealthCentre, "/api/imports/notifications")
+        .header("content-type", "text/csv")
+        .body(hijack)
+        .send()
+        .await
+        .unwrap();
+    let report: Value = resp.json().await.unwrap();
+    assert_eq!(report["committed"], false);
+    assert_eq!(report["rejections"][0]["column"], "external_id");
+    let after: Value = app
+        .get(Who::National, &format!("/api/notifications/{}", app.other_notification))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (after["prefecture"].as_str(), after["case_type"].as_str()),
+        (Some("27"), Some("confirmed")),
+        "untouched"
+    );
+}

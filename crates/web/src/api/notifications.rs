@@ -229,7 +229,11 @@ pub async fn file(
         require_external_id: false,
         require_prefecture: false,
     };
-    let draft = parse_notification(&fields, &intake).map_err(invalid)?;
+    let mut draft = parse_notification(&fields, &intake).map_err(invalid)?;
+    // Every notification carries an external id, so that exports re-import to the same data.
+    if draft.external_id.is_none() {
+        draft.external_id = Some(format!("todoke-{}", uuid::Uuid::now_v7()));
+    }
     let placement = Placement {
         prefecture: place.prefecture,
         health_centre: place.health_centre,
