@@ -10,7 +10,7 @@ use todoke_domain::counting::StatusEntry;
 use todoke_domain::notification::{self, Intake, NotificationDraft, Severity, Status};
 use todoke_domain::{FieldError, Message, dates};
 use todoke_storage::audit::AuditEvent;
-use todoke_storage::registry::{FileMode, Placement};
+use todoke_storage::registry::{FileMode, NewNotification, Placement, WriteTx};
 use todoke_storage::{AuditContext, Db, StorageError};
 
 use crate::{Encoding, utf8_reader};
@@ -412,12 +412,17 @@ pub async fn import(
     let encoding = options.encoding;
     let reader = tokio::task::spawn_blocking(move || read_rows(input, kind, encoding, intake, sender));
     let mut report = ImportReport::new(kind);
+    let tree = db.org_tree().await?;
+    let mut pending: Vec<Pending> = Vec::with_capacity(BATCH);
     let mut tx = db.begin_write_tx().await?;
     let out_of_scope = || Message::fixed("この行はあなたの担当範囲外です", "this row is outside your scope");
     while let Some(parsed) = rows.recv().await {
         report.rows += 1;
         // In all-or-nothing mode, rows after the first rejection are only checked, not written.
         let writing = options.partial || report.rejected_rows == 0;
+        if !writing {
+            pending.clear();
+        }
         let (line, outcome) = match parsed {
             Parsed::Notification {
                 line,
@@ -463,11 +468,27 @@ pub async fn import(
                         continue;
                     }
                 }
+                let health_centre = match tree.resolve(&placement) {
+                    Ok(hc) => hc,
+                    Err(e) => {
+                        report.reject(line, [(None, storage_reason(&e))]);
+                        pending.clear(); // in all-or-nothing mode nothing more is written
+                        continue;
+                    }
+                };
                 if !writing {
                     continue;
                 }
-                tx.savepoint().await?;
-                (line, tx.file(&draft, &placement, FileMode::Upsert).await.map(Some))
+                pending.push(Pending {
+                    line,
+                    draft,
+                    placement,
+                    health_centre,
+                });
+                if pending.len() >= BATCH {
+                    flush(&mut tx, &mut pending, &mut report, options.partial).await?;
+                }
+                continue;
             }
             Parsed::Status { line, row: Ok(row) } => {
                 if let Some(allowed) = &options.row_scope {
@@ -492,12 +513,14 @@ pub async fn import(
                 if !writing {
                     continue;
                 }
+                // A status row may refer to a notification still waiting in the batch.
+                flush(&mut tx, &mut pending, &mut report, options.partial).await?;
                 tx.savepoint().await?;
                 (
                     line,
                     tx.record_status_by_external_id(&row.external_id, row.entry, row.recorded_at)
                         .await
-                        .map(|()| None),
+                        .map(|()| None::<todoke_storage::registry::Filed>),
                 )
             }
         };
@@ -517,6 +540,9 @@ pub async fn import(
             }
             Err(other) => return Err(other),
         }
+    }
+    if options.partial || report.rejected_rows == 0 {
+        flush(&mut tx, &mut pending, &mut report, options.partial).await?;
     }
     let header = reader.await.map_err(|e| {
         StorageError::Invalid(Message::new(
@@ -555,6 +581,72 @@ pub async fn import(
     tx.commit().await?;
     report.committed = true;
     Ok(report)
+}
+
+/// New notifications are written this many at a time.
+const BATCH: usize = 500;
+
+/// A validated notification row waiting for its batch.
+struct Pending {
+    line: u64,
+    draft: Box<NotificationDraft>,
+    placement: Placement,
+    health_centre: Option<String>,
+}
+
+/// Writes the waiting rows: those whose external id is new in one multi-row insert, the rest
+/// (re-imports, and repeats of an id within the batch) one by one as exact updates.
+async fn flush(
+    tx: &mut WriteTx,
+    pending: &mut Vec<Pending>,
+    report: &mut ImportReport,
+    partial: bool,
+) -> Result<(), StorageError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = pending.iter().filter_map(|p| p.draft.external_id.as_deref()).collect();
+    let existing = tx.existing_external_ids(&ids).await?;
+    let mut first_in_batch = std::collections::HashSet::new();
+    let (new, later): (Vec<&Pending>, Vec<&Pending>) = pending.iter().partition(|p| {
+        let ext = p.draft.external_id.as_deref().unwrap_or_default();
+        !existing.contains(ext) && first_in_batch.insert(ext.to_owned())
+    });
+    let rows: Vec<NewNotification> = new
+        .iter()
+        .map(|p| NewNotification {
+            draft: &p.draft,
+            placement: &p.placement,
+            health_centre: p.health_centre.clone(),
+        })
+        .collect();
+    tx.insert_new_notifications(&rows).await?;
+    report.accepted += rows.len() as u64;
+    report.created += rows.len() as u64;
+    for p in later {
+        if !partial && report.rejected_rows > 0 {
+            break;
+        }
+        tx.savepoint().await?;
+        match tx.file(&p.draft, &p.placement, FileMode::Upsert).await {
+            Ok(filed) => {
+                tx.release_savepoint().await?;
+                report.accepted += 1;
+                if filed.created {
+                    report.created += 1
+                } else {
+                    report.updated += 1
+                }
+            }
+            Err(e @ (StorageError::Invalid(_) | StorageError::Conflict(_) | StorageError::NotFound)) => {
+                tx.rollback_to_savepoint().await?;
+                report.reject(p.line, [(None, storage_reason(&e))]);
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    pending.clear();
+    Ok(())
 }
 
 /// Writes the problems of a report one per line, for a terminal.

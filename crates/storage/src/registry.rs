@@ -387,30 +387,25 @@ macro_rules! impl_registry_tx {
             /// batch itself (an import is one audited action).
             async fn file(&mut self, ctx: Option<&AuditContext>, draft: &NotificationDraft, place: &Placement, mode: FileMode) -> Result<Filed> {
                 let t = now();
-                // The organisation tree must agree with the placement.
-                let mut health_centre = place.health_centre.as_ref().map(|h| h.to_string());
+                // The organisation tree must agree with the placement: load the part it touches.
+                let mut tree = OrgTree::default();
                 if let Some(inst) = &place.institution {
                     let hc: Option<String> = sqlx::query_scalar("SELECT health_centre_code FROM institutions WHERE code = $1")
                         .bind(inst.as_str()).fetch_optional(&mut **self).await?;
-                    let Some(hc) = hc else {
-                        return Err(StorageError::Invalid(Message::new(format!("医療機関「{inst}」は登録されていません"), format!("institution \"{inst}\" does not exist"))));
-                    };
-                    if health_centre.as_ref().is_some_and(|h| *h != hc) {
-                        return Err(not_in("医療機関", "institution", inst.as_str(), "保健所", "health centre", health_centre.as_deref().unwrap_or_default()));
+                    if let Some(hc) = hc {
+                        tree.institution_hc.insert(inst.to_string(), hc);
                     }
-                    health_centre = Some(hc);
                 }
-                if let Some(hc) = &health_centre {
+                let hc_to_check = place.health_centre.as_ref().map(|h| h.to_string())
+                    .or_else(|| place.institution.as_ref().and_then(|i| tree.institution_hc.get(i.as_str()).cloned()));
+                if let Some(hc) = &hc_to_check {
                     let pref: Option<String> = sqlx::query_scalar("SELECT prefecture_code FROM health_centres WHERE code = $1")
                         .bind(hc).fetch_optional(&mut **self).await?;
-                    match pref {
-                        None => return Err(StorageError::Invalid(Message::new(format!("保健所「{hc}」は登録されていません"), format!("health centre \"{hc}\" does not exist")))),
-                        Some(p) if p != place.prefecture.to_string() => {
-                            return Err(not_in("保健所", "health centre", hc, "都道府県", "prefecture", &place.prefecture.to_string()));
-                        }
-                        Some(_) => {}
+                    if let Some(pref) = pref {
+                        tree.health_centre_prefecture.insert(hc.clone(), pref);
                     }
                 }
+                let health_centre = tree.resolve(place)?;
                 let existing: Option<(i64, i64)> = match &draft.external_id {
                     Some(ext) => sqlx::query_as("SELECT id, person_id FROM notifications WHERE external_id = $1")
                         .bind(ext).fetch_optional(&mut **self).await?,
@@ -516,6 +511,63 @@ macro_rules! impl_registry_tx {
 
 impl_registry_tx!(sqlx::Sqlite);
 impl_registry_tx!(sqlx::Postgres);
+
+/// The organisation tree, or the part of it a placement touches: which health centre each
+/// institution files with, and which prefecture each health centre belongs to.
+#[derive(Debug, Clone, Default)]
+pub struct OrgTree {
+    institution_hc: HashMap<String, String>,
+    health_centre_prefecture: HashMap<String, String>,
+}
+
+impl OrgTree {
+    /// The health centre a placement resolves to: the one given, or else the institution's. A
+    /// placement naming an unknown organisation, or contradicting the tree, is refused.
+    pub fn resolve(&self, place: &Placement) -> Result<Option<String>> {
+        let mut health_centre = place.health_centre.as_ref().map(|h| h.to_string());
+        if let Some(inst) = &place.institution {
+            let Some(hc) = self.institution_hc.get(inst.as_str()) else {
+                return Err(StorageError::Invalid(Message::new(
+                    format!("医療機関「{inst}」は登録されていません"),
+                    format!("institution \"{inst}\" does not exist"),
+                )));
+            };
+            if health_centre.as_ref().is_some_and(|h| h != hc) {
+                return Err(not_in(
+                    "医療機関",
+                    "institution",
+                    inst.as_str(),
+                    "保健所",
+                    "health centre",
+                    health_centre.as_deref().unwrap_or_default(),
+                ));
+            }
+            health_centre = Some(hc.clone());
+        }
+        if let Some(hc) = &health_centre {
+            match self.health_centre_prefecture.get(hc) {
+                None => {
+                    return Err(StorageError::Invalid(Message::new(
+                        format!("保健所「{hc}」は登録されていません"),
+                        format!("health centre \"{hc}\" does not exist"),
+                    )));
+                }
+                Some(p) if *p != place.prefecture.to_string() => {
+                    return Err(not_in(
+                        "保健所",
+                        "health centre",
+                        hc,
+                        "都道府県",
+                        "prefecture",
+                        &place.prefecture.to_string(),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(health_centre)
+    }
+}
 
 fn not_in(ja_what: &str, en_what: &str, code: &str, ja_where: &str, en_where: &str, place: &str) -> StorageError {
     StorageError::Invalid(Message::new(
@@ -847,5 +899,174 @@ impl WriteTx {
     pub async fn commit(self) -> Result<()> {
         on_tx!(self, t => t.commit().await?);
         Ok(())
+    }
+}
+
+/// A new notification ready for [`WriteTx::insert_new_notifications`]: validated, with its
+/// health centre resolved by [`OrgTree::resolve`].
+pub struct NewNotification<'a> {
+    pub draft: &'a NotificationDraft,
+    pub placement: &'a Placement,
+    pub health_centre: Option<String>,
+}
+
+/// Rows per multi-row INSERT: under both backends' limits on bound parameters (notifications
+/// bind 30 values a row).
+const BULK_ROWS: usize = 500;
+
+impl Db {
+    /// The whole organisation tree, for checking many placements without a query each.
+    pub async fn org_tree(&self) -> Result<OrgTree> {
+        let (institutions, health_centres): (Vec<(String, String)>, Vec<(String, String)>) = dispatch!(self, pool => (
+            sqlx::query_as("SELECT code, health_centre_code FROM institutions").fetch_all(pool).await?,
+            sqlx::query_as("SELECT code, prefecture_code FROM health_centres").fetch_all(pool).await?,
+        ));
+        Ok(OrgTree {
+            institution_hc: institutions.into_iter().collect(),
+            health_centre_prefecture: health_centres.into_iter().collect(),
+        })
+    }
+}
+
+impl WriteTx {
+    /// Which of these external ids are already used (inside this transaction's view).
+    pub async fn existing_external_ids(&mut self, ids: &[&str]) -> Result<std::collections::HashSet<String>> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in ids.chunks(BULK_ROWS) {
+            let rows: Vec<String> = on_tx!(self, t => {
+                let mut q = sqlx::QueryBuilder::new("SELECT external_id FROM notifications WHERE external_id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                q.build_query_scalar().fetch_all(&mut **t).await?
+            });
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
+    /// Inserts notifications none of which exist yet, with their persons, in multi-row
+    /// statements, and adds their contributions to the counters once per batch. The caller has
+    /// checked placements and that no external id is taken; a failure here is a system error.
+    pub async fn insert_new_notifications(&mut self, rows: &[NewNotification<'_>]) -> Result<()> {
+        let t = now();
+        for batch in rows.chunks(BULK_ROWS) {
+            let person_ids = self.reserve_person_ids(batch.len()).await?;
+            on_tx!(self, tx => {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, created_at) ",
+                );
+                q.push_values(batch.iter().zip(&person_ids), |mut b, (row, id)| {
+                    let p = &row.draft.person;
+                    b.push_bind(*id)
+                        .push_bind(p.name.as_deref())
+                        .push_bind(p.name_kana.as_deref())
+                        .push_bind(p.sex.unwrap_or(Sex::Unknown).as_str())
+                        .push_bind(p.birth_date)
+                        .push_bind(p.occupation.as_deref())
+                        .push_bind(p.postal_code.as_deref())
+                        .push_bind(p.address.as_deref())
+                        .push_bind(p.phone.as_deref())
+                        .push_bind(t);
+                });
+                q.build().execute(&mut **tx).await?;
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO notifications (external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
+                     institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
+                     infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
+                     needs_admission, notified_group, withdrawn, updated_at, created_at) ",
+                );
+                q.push_values(batch.iter().zip(&person_ids), |mut b, (row, person_id)| {
+                    let d = row.draft;
+                    b.push_bind(d.external_id.as_deref())
+                        .push_bind(d.disease.as_str())
+                        .push_bind(d.case_type.as_str())
+                        .push_bind(d.reported_at)
+                        .push_bind(d.report_day())
+                        .push_bind(row.placement.prefecture.to_string())
+                        .push_bind(row.health_centre.as_deref())
+                        .push_bind(row.placement.institution.as_ref().map(|i| i.to_string()))
+                        .push_bind(d.doctor_name.as_deref())
+                        .push_bind(*person_id)
+                        .push_bind(i64::from(d.age))
+                        .push_bind(join_symptoms(&d.symptoms))
+                        .push_bind(d.spo2.map(i64::from))
+                        .push_bind(d.diagnosis_method.as_deref())
+                        .push_bind(d.first_visit_date)
+                        .push_bind(d.diagnosis_date)
+                        .push_bind(d.infection_date)
+                        .push_bind(d.onset_date)
+                        .push_bind(d.death_date)
+                        .push_bind(d.infection_route.as_deref())
+                        .push_bind(d.vaccinations.as_deref())
+                        .push_bind(d.risk_factors.as_deref())
+                        .push_bind(d.immunosuppressed)
+                        .push_bind(d.pregnant)
+                        .push_bind(d.severity.map(Severity::as_str))
+                        .push_bind(d.needs_admission)
+                        .push_bind(d.notified_group.map(NotifiedGroup::as_str))
+                        .push_bind(d.withdrawn)
+                        .push_bind(t)
+                        .push_bind(t);
+                });
+                q.build().execute(&mut **tx).await?;
+            });
+            let mut delta: std::collections::BTreeMap<CounterKey, i64> = std::collections::BTreeMap::new();
+            for row in batch {
+                let facts = facts_of_draft(row.draft, row.placement.prefecture, Vec::new());
+                for (key, n) in counting::contributions(&facts) {
+                    *delta.entry(key).or_default() += n;
+                }
+            }
+            let delta: Vec<(CounterKey, i64)> = delta.into_iter().collect();
+            self.add_to_counters(&delta).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds to many counters in multi-row upserts (each key once per statement).
+    async fn add_to_counters(&mut self, delta: &[(CounterKey, i64)]) -> Result<()> {
+        for chunk in delta.chunks(BULK_ROWS) {
+            on_tx!(self, tx => {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO daily_counts (day, prefecture_code, sex, age_band, measure, count) ");
+                q.push_values(chunk, |mut b, (key, n)| {
+                    b.push_bind(key.day)
+                        .push_bind(key.prefecture.to_string())
+                        .push_bind(sex_index(key.sex))
+                        .push_bind(i16::from(key.age_band.index()))
+                        .push_bind(key.measure.code())
+                        .push_bind(*n);
+                });
+                q.push(" ON CONFLICT (day, prefecture_code, sex, age_band, measure) DO UPDATE SET count = daily_counts.count + excluded.count");
+                q.build().execute(&mut **tx).await?;
+            });
+        }
+        Ok(())
+    }
+
+    /// Person ids for `n` new persons. SQLite: the write transaction holds the database's only
+    /// write lock, so the ids after the current maximum are free. PostgreSQL: taken from the
+    /// identity sequence, so concurrent writers never collide.
+    async fn reserve_person_ids(&mut self, n: usize) -> Result<Vec<i64>> {
+        let n =
+            i64::try_from(n).map_err(|_| StorageError::Invalid(Message::fixed("件数が多すぎます", "too many rows")))?;
+        Ok(match self {
+            WriteTx::Sqlite(t) => {
+                let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM persons")
+                    .fetch_one(&mut **t)
+                    .await?;
+                (max + 1..=max + n).collect()
+            }
+            WriteTx::Postgres(t) => {
+                sqlx::query_scalar(
+                    "SELECT nextval(pg_get_serial_sequence('persons', 'id')) FROM generate_series(1, $1)",
+                )
+                .bind(n)
+                .fetch_all(&mut **t)
+                .await?
+            }
+        })
     }
 }
