@@ -191,7 +191,11 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                // Up to 64 MiB of page cache per connection (allocated only as used): a large
+                // write transaction (an import) then keeps its pages in memory instead of
+                // spilling them to the WAL and reading them back.
+                .pragma("cache_size", "-65536");
             let pool = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.unwrap_or(SQLITE_DEFAULT_CONNECTIONS))
                 .acquire_timeout(opts.acquire_timeout)

@@ -917,7 +917,8 @@ const BULK_ROWS: usize = 500;
 impl Db {
     /// The whole organisation tree, for checking many placements without a query each.
     pub async fn org_tree(&self) -> Result<OrgTree> {
-        let (institutions, health_centres): (Vec<(String, String)>, Vec<(String, String)>) = dispatch!(self, pool => (
+        type Pairs = Vec<(String, String)>;
+        let (institutions, health_centres): (Pairs, Pairs) = dispatch!(self, pool => (
             sqlx::query_as("SELECT code, health_centre_code FROM institutions").fetch_all(pool).await?,
             sqlx::query_as("SELECT code, prefecture_code FROM health_centres").fetch_all(pool).await?,
         ));
