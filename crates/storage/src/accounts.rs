@@ -11,7 +11,7 @@ use todoke_domain::{
 };
 
 use crate::audit::{AuditContext, AuditEvent, AuditTx};
-use crate::{Backend, Db, Result, StorageError, dispatch, now};
+use crate::{Backend, Db, Result, StorageError, dispatch, dispatch_write, now};
 
 /// A new account; `scope_code` is an institution, health-centre or prefecture code by role.
 #[derive(Debug, Clone)]
@@ -239,7 +239,7 @@ impl Db {
             }
         }
         let created_at = now();
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO users (login, role, scope_institution, scope_health_centre, scope_prefecture, password_hash, created_at) \
@@ -348,7 +348,7 @@ impl Db {
         secret: Option<&str>,
         accepted_step: Option<i64>,
     ) -> Result<()> {
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query("UPDATE users SET totp_secret = $1, totp_last_step = $3 WHERE id = $2")
                 .bind(secret)
@@ -369,7 +369,7 @@ impl Db {
     /// Accepts a TOTP time step only if it is later than the last one accepted, atomically, so a
     /// code cannot be replayed even by two concurrent logins.
     pub async fn accept_totp_step(&self, user_id: UserId, step: i64) -> Result<bool> {
-        let done = dispatch!(self, pool => {
+        let done = dispatch_write!(self, pool => {
             sqlx::query("UPDATE users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)")
                 .bind(step)
                 .bind(user_id.0)
@@ -381,7 +381,7 @@ impl Db {
     }
 
     pub async fn set_password_hash(&self, ctx: &AuditContext, user_id: UserId, hash: &str) -> Result<()> {
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(user_id.0).execute(&mut *tx).await?;
             if done.rows_affected() == 0 {
@@ -397,7 +397,7 @@ impl Db {
 
     /// Disables or re-enables an account; disabling ends its sessions and stops its tokens.
     pub async fn set_user_disabled(&self, ctx: &AuditContext, user_id: UserId, disabled: bool) -> Result<()> {
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2").bind(disabled).bind(user_id.0).execute(&mut *tx).await?;
             if done.rows_affected() == 0 {
@@ -423,7 +423,7 @@ impl Db {
 
     pub async fn create_session(&self, ctx: &AuditContext, new: &NewSession) -> Result<()> {
         let created_at = now();
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO sessions (token_hash, user_id, csrf_token, second_factor_done, created_at, idle_expires_at, absolute_expires_at, client_addr) \
@@ -477,7 +477,7 @@ impl Db {
 
     /// Moves the idle deadline of a live session.
     pub async fn touch_session(&self, token_hash: &str, idle_expires_at: DateTime<Utc>) -> Result<()> {
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             sqlx::query("UPDATE sessions SET idle_expires_at = $1 WHERE token_hash = $2")
                 .bind(idle_expires_at)
                 .bind(token_hash)
@@ -491,7 +491,7 @@ impl Db {
     /// cookie seen before the second factor is worthless after it).
     pub async fn upgrade_session(&self, ctx: &AuditContext, old_hash: &str, new: &NewSession) -> Result<()> {
         let created_at = now();
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let gone = sqlx::query("DELETE FROM sessions WHERE token_hash = $1 AND user_id = $2")
                 .bind(old_hash)
@@ -522,7 +522,7 @@ impl Db {
     }
 
     pub async fn delete_session(&self, ctx: &AuditContext, token_hash: &str, user_id: UserId) -> Result<()> {
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&mut *tx).await?;
             tx.append_audit(ctx, AuditEvent::new("session.logout", "user", user_id)).await?;
@@ -533,7 +533,7 @@ impl Db {
 
     /// Removes sessions past either deadline; returns how many.
     pub async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
-        Ok(dispatch!(self, pool => {
+        Ok(dispatch_write!(self, pool => {
             sqlx::query("DELETE FROM sessions WHERE absolute_expires_at <= $1 OR idle_expires_at <= $1")
                 .bind(now)
                 .execute(pool)
@@ -553,7 +553,7 @@ impl Db {
     ) -> Result<i64> {
         let label = crate::clean_text(label, 0, 100, ("ラベル", "label"))?;
         let label = label.as_str();
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let id: i64 = sqlx::query_scalar("INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
                 .bind(user_id.0)
@@ -596,7 +596,7 @@ impl Db {
     }
 
     pub async fn mark_token_used(&self, token_id: i64, at: DateTime<Utc>) -> Result<()> {
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2").bind(at).bind(token_id).execute(pool).await?;
         });
         Ok(())
@@ -613,7 +613,7 @@ impl Db {
 
     /// Revokes one of the user's own tokens. A token of another user is "not found".
     pub async fn revoke_api_token(&self, ctx: &AuditContext, user_id: UserId, token_id: i64) -> Result<()> {
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
                 .bind(now())
@@ -652,12 +652,12 @@ impl Db {
         next: impl FnOnce(Option<Throttle>) -> Throttle + Send,
     ) -> Result<(Option<Throttle>, Throttle)> {
         let lock = match self {
-            Db::Sqlite(_) => "SELECT failures, window_started_at, locked_until FROM login_throttle WHERE key = $1",
+            Db::Sqlite(..) => "SELECT failures, window_started_at, locked_until FROM login_throttle WHERE key = $1",
             Db::Postgres(_) => {
                 "SELECT failures, window_started_at, locked_until FROM login_throttle WHERE key = $1 FOR UPDATE"
             }
         };
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO login_throttle (key, failures, window_started_at) VALUES ($1, 0, $2) ON CONFLICT (key) DO NOTHING")
                 .bind(key)
@@ -682,7 +682,7 @@ impl Db {
     /// Forgets counters that no longer matter: unlocked (or no longer locked) and last reset
     /// before `cutoff`. Keeps the table small whatever names people try.
     pub async fn delete_stale_throttles(&self, now: DateTime<Utc>, cutoff: DateTime<Utc>) -> Result<u64> {
-        Ok(dispatch!(self, pool => {
+        Ok(dispatch_write!(self, pool => {
             sqlx::query("DELETE FROM login_throttle WHERE (locked_until IS NULL OR locked_until <= $1) AND window_started_at < $2")
                 .bind(now)
                 .bind(cutoff)
@@ -693,7 +693,7 @@ impl Db {
     }
 
     pub async fn clear_throttle(&self, key: &str) -> Result<()> {
-        dispatch!(self, pool => sqlx::query("DELETE FROM login_throttle WHERE key = $1").bind(key).execute(pool).await?.rows_affected());
+        dispatch_write!(self, pool => sqlx::query("DELETE FROM login_throttle WHERE key = $1").bind(key).execute(pool).await?.rows_affected());
         Ok(())
     }
 }

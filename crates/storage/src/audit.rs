@@ -10,7 +10,7 @@ use futures_util::TryStreamExt;
 use todoke_domain::Principal;
 use todoke_domain::audit::{AuditEntry, ChainBreak, ChainVerifier};
 
-use crate::{Db, Result, dispatch, now};
+use crate::{Db, Result, dispatch, dispatch_write, now};
 
 /// Who acted: a user, or an operator at the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +211,7 @@ impl From<AuditRow> for AuditEntry {
 impl Db {
     /// Records an event that changes nothing else (a read of personal data, a failed login).
     pub async fn record_audit(&self, ctx: &AuditContext, event: AuditEvent<'_>) -> Result<i64> {
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = crate::Backend::begin_write(pool).await?;
             let seq = tx.append_audit(ctx, event).await?;
             tx.commit().await?;

@@ -30,19 +30,35 @@ pub use audit::{AuditActor, AuditContext};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./todoke-data/todoke.db";
 
 /// A connection pool to one of the two backends. Cheap to clone.
+///
+/// SQLite has two pools: readers, and a single writer connection. SQLite lets one transaction
+/// write at a time anyway; queueing writers for the one writer connection (a fair, async queue)
+/// instead of letting them collide in SQLite's busy handler, which sleeps in growing steps,
+/// keeps write latency flat under load (BENCHMARKS.md, API ingest).
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, SqlitePool),
     Postgres(PgPool),
 }
 
-/// Runs the same code against whichever pool `$db` holds. The body is compiled once per backend,
-/// so SQL and row types are checked against both.
+/// Runs the same code against whichever pool `$db` holds (SQLite: the readers). The body is
+/// compiled once per backend, so SQL and row types are checked against both.
 #[macro_export]
 macro_rules! dispatch {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
-            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Sqlite($pool, _) => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Like [`dispatch!`], for code that writes: on SQLite it runs on the single writer connection.
+#[macro_export]
+macro_rules! dispatch_write {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite(_, $pool) => $body,
             $crate::Db::Postgres($pool) => $body,
         }
     };
@@ -199,9 +215,15 @@ impl Db {
             let pool = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.unwrap_or(SQLITE_DEFAULT_CONNECTIONS))
                 .acquire_timeout(opts.acquire_timeout)
+                .connect_with(options.clone())
+                .await?;
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                // Writers wait their turn here; a long import may hold the connection a while.
+                .acquire_timeout(opts.acquire_timeout.max(Duration::from_secs(60)))
                 .connect_with(options)
                 .await?;
-            Db::Sqlite(pool)
+            Db::Sqlite(pool, writer)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -222,7 +244,7 @@ impl Db {
 
     async fn migrate(&self) -> Result<()> {
         match self {
-            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Db::Sqlite(_, writer) => sqlx::migrate!("./migrations/sqlite").run(writer).await?,
             Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -231,7 +253,7 @@ impl Db {
     /// `sqlite` or `postgres`.
     pub fn backend_name(&self) -> &'static str {
         match self {
-            Db::Sqlite(_) => "sqlite",
+            Db::Sqlite(..) => "sqlite",
             Db::Postgres(_) => "postgres",
         }
     }
@@ -242,7 +264,13 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        dispatch!(self, pool => pool.close().await)
+        match self {
+            Db::Sqlite(pool, writer) => {
+                writer.close().await;
+                pool.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>> {
@@ -252,7 +280,7 @@ impl Db {
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
                 .bind(key)
                 .bind(value)

@@ -6,7 +6,7 @@ use todoke_domain::policy::PlaceFilter;
 use todoke_domain::{HealthCentreCode, InstitutionCode, Message, PrefectureCode};
 
 use crate::audit::{AuditContext, AuditEvent, AuditTx};
-use crate::{Backend, Db, Result, StorageError, dispatch, now};
+use crate::{Backend, Db, Result, StorageError, dispatch, dispatch_write, now};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct Prefecture {
@@ -87,7 +87,7 @@ impl Db {
     pub async fn create_health_centre(&self, ctx: &AuditContext, new: &NewHealthCentre) -> Result<HealthCentre> {
         let name = check_name(&new.name)?;
         let created_at = now();
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO health_centres (code, prefecture_code, name, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(new.code.as_str())
@@ -148,7 +148,7 @@ impl Db {
                 format!("health centre \"{}\" does not exist", new.health_centre),
             ))
         };
-        let prefecture: String = dispatch!(self, pool => {
+        let prefecture: String = dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let prefecture: Option<String> = sqlx::query_scalar("SELECT prefecture_code FROM health_centres WHERE code = $1")
                 .bind(new.health_centre.as_str())

@@ -14,7 +14,7 @@ use todoke_domain::notification::{AgeBand, CaseType, NotificationDraft, Notified
 use todoke_domain::{HealthCentreCode, InstitutionCode, Message, PrefectureCode, UserId};
 
 use crate::audit::{AuditContext, AuditEvent, AuditTx};
-use crate::{Backend, Db, Result, StorageError, dispatch, now};
+use crate::{Backend, Db, Result, StorageError, dispatch, dispatch_write, now};
 
 /// Where a notification was received; the health centre must lie in the prefecture and the
 /// institution under the health centre.
@@ -590,7 +590,7 @@ impl Db {
         place: &Placement,
         mode: FileMode,
     ) -> Result<Filed> {
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let filed = tx.file(Some(ctx), draft, place, mode).await?;
             tx.commit().await?;
@@ -643,7 +643,7 @@ impl Db {
 
     /// 保健所確認済: the health centre has reviewed the notification. Counting does not wait for it.
     pub async fn confirm_notification(&self, ctx: &AuditContext, id: i64, by: UserId) -> Result<()> {
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query("UPDATE notifications SET confirmed_at = $2, confirmed_by = $3, updated_at = $2 WHERE id = $1 AND confirmed_at IS NULL")
                 .bind(id).bind(now()).bind(by.0).execute(&mut *tx).await?;
@@ -663,7 +663,7 @@ impl Db {
     /// 取り下げ, with a reason: the notification stops counting from now on.
     pub async fn withdraw_notification(&self, ctx: &AuditContext, id: i64, reason: &str) -> Result<()> {
         let reason = crate::clean_text(reason, 1, 500, ("取り下げ理由", "reason"))?;
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let Some(before) = tx.case_facts(id).await? else { return Err(StorageError::NotFound) };
             if before.withdrawn {
@@ -689,7 +689,7 @@ impl Db {
         entry: StatusEntry,
         recorded_at: DateTime<Utc>,
     ) -> Result<()> {
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             tx.status(Some(ctx), id, entry, recorded_at).await?;
             tx.commit().await?;
@@ -760,7 +760,7 @@ impl Db {
     /// cases with their histories, sums their contributions in memory (one entry per counter,
     /// not per case) and replaces the table in one transaction. Returns the number of counters.
     pub async fn rebuild_counters(&self, ctx: &AuditContext) -> Result<usize> {
-        dispatch!(self, pool => {
+        dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let mut histories: HashMap<i64, Vec<HistoryRow>> = HashMap::new();
             {
@@ -816,7 +816,7 @@ macro_rules! on_tx {
 impl Db {
     pub async fn begin_write_tx(&self) -> Result<WriteTx> {
         Ok(match self {
-            Db::Sqlite(pool) => WriteTx::Sqlite(pool.begin_write().await?),
+            Db::Sqlite(_, writer) => WriteTx::Sqlite(writer.begin_write().await?),
             Db::Postgres(pool) => WriteTx::Postgres(pool.begin_write().await?),
         })
     }

@@ -619,7 +619,7 @@ async fn every_write_is_audited_and_chained(db: &Db) {
 /// append-only triggers.
 async fn tamper(db: &Db, sql: &'static str) {
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             let mut tx = pool.begin().await.unwrap();
             sqlx::query("DROP TRIGGER IF EXISTS audit_log_no_update")
                 .execute(&mut *tx)
@@ -648,7 +648,7 @@ async fn an_edited_audit_entry_is_detected(db: &Db) {
     seed_tree(db).await;
     // The triggers refuse a plain edit.
     let refused = match db {
-        Db::Sqlite(pool) => sqlx::query("UPDATE audit_log SET action = 'x' WHERE seq = 2")
+        Db::Sqlite(pool, _) => sqlx::query("UPDATE audit_log SET action = 'x' WHERE seq = 2")
             .execute(pool)
             .await
             .is_err(),

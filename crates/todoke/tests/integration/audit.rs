@@ -57,7 +57,7 @@ fn verify_with_cli(db_url: &str) -> (bool, String) {
 
 async fn edit_one_entry(app: &TestApp, seq: i64) {
     match &app.db {
-        todoke_storage::Db::Sqlite(pool) => {
+        todoke_storage::Db::Sqlite(pool, _) => {
             sqlx::query("DROP TRIGGER audit_log_no_update")
                 .execute(pool)
                 .await
