@@ -145,8 +145,9 @@ impl AgeBand {
 }
 
 /// Letters allowed in a name in katakana: katakana, the long-vowel mark, the middle dot and
-/// spaces. Hiragana is accepted and converted, since people type it by mistake.
-fn katakana_name(s: &str) -> Option<String> {
+/// spaces. Hiragana is accepted and converted, since people type it by mistake. Used for stored
+/// names and for searches, so both are written the same way.
+pub fn katakana_name(s: &str) -> Option<String> {
     let s = normalize_width(s);
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

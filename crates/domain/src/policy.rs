@@ -88,6 +88,9 @@ pub enum Action<'a> {
     /// Uploading a file of notifications or status changes; each row is then checked against
     /// [`case_visible`].
     ImportCases,
+    /// Searching cases by a person's identifiers (kana name, phone): staff who may see those
+    /// identifiers only, never the national role, for whom a search would tie a person to a case.
+    SearchCasesByIdentity,
 }
 
 /// Why a request is refused.
@@ -191,6 +194,10 @@ pub fn decide(actor: Option<&Principal>, action: &Action<'_>, phase: &LifecycleP
         Action::ConfirmCase(place) => in_case_scope(principal, place, &[Role::HealthCentre]),
         Action::WithdrawCase(place) => in_case_scope(principal, place, &[Role::Doctor, Role::HealthCentre]),
         Action::UpdateCaseStatus(place) => in_case_scope(principal, place, &[Role::HealthCentre, Role::Prefecture]),
+        Action::SearchCasesByIdentity => match principal.role {
+            Role::Doctor | Role::HealthCentre | Role::Prefecture => Ok(()),
+            Role::National | Role::Admin => Err(Denial::Forbidden),
+        },
         Action::ImportCases => match principal.role {
             Role::Doctor | Role::HealthCentre | Role::Prefecture | Role::National => Ok(()),
             Role::Admin => Err(Denial::Forbidden),

@@ -251,6 +251,12 @@ pub struct NotificationFilter {
     pub confirmed: Option<bool>,
     pub withdrawn: Option<bool>,
     pub status: Option<Status>,
+    /// Search: this external id.
+    pub external_id: Option<String>,
+    /// Search: kana names starting with this (katakana, as stored).
+    pub kana_prefix: Option<String>,
+    /// Search: this phone number, compared by its digits.
+    pub phone: Option<String>,
 }
 
 fn sex_index(s: Sex) -> i16 {
@@ -425,16 +431,18 @@ macro_rules! impl_registry_tx {
                 let sex = person.sex.unwrap_or(Sex::Unknown).as_str();
                 let person_id = match existing {
                     Some((_, person_id)) => {
-                        sqlx::query("UPDATE persons SET name = $2, name_kana = $3, sex = $4, birth_date = $5, occupation = $6, postal_code = $7, address = $8, phone = $9 WHERE id = $1")
+                        sqlx::query("UPDATE persons SET name = $2, name_kana = $3, sex = $4, birth_date = $5, occupation = $6, postal_code = $7, address = $8, phone = $9, phone_digits = $10 WHERE id = $1")
                             .bind(person_id).bind(&person.name).bind(&person.name_kana).bind(sex).bind(person.birth_date)
                             .bind(&person.occupation).bind(&person.postal_code).bind(&person.address).bind(&person.phone)
+                            .bind(phone_digits(person.phone.as_deref()))
                             .execute(&mut **self).await?;
                         person_id
                     }
-                    None => sqlx::query_scalar("INSERT INTO persons (name, name_kana, sex, birth_date, occupation, postal_code, address, phone, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id")
+                    None => sqlx::query_scalar("INSERT INTO persons (name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id")
                         .bind(&person.name).bind(&person.name_kana).bind(sex).bind(person.birth_date)
-                        .bind(&person.occupation).bind(&person.postal_code).bind(&person.address).bind(&person.phone).bind(t)
+                        .bind(&person.occupation).bind(&person.postal_code).bind(&person.address).bind(&person.phone)
+                        .bind(phone_digits(person.phone.as_deref())).bind(t)
                         .fetch_one(&mut **self).await?,
                 };
                 let d = draft;
@@ -576,6 +584,11 @@ fn not_in(ja_what: &str, en_what: &str, code: &str, ja_where: &str, en_where: &s
     ))
 }
 
+/// The digits of a phone number, for search.
+fn phone_digits(phone: Option<&str>) -> Option<String> {
+    phone.map(|p| p.chars().filter(char::is_ascii_digit).collect())
+}
+
 fn join_symptoms(s: &[String]) -> Option<String> {
     (!s.is_empty()).then(|| s.join(";"))
 }
@@ -621,6 +634,9 @@ impl Db {
              AND (CAST($8 AS BOOLEAN) IS NULL OR n.withdrawn = $8) \
              AND (CAST($9 AS TEXT) IS NULL OR (SELECT s.status FROM status_history s WHERE s.notification_id = n.id \
                   ORDER BY s.effective_date DESC, s.recorded_at DESC, s.id DESC LIMIT 1) = $9) \
+             AND (CAST($11 AS TEXT) IS NULL OR n.external_id = $11) \
+             AND (CAST($12 AS TEXT) IS NULL OR (p.name_kana >= $12 AND p.name_kana < $13)) \
+             AND (CAST($14 AS TEXT) IS NULL OR p.phone_digits = $14) \
              ORDER BY n.id LIMIT $10"
         );
         let rows: Vec<NotificationRow> = dispatch!(self, pool => {
@@ -635,6 +651,12 @@ impl Db {
                 .bind(filter.withdrawn)
                 .bind(filter.status.map(Status::as_str))
                 .bind(limit)
+                .bind(filter.external_id.as_deref())
+                .bind(filter.kana_prefix.as_deref())
+                // Everything starting with the prefix sorts below the prefix followed by the
+                // highest character: a range an index can serve on both backends.
+                .bind(filter.kana_prefix.as_ref().map(|k| format!("{k}\u{10FFFF}")))
+                .bind(phone_digits(filter.phone.as_deref()))
                 .fetch_all(pool)
                 .await?
         });
@@ -957,7 +979,7 @@ impl WriteTx {
             let person_ids = self.reserve_person_ids(batch.len()).await?;
             on_tx!(self, tx => {
                 let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, created_at) ",
+                    "INSERT INTO persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits, created_at) ",
                 );
                 q.push_values(batch.iter().zip(&person_ids), |mut b, (row, id)| {
                     let p = &row.draft.person;
@@ -970,6 +992,7 @@ impl WriteTx {
                         .push_bind(p.postal_code.as_deref())
                         .push_bind(p.address.as_deref())
                         .push_bind(p.phone.as_deref())
+                        .push_bind(phone_digits(p.phone.as_deref()))
                         .push_bind(t);
                 });
                 q.build().execute(&mut **tx).await?;

@@ -12,10 +12,12 @@ CREATE TABLE persons (
     postal_code TEXT,
     address     TEXT,
     phone       TEXT,
+    -- The phone number's digits alone, so a search finds 03-1234-5678 as 0312345678.
+    phone_digits TEXT,
     created_at  TEXT NOT NULL
 );
 CREATE INDEX persons_by_kana ON persons (name_kana, birth_date, sex);
-CREATE INDEX persons_by_phone ON persons (phone);
+CREATE INDEX persons_by_phone ON persons (phone_digits);
 
 -- 発生届. `report_day` is the JST day of `reported_at`, the day the notification counts on.
 CREATE TABLE notifications (

@@ -439,3 +439,99 @@ async fn health_centres_upload_files_and_rows_outside_their_scope_are_refused() 
         "untouched"
     );
 }
+
+#[tokio::test]
+async fn staff_find_a_case_by_kana_phone_or_id_within_their_scope() {
+    let app = TestApp::spawn().await;
+    let ids = |v: Value| {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let by_kana: Value = app
+        .get(Who::HealthCentre, "/api/notifications?kana=%E3%82%84%E3%81%BE%E3%81%A0")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap(); // やまだ
+    assert_eq!(
+        ids(by_kana),
+        [app.own_notification],
+        "hiragana finds ヤマダ ハナコ, and only in the jurisdiction"
+    );
+    let by_phone: Value = app
+        .get(Who::HealthCentre, "/api/notifications?phone=0312345678")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(by_phone),
+        [app.own_notification],
+        "03-1234-5678 is found by its digits"
+    );
+    let by_kana_pref: Value = app
+        .get(
+            Who::Prefecture,
+            "/api/notifications?kana=%E3%83%A4%E3%83%9E%E3%83%80%20%E3%83%8F",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap(); // ヤマダ ハ
+    assert_eq!(ids(by_kana_pref), [app.own_notification]);
+    let none: Value = app
+        .get(Who::HealthCentre, "/api/notifications?kana=%E3%82%B9%E3%82%BA%E3%82%AD")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap(); // スズキ
+    assert!(ids(none).is_empty());
+    let record: Value = app
+        .get(Who::Doctor, &format!("/api/notifications/{}", app.own_notification))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ext = record["external_id"].as_str().unwrap();
+    let by_id: Value = app
+        .get(Who::Doctor, &format!("/api/notifications?external_id={ext}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(by_id), [app.own_notification]);
+    let national = app
+        .get(Who::National, "/api/notifications?phone=0312345678")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        national.status(),
+        403,
+        "the ministry cannot tie a phone number to a case"
+    );
+    let (status, _, _, fields) = error_of(
+        app.get(Who::HealthCentre, "/api/notifications?kana=Yamada")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, fields[0]["field"].as_str()), (422, Some("kana")));
+}

@@ -287,6 +287,13 @@ pub struct ListQuery {
     withdrawn: Option<bool>,
     prefecture: Option<String>,
     health_centre: Option<String>,
+    /// Search: the notification with this external id.
+    external_id: Option<String>,
+    /// Search (not for the national role): kana names starting with this; hiragana is read as
+    /// katakana.
+    kana: Option<String>,
+    /// Search (not for the national role): this phone number, whatever its punctuation.
+    phone: Option<String>,
     after: Option<String>,
     limit: Option<i64>,
 }
@@ -333,6 +340,37 @@ pub async fn list(
         .transpose()
         .map_err(field("health_centre"))?;
     let scope = policy::case_filter(me).ok_or(AppError::Forbidden(policy::Denial::Forbidden.message()))?;
+    if q.kana.is_some() || q.phone.is_some() {
+        caller.require(&state, &Action::SearchCasesByIdentity)?;
+    }
+    let kana_prefix = match q.kana.as_deref() {
+        None => None,
+        Some(k) => Some(todoke_domain::notification::katakana_name(k).ok_or_else(|| {
+            AppError::invalid_field(
+                "kana",
+                Message::fixed(
+                    "カナ氏名はカタカナ（またはひらがな）で入力してください",
+                    "kana must be katakana (or hiragana)",
+                ),
+            )
+        })?),
+    };
+    let phone = match q.phone.as_deref() {
+        None => None,
+        Some(p) => {
+            let digits = dates::normalize_width(p).chars().filter(char::is_ascii_digit).count();
+            if !(4..=15).contains(&digits) {
+                return Err(AppError::invalid_field(
+                    "phone",
+                    Message::fixed(
+                        "電話番号は4〜15桁で検索してください",
+                        "search a phone number by 4 to 15 digits",
+                    ),
+                ));
+            }
+            Some(dates::normalize_width(p))
+        }
+    };
     // The caller's scope, narrowed by the query; asking outside the scope finds nothing.
     let conflicting =
         |mine: Option<String>, asked: Option<String>| matches!((&mine, &asked), (Some(m), Some(a)) if m != a);
@@ -357,6 +395,9 @@ pub async fn list(
         confirmed: q.confirmed,
         withdrawn: q.withdrawn,
         status,
+        external_id: q.external_id.clone(),
+        kana_prefix,
+        phone,
     };
     let rows = state.db.notifications(&filter, after, limit + 1).await?;
     let shown = rows.len().min(limit as usize);
