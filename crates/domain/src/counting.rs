@@ -30,6 +30,9 @@ pub enum Measure {
     SevereIn,
     /// A case ceasing to be severe that day.
     SevereOut,
+    /// Positives counted in the institutions' daily total-count reports (全数届出), on the
+    /// report's date; from 2022-09-26 the daily new positives are their sum.
+    ReportedPositives,
 }
 
 impl Measure {
@@ -43,6 +46,7 @@ impl Measure {
             Measure::StatusOut(s) => 30 + status_index(s),
             Measure::SevereIn => 50,
             Measure::SevereOut => 51,
+            Measure::ReportedPositives => 60,
         }
     }
 
@@ -55,6 +59,7 @@ impl Measure {
             30..=49 => Measure::StatusOut(status(code - 30)?),
             50 => Measure::SevereIn,
             51 => Measure::SevereOut,
+            60 => Measure::ReportedPositives,
             _ => return None,
         })
     }
@@ -158,6 +163,24 @@ pub fn contributions(case: &CaseFacts) -> Vec<(CounterKey, i64)> {
         out.push((key(case.death_date.unwrap_or(case.report_day), Measure::Death), 1));
     }
     out
+}
+
+/// What one line of a daily total-count report adds to the counters: its count, on its date,
+/// under the public age band of its report band; sex is not reported.
+pub fn total_report_contribution(
+    date: NaiveDate,
+    prefecture: PrefectureCode,
+    band: crate::notification::TotalsAgeBand,
+    count: i64,
+) -> (CounterKey, i64) {
+    let key = CounterKey {
+        day: date,
+        prefecture,
+        sex: Sex::Unknown,
+        age_band: band.public_band(),
+        measure: Measure::ReportedPositives,
+    };
+    (key, count)
 }
 
 /// The change to the counters when a case goes from `before` to `after` (either may be absent),
@@ -306,6 +329,7 @@ mod tests {
             Measure::Death,
             Measure::SevereIn,
             Measure::SevereOut,
+            Measure::ReportedPositives,
         ];
         for s in Status::ALL {
             all.push(Measure::StatusIn(*s));

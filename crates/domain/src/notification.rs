@@ -122,9 +122,13 @@ code_list!(
 pub struct AgeBand(u8);
 
 impl AgeBand {
+    /// The ten bands the public tables show.
     pub const COUNT: u8 = 10;
-    pub const LABELS_EN: [&'static str; 10] = [
-        "Under 10", "10s", "20s", "30s", "40s", "50s", "60s", "70s", "80s", "Over 90",
+    /// Age not known (only total-count reports have it); no public table shows it, as no sex
+    /// table shows an unknown sex.
+    pub const UNKNOWN: AgeBand = AgeBand(10);
+    pub const LABELS_EN: [&'static str; 11] = [
+        "Under 10", "10s", "20s", "30s", "40s", "50s", "60s", "70s", "80s", "Over 90", "Unknown",
     ];
 
     pub fn of_age(age: u32) -> AgeBand {
@@ -132,7 +136,7 @@ impl AgeBand {
     }
 
     pub fn from_index(i: u8) -> Option<AgeBand> {
-        (i < Self::COUNT).then_some(AgeBand(i))
+        (i <= Self::UNKNOWN.0).then_some(AgeBand(i))
     }
 
     pub fn index(self) -> u8 {
@@ -141,6 +145,45 @@ impl AgeBand {
 
     pub fn label_en(self) -> &'static str {
         Self::LABELS_EN[usize::from(self.0)]
+    }
+}
+
+code_list!(
+    /// The age bands of the daily total-count report (全数届出, from 2022-09-26).
+    TotalsAgeBand, "年齢区分", "age_band", {
+        Age0 = "0", "0歳", "0";
+        Age1To4 = "1-4", "1-4歳", "1-4";
+        Age5To9 = "5-9", "5-9歳", "5-9";
+        Age10s = "10-19", "10代", "10-19";
+        Age20s = "20-29", "20代", "20-29";
+        Age30s = "30-39", "30代", "30-39";
+        Age40s = "40-49", "40代", "40-49";
+        Age50s = "50-59", "50代", "50-59";
+        Age60To64 = "60-64", "60-64歳", "60-64";
+        Age65To69 = "65-69", "65-69歳", "65-69";
+        Age70s = "70-79", "70代", "70-79";
+        Age80s = "80-89", "80代", "80-89";
+        Age90Plus = "90+", "90歳以上", "90+";
+        Unknown = "unknown", "不明", "unknown";
+    }
+);
+
+impl TotalsAgeBand {
+    /// The public band it falls in (each report band lies inside one).
+    pub fn public_band(self) -> AgeBand {
+        match self {
+            TotalsAgeBand::Age0 | TotalsAgeBand::Age1To4 | TotalsAgeBand::Age5To9 => AgeBand(0),
+            TotalsAgeBand::Age10s => AgeBand(1),
+            TotalsAgeBand::Age20s => AgeBand(2),
+            TotalsAgeBand::Age30s => AgeBand(3),
+            TotalsAgeBand::Age40s => AgeBand(4),
+            TotalsAgeBand::Age50s => AgeBand(5),
+            TotalsAgeBand::Age60To64 | TotalsAgeBand::Age65To69 => AgeBand(6),
+            TotalsAgeBand::Age70s => AgeBand(7),
+            TotalsAgeBand::Age80s => AgeBand(8),
+            TotalsAgeBand::Age90Plus => AgeBand(9),
+            TotalsAgeBand::Unknown => AgeBand::UNKNOWN,
+        }
     }
 }
 

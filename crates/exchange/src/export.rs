@@ -10,7 +10,7 @@ use todoke_domain::notification::COLUMNS;
 use todoke_storage::registry::{NotificationFilter, NotificationRecord};
 use todoke_storage::{Db, StorageError};
 
-use crate::import::{ImportKind, STATUS_COLUMNS};
+use crate::import::{ImportKind, STATUS_COLUMNS, TOTALS_COLUMNS};
 
 const PAGE: i64 = 2000;
 
@@ -117,6 +117,27 @@ pub async fn export(
                 let page = db.notifications(&filter, after, PAGE).await?;
                 for r in &page {
                     csv.write_record(notification_row(r))?;
+                }
+                written += page.len() as u64;
+                match page.last() {
+                    Some(last) if page.len() as i64 == PAGE => after = last.id,
+                    _ => break,
+                }
+            }
+        }
+        ImportKind::Totals => {
+            csv.write_record(TOTALS_COLUMNS)?;
+            loop {
+                let page = db.total_reports(prefecture, after, PAGE).await?;
+                for t in &page {
+                    csv.write_record([
+                        t.report_date.to_string(),
+                        t.prefecture_code.clone(),
+                        t.health_centre_code.clone(),
+                        t.institution_code.clone(),
+                        t.age_band.clone(),
+                        t.count.to_string(),
+                    ])?;
                 }
                 written += page.len() as u64;
                 match page.last() {

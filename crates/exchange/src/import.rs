@@ -7,10 +7,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use todoke_domain::account::Place;
 use todoke_domain::counting::StatusEntry;
-use todoke_domain::notification::{self, Intake, NotificationDraft, Severity, Status};
-use todoke_domain::{FieldError, Message, dates};
+use todoke_domain::notification::{self, Intake, NotificationDraft, Severity, Status, TotalsAgeBand};
+use todoke_domain::{FieldError, HealthCentreCode, InstitutionCode, Message, PrefectureCode, dates};
 use todoke_storage::audit::AuditEvent;
-use todoke_storage::registry::{FileMode, NewNotification, Placement, WriteTx};
+use todoke_storage::registry::{FileMode, Filed, NewNotification, Placement, WriteTx};
+use todoke_storage::totals::TotalReport;
 use todoke_storage::{AuditContext, Db, StorageError};
 
 use crate::{Encoding, utf8_reader};
@@ -21,6 +22,7 @@ use crate::{Encoding, utf8_reader};
 pub enum ImportKind {
     Notifications,
     Status,
+    Totals,
 }
 
 impl ImportKind {
@@ -28,6 +30,7 @@ impl ImportKind {
         match s {
             "notifications" => Some(ImportKind::Notifications),
             "status" => Some(ImportKind::Status),
+            "totals" => Some(ImportKind::Totals),
             _ => None,
         }
     }
@@ -36,6 +39,7 @@ impl ImportKind {
         match self {
             ImportKind::Notifications => "notifications",
             ImportKind::Status => "status",
+            ImportKind::Totals => "totals",
         }
     }
 
@@ -43,6 +47,7 @@ impl ImportKind {
         match self {
             ImportKind::Notifications => &notification::COLUMNS,
             ImportKind::Status => &STATUS_COLUMNS,
+            ImportKind::Totals => &TOTALS_COLUMNS,
         }
     }
 
@@ -50,12 +55,23 @@ impl ImportKind {
         match self {
             ImportKind::Notifications => &["external_id", "case_type", "reported_at", "prefecture", "sex"],
             ImportKind::Status => &["external_id", "status", "effective_date"],
+            ImportKind::Totals => &["date", "prefecture", "institution", "age_band", "count"],
         }
     }
 }
 
 /// The columns of the status format (CONTRACT.md).
 pub const STATUS_COLUMNS: [&str; 5] = ["external_id", "status", "severity", "effective_date", "recorded_at"];
+
+/// The columns of the daily total-count report format (CONTRACT.md).
+pub const TOTALS_COLUMNS: [&str; 6] = [
+    "date",
+    "prefecture",
+    "health_centre",
+    "institution",
+    "age_band",
+    "count",
+];
 
 /// Decides whether the importing user may write a row at this place (the web layer passes the
 /// access policy; operator imports at the command line pass none).
@@ -133,6 +149,10 @@ enum Parsed {
         line: u64,
         row: Result<StatusRow, Vec<FieldError>>,
     },
+    Total {
+        line: u64,
+        row: Result<TotalReport, Vec<FieldError>>,
+    },
 }
 
 /// A validated status row.
@@ -200,6 +220,88 @@ fn parse_status_row(fields: &HashMap<String, String>, now: DateTime<Utc>) -> Res
             },
             recorded_at,
         }),
+        _ => Err(errors),
+    }
+}
+
+fn parse_total_row(fields: &HashMap<String, String>, today: chrono::NaiveDate) -> Result<TotalReport, Vec<FieldError>> {
+    let get = |k: &str| fields.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let mut errors = Vec::new();
+    let mut need = |k: &str| {
+        let v = get(k);
+        if v.is_none() {
+            errors.push(field(
+                k,
+                Message::new(format!("{k} は必須です"), format!("{k} is required")),
+            ));
+        }
+        v
+    };
+    let (date, prefecture, institution, band, count) = (
+        need("date"),
+        need("prefecture"),
+        need("institution"),
+        need("age_band"),
+        need("count"),
+    );
+    let date = date.and_then(|d| match dates::parse_date(d) {
+        Ok(d) if d > today => {
+            errors.push(field("date", Message::fixed("未来の日付です", "date is in the future")));
+            None
+        }
+        Ok(d) => Some(d),
+        Err(m) => {
+            errors.push(field("date", m));
+            None
+        }
+    });
+    let prefecture = prefecture.and_then(|p| {
+        PrefectureCode::parse(p)
+            .map_err(|e| errors.push(field("prefecture", e.0)))
+            .ok()
+    });
+    let institution = institution.and_then(|i| {
+        InstitutionCode::parse(i)
+            .map_err(|e| errors.push(field("institution", e.0)))
+            .ok()
+    });
+    let health_centre = get("health_centre").and_then(|h| {
+        HealthCentreCode::parse(h)
+            .map_err(|e| errors.push(field("health_centre", e.0)))
+            .ok()
+    });
+    let band = band.and_then(|b| {
+        TotalsAgeBand::parse(b)
+            .map_err(|m| errors.push(field("age_band", m)))
+            .ok()
+    });
+    let count = count.and_then(|c| {
+        dates::normalize_width(c)
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=1_000_000).contains(n))
+            .or_else(|| {
+                errors.push(field(
+                    "count",
+                    Message::new(
+                        format!("件数「{c}」は0以上の整数です"),
+                        format!("count \"{c}\" must be a whole number, 0 or more"),
+                    ),
+                ));
+                None
+            })
+    });
+    match (date, prefecture, institution, band, count) {
+        (Some(date), Some(prefecture), Some(institution), Some(age_band), Some(count)) if errors.is_empty() => {
+            Ok(TotalReport {
+                date,
+                prefecture,
+                health_centre,
+                institution,
+                age_band,
+                count,
+            })
+        }
         _ => Err(errors),
     }
 }
@@ -304,6 +406,7 @@ fn read_rows(
                 let parsed = match kind {
                     ImportKind::Notifications => Parsed::Notification { line, draft: Err(bad) },
                     ImportKind::Status => Parsed::Status { line, row: Err(bad) },
+                    ImportKind::Totals => Parsed::Total { line, row: Err(bad) },
                 };
                 if out.blocking_send(parsed).is_err() {
                     return Ok(());
@@ -352,6 +455,14 @@ fn read_rows(
                     Err(errors)
                 };
                 Parsed::Status { line, row }
+            }
+            ImportKind::Totals => {
+                let row = if errors.is_empty() {
+                    parse_total_row(&fields, intake.today)
+                } else {
+                    Err(errors)
+                };
+                Parsed::Total { line, row }
             }
         };
         if out.blocking_send(parsed).is_err() {
@@ -428,7 +539,8 @@ pub async fn import(
                 line,
                 draft: Err(errors),
             }
-            | Parsed::Status { line, row: Err(errors) } => {
+            | Parsed::Status { line, row: Err(errors) }
+            | Parsed::Total { line, row: Err(errors) } => {
                 report.reject(line, errors.into_iter().map(|e| (Some(e.field), e.message)));
                 continue;
             }
@@ -490,6 +602,39 @@ pub async fn import(
                 }
                 continue;
             }
+            Parsed::Total { line, row: Ok(total) } => {
+                let placement = Placement {
+                    prefecture: total.prefecture,
+                    health_centre: total.health_centre.clone(),
+                    institution: Some(total.institution.clone()),
+                };
+                let health_centre = match tree.resolve(&placement) {
+                    Ok(hc) => hc.and_then(|h| HealthCentreCode::parse(&h).ok()),
+                    Err(e) => {
+                        report.reject(line, [(None, storage_reason(&e))]);
+                        continue;
+                    }
+                };
+                let place = Place {
+                    prefecture: total.prefecture,
+                    health_centre,
+                    institution: Some(total.institution.clone()),
+                };
+                if options.row_scope.as_ref().is_some_and(|allowed| !allowed(&place)) {
+                    report.reject(line, [(Some("institution".to_owned()), out_of_scope())]);
+                    continue;
+                }
+                if !writing {
+                    continue;
+                }
+                tx.savepoint().await?;
+                (
+                    line,
+                    tx.upsert_total(&tree, &total)
+                        .await
+                        .map(|created| Some(Filed { id: 0, created })),
+                )
+            }
             Parsed::Status { line, row: Ok(row) } => {
                 if let Some(allowed) = &options.row_scope {
                     match tx.place_by_external_id(&row.external_id).await? {
@@ -520,7 +665,7 @@ pub async fn import(
                     line,
                     tx.record_status_by_external_id(&row.external_id, row.entry, row.recorded_at)
                         .await
-                        .map(|()| None::<todoke_storage::registry::Filed>),
+                        .map(|()| Some(Filed { id: 0, created: true })),
                 )
             }
         };
@@ -530,8 +675,7 @@ pub async fn import(
                 report.accepted += 1;
                 match filed {
                     Some(f) if f.created => report.created += 1,
-                    Some(_) => report.updated += 1,
-                    None => report.created += 1,
+                    _ => report.updated += 1,
                 }
             }
             Err(e @ (StorageError::Invalid(_) | StorageError::Conflict(_) | StorageError::NotFound)) => {
@@ -567,6 +711,7 @@ pub async fn import(
     let action = match kind {
         ImportKind::Notifications => "import.notifications",
         ImportKind::Status => "import.status",
+        ImportKind::Totals => "import.totals",
     };
     tx.audit(
         ctx,

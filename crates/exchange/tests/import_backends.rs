@@ -26,6 +26,79 @@ fn file() -> String {
     csv
 }
 
+/// Daily total-count reports: counted under ReportedPositives, replaced when re-sent.
+async fn totals(db: &Db) {
+    use todoke_domain::{HealthCentreCode, InstitutionCode, PrefectureCode};
+    use todoke_storage::orgs::{NewHealthCentre, NewInstitution};
+    let ctx = AuditContext::cli();
+    db.create_health_centre(
+        &ctx,
+        &NewHealthCentre {
+            code: HealthCentreCode::parse("H1").unwrap(),
+            prefecture: PrefectureCode::parse("01").unwrap(),
+            name: "x".into(),
+        },
+    )
+    .await
+    .unwrap();
+    db.create_institution(
+        &ctx,
+        &NewInstitution {
+            code: InstitutionCode::parse("I1").unwrap(),
+            health_centre: HealthCentreCode::parse("H1").unwrap(),
+            name: "y".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let csv = "date,prefecture,institution,age_band,count\n2022-10-01,01,I1,60-64,5\n2022-10-01,01,I1,65-69,7\n2022-10-01,01,I1,0,1\n";
+    let report = import(
+        db,
+        &ctx,
+        ImportKind::Totals,
+        Box::new(std::io::Cursor::new(csv)),
+        ImportOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.created, report.rejected_rows),
+        (3, 0),
+        "{:?}",
+        report.rejections
+    );
+    let reported: Vec<(u8, i64)> = db
+        .counters()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| k.measure == todoke_domain::counting::Measure::ReportedPositives)
+        .map(|(k, n)| (k.age_band.index(), n))
+        .collect();
+    assert_eq!(
+        reported,
+        [(0, 1), (6, 12)],
+        "60-64 and 65-69 both fall in the public 60s band"
+    );
+    let resent = "date,prefecture,institution,age_band,count\n2022-10-01,01,I1,65-69,2\n";
+    import(
+        db,
+        &ctx,
+        ImportKind::Totals,
+        Box::new(std::io::Cursor::new(resent)),
+        ImportOptions::default(),
+    )
+    .await
+    .unwrap();
+    let live = db.counters().await.unwrap();
+    assert!(
+        live.iter().any(|(k, n)| k.age_band.index() == 6 && *n == 7),
+        "12 - 7 + 2"
+    );
+    db.rebuild_counters(&ctx).await.unwrap();
+    assert_eq!(db.counters().await.unwrap(), live);
+}
+
 async fn run(db: &Db) {
     let options = ImportOptions::default();
     let report = import(
@@ -60,6 +133,20 @@ async fn run(db: &Db) {
         "re-importing updates, never duplicates"
     );
     assert_eq!(db.counters().await.unwrap(), live, "and changes no count");
+}
+
+#[tokio::test]
+async fn total_reports_on_sqlite() {
+    let t = TestDb::sqlite().await.unwrap();
+    totals(&t.db).await;
+}
+
+#[tokio::test]
+async fn total_reports_on_postgres() {
+    let Some(t) = TestDb::postgres().await.unwrap() else {
+        return;
+    };
+    totals(&t.db).await;
 }
 
 #[tokio::test]

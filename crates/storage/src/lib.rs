@@ -14,6 +14,7 @@ pub mod audit;
 pub mod orgs;
 pub mod registry;
 pub mod testing;
+pub mod totals;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -807,6 +807,14 @@ impl Db {
                     }
                 }
             }
+            {
+                let mut reports = sqlx::query_as::<_, (NaiveDate, String, String, i64)>(
+                    "SELECT report_date, prefecture_code, age_band, count FROM total_reports").fetch(&mut *tx);
+                while let Some(row) = reports.try_next().await? {
+                    let (key, n) = crate::totals::contribution_of(&row)?;
+                    *totals.entry(key).or_default() += n;
+                }
+            }
             sqlx::query("DELETE FROM daily_counts").execute(&mut *tx).await?;
             let delta: Vec<(CounterKey, i64)> = totals.into_iter().filter(|(_, n)| *n != 0).collect();
             tx.apply(&delta).await?;
@@ -1048,6 +1056,58 @@ impl WriteTx {
             self.add_to_counters(&delta).await?;
         }
         Ok(())
+    }
+
+    /// Stores (or replaces) one line of a daily total-count report; returns true when it was
+    /// new. The counters move by the difference from the count it replaces.
+    pub async fn upsert_total(&mut self, tree: &OrgTree, report: &crate::totals::TotalReport) -> Result<bool> {
+        if report.count < 0 {
+            return Err(StorageError::Invalid(Message::fixed(
+                "件数は0以上です",
+                "count must be 0 or more",
+            )));
+        }
+        let placement = Placement {
+            prefecture: report.prefecture,
+            health_centre: report.health_centre.clone(),
+            institution: Some(report.institution.clone()),
+        };
+        let health_centre = tree
+            .resolve(&placement)?
+            .expect("an institution resolves to its health centre");
+        let t = now();
+        let previous: Option<i64> = on_tx!(self, tx => {
+            let previous: Option<i64> = sqlx::query_scalar(
+                "SELECT count FROM total_reports WHERE report_date = $1 AND institution_code = $2 AND age_band = $3",
+            )
+            .bind(report.date)
+            .bind(report.institution.as_str())
+            .bind(report.age_band.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO total_reports (report_date, prefecture_code, health_centre_code, institution_code, age_band, count, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (report_date, institution_code, age_band) \
+                 DO UPDATE SET count = excluded.count, prefecture_code = excluded.prefecture_code, \
+                 health_centre_code = excluded.health_centre_code, updated_at = excluded.updated_at",
+            )
+            .bind(report.date)
+            .bind(report.prefecture.to_string())
+            .bind(&health_centre)
+            .bind(report.institution.as_str())
+            .bind(report.age_band.as_str())
+            .bind(report.count)
+            .bind(t)
+            .execute(&mut **tx)
+            .await?;
+            previous
+        });
+        let delta = report.count - previous.unwrap_or(0);
+        if delta != 0 {
+            let (key, _) = counting::total_report_contribution(report.date, report.prefecture, report.age_band, 0);
+            self.add_to_counters(&[(key, delta)]).await?;
+        }
+        Ok(previous.is_none())
     }
 
     /// Adds to many counters in multi-row upserts (each key once per statement).

@@ -429,6 +429,8 @@ pub enum FileKind {
     Notifications,
     /// Status changes (療養状況), one row per change.
     Status,
+    /// Daily total-count reports (全数届出), one row per date, institution and age band.
+    Totals,
 }
 
 impl FileKind {
@@ -436,6 +438,7 @@ impl FileKind {
         match self {
             FileKind::Notifications => todoke_exchange::import::ImportKind::Notifications,
             FileKind::Status => todoke_exchange::import::ImportKind::Status,
+            FileKind::Totals => todoke_exchange::import::ImportKind::Totals,
         }
     }
 }

@@ -206,3 +206,89 @@ fn exports_re_import_to_the_same_data_statuses_included() {
     );
     assert!(out.contains("wrote 1 rows"), "{out}");
 }
+
+#[test]
+fn daily_total_count_reports_import_replace_and_round_trip() {
+    let w = Workspace::new();
+    let (a, b) = (w.db("ta"), w.db("tb"));
+    for db in [&a, &b] {
+        assert_eq!(
+            todoke(
+                db,
+                &[
+                    "org",
+                    "add",
+                    "health-centre",
+                    "--code",
+                    "H13",
+                    "--prefecture",
+                    "13",
+                    "--name",
+                    "千代田"
+                ]
+            )
+            .0,
+            0
+        );
+        assert_eq!(
+            todoke(
+                db,
+                &[
+                    "org",
+                    "add",
+                    "institution",
+                    "--code",
+                    "I1",
+                    "--health-centre",
+                    "H13",
+                    "--name",
+                    "神田"
+                ]
+            )
+            .0,
+            0
+        );
+    }
+    let day1 = w.file(
+        "t1.csv",
+        "date,prefecture,institution,age_band,count\n2022-09-26,13,I1,65-69,12\n2022-09-26,13,I1,unknown,3\nR4.9.27,13,I1,90+,4\n2022-09-27,13,I1,65+,1\n".as_bytes(),
+    );
+    let (code, out, err) = todoke(&a, &["import", "totals", "--partial", &day1]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("imported 3 of 4 rows (3 created, 0 updated, 1 rejected)"),
+        "{out}"
+    );
+    assert!(
+        err.contains("line 5 [age_band]: age_band \"65+\" must be one of: 0, 1-4"),
+        "{err}"
+    );
+    let resent = w.file(
+        "t2.csv",
+        "date,prefecture,health_centre,institution,age_band,count\n2022-09-26,13,H13,I1,65-69,15\n".as_bytes(),
+    );
+    let (code, out, _) = todoke(&a, &["import", "totals", &resent]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("(0 created, 1 updated, 0 rejected)"),
+        "a re-sent report replaces the count: {out}"
+    );
+    let (_, out, _) = todoke(&a, &["aggregates", "rebuild"]);
+    assert!(out.contains("no counter changed"), "{out}");
+    let wrong_place = w.file(
+        "t3.csv",
+        "date,prefecture,institution,age_band,count\n2022-09-26,27,I1,0,1\n".as_bytes(),
+    );
+    let (code, _, err) = todoke(&a, &["import", "totals", &wrong_place]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not belong to prefecture \"27\""), "{err}");
+    assert_eq!(todoke(&a, &["export", "totals", "--out", &w.path("x1.csv")]).0, 0);
+    assert_eq!(todoke(&b, &["import", "totals", &w.path("x1.csv")]).0, 0);
+    assert_eq!(todoke(&b, &["export", "totals", "--out", &w.path("x2.csv")]).0, 0);
+    assert_eq!(w.read("x1.csv"), w.read("x2.csv"));
+    assert!(
+        w.read("x1.csv").contains("2022-09-26,13,H13,I1,65-69,15"),
+        "{}",
+        w.read("x1.csv")
+    );
+}

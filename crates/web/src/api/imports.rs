@@ -42,7 +42,7 @@ pub struct RejectionView {
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ImportReportView {
-    /// `notifications` or `status`.
+    /// `notifications`, `status` or `totals`.
     pub kind: String,
     pub rows: u64,
     pub accepted: u64,
@@ -90,7 +90,7 @@ fn encoding(query: Option<&str>, headers: &HeaderMap) -> Result<Encoding, AppErr
 }
 
 #[utoipa::path(post, path = "/api/imports/{kind}", tag = "notifications",
-    params(("kind" = String, Path, description = "`notifications` or `status`"), ImportQuery),
+    params(("kind" = String, Path, description = "`notifications`, `status` or `totals`"), ImportQuery),
     request_body(content = String, content_type = "text/csv", description = "A CSV file in the CONTRACT.md format"),
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = ImportReportView, description = "Every row imported"),
