@@ -88,6 +88,8 @@ pub enum Action<'a> {
     /// Uploading a file of notifications or status changes; each row is then checked against
     /// [`case_visible`].
     ImportCases,
+    /// Merging a possible duplicate into the notification it repeats, or dismissing the flag.
+    ResolveDuplicate(&'a Place),
     /// Searching cases by a person's identifiers (kana name, phone): staff who may see those
     /// identifiers only, never the national role, for whom a search would tie a person to a case.
     SearchCasesByIdentity,
@@ -194,6 +196,7 @@ pub fn decide(actor: Option<&Principal>, action: &Action<'_>, phase: &LifecycleP
         Action::ConfirmCase(place) => in_case_scope(principal, place, &[Role::HealthCentre]),
         Action::WithdrawCase(place) => in_case_scope(principal, place, &[Role::Doctor, Role::HealthCentre]),
         Action::UpdateCaseStatus(place) => in_case_scope(principal, place, &[Role::HealthCentre, Role::Prefecture]),
+        Action::ResolveDuplicate(place) => in_case_scope(principal, place, &[Role::HealthCentre, Role::Prefecture]),
         Action::SearchCasesByIdentity => match principal.role {
             Role::Doctor | Role::HealthCentre | Role::Prefecture => Ok(()),
             Role::National | Role::Admin => Err(Denial::Forbidden),
@@ -214,6 +217,7 @@ impl Action<'_> {
                 | Action::ConfirmCase(_)
                 | Action::WithdrawCase(_)
                 | Action::UpdateCaseStatus(_)
+                | Action::ResolveDuplicate(_)
                 | Action::ImportCases
         )
     }

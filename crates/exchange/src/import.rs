@@ -766,6 +766,13 @@ async fn flush(
         })
         .collect();
     tx.insert_new_notifications(&rows).await?;
+    // Only rows that name a person (kana and birth date) can match an earlier notification.
+    let identified: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.draft.person.name_kana.is_some() && r.draft.person.birth_date.is_some())
+        .filter_map(|r| r.draft.external_id.as_deref())
+        .collect();
+    tx.flag_possible_duplicates(&identified).await?;
     report.accepted += rows.len() as u64;
     report.created += rows.len() as u64;
     for p in later {

@@ -87,6 +87,8 @@ pub struct NotificationRecord {
     pub confirmed_at: Option<DateTime<Utc>>,
     pub confirmed_by: Option<i64>,
     pub merged_into: Option<i64>,
+    /// A possible duplicate of this earlier notification (same person), until merged or dismissed.
+    pub duplicate_of: Option<i64>,
     /// The current status: the last entry of the corrected timeline.
     pub status: Option<Status>,
     pub created_at: DateTime<Utc>,
@@ -136,6 +138,7 @@ struct NotificationRow {
     confirmed_at: Option<DateTime<Utc>>,
     confirmed_by: Option<i64>,
     merged_into: Option<i64>,
+    duplicate_of: Option<i64>,
     current_status: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -208,6 +211,7 @@ impl NotificationRow {
             confirmed_at: self.confirmed_at,
             confirmed_by: self.confirmed_by,
             merged_into: self.merged_into,
+            duplicate_of: self.duplicate_of,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -221,7 +225,7 @@ macro_rules! notification_select {
          n.age, p.occupation, p.postal_code, p.address, p.phone, n.symptoms, n.spo2, n.diagnosis_method, \
          n.first_visit_date, n.diagnosis_date, n.infection_date, n.onset_date, n.death_date, n.infection_route, \
          n.vaccinations, n.risk_factors, n.immunosuppressed, n.pregnant, n.severity, n.needs_admission, \
-         n.notified_group, n.withdrawn, n.withdrawn_reason, n.confirmed_at, n.confirmed_by, n.merged_into, \
+         n.notified_group, n.withdrawn, n.withdrawn_reason, n.confirmed_at, n.confirmed_by, n.merged_into, n.duplicate_of, \
          (SELECT s.status FROM status_history s WHERE s.notification_id = n.id \
           ORDER BY s.effective_date DESC, s.recorded_at DESC, s.id DESC LIMIT 1) AS current_status, \
          n.created_at, n.updated_at \
@@ -257,6 +261,8 @@ pub struct NotificationFilter {
     pub kana_prefix: Option<String>,
     /// Search: this phone number, compared by its digits.
     pub phone: Option<String>,
+    /// true: flagged possible duplicates still to resolve; false: the others.
+    pub duplicate: Option<bool>,
 }
 
 fn sex_index(s: Sex) -> i16 {
@@ -348,11 +354,44 @@ trait RegistryTx {
         recorded_at: DateTime<Utc>,
     ) -> impl Future<Output = Result<()>> + Send;
     fn id_by_external_id(&mut self, external_id: &str) -> impl Future<Output = Result<Option<i64>>> + Send;
+    fn flag_possible_duplicates(&mut self, ids: &[i64]) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// Flags, among the given notifications, each whose person matches a notification filed before
+/// it (same kana name, birth date and sex; reported within 60 days; neither merged nor
+/// withdrawn): `duplicate_of` points at the earliest such. The 60-day window is date arithmetic,
+/// written per backend.
+const FLAG_DUPLICATES_SQLITE: &str = "UPDATE notifications SET duplicate_of = (\
+     SELECT o.id FROM notifications o JOIN persons op ON op.id = o.person_id JOIN persons np ON np.id = notifications.person_id \
+     WHERE o.id < notifications.id AND o.merged_into IS NULL AND NOT o.withdrawn \
+     AND np.name_kana IS NOT NULL AND np.birth_date IS NOT NULL \
+     AND op.name_kana = np.name_kana AND op.birth_date = np.birth_date AND op.sex = np.sex \
+     AND o.report_day BETWEEN date(notifications.report_day, '-60 days') AND date(notifications.report_day, '+60 days') \
+     ORDER BY o.id LIMIT 1) WHERE duplicate_of IS NULL AND NOT duplicate_dismissed AND id IN (";
+const FLAG_DUPLICATES_POSTGRES: &str = "UPDATE notifications SET duplicate_of = (\
+     SELECT o.id FROM notifications o JOIN persons op ON op.id = o.person_id JOIN persons np ON np.id = notifications.person_id \
+     WHERE o.id < notifications.id AND o.merged_into IS NULL AND NOT o.withdrawn \
+     AND np.name_kana IS NOT NULL AND np.birth_date IS NOT NULL \
+     AND op.name_kana = np.name_kana AND op.birth_date = np.birth_date AND op.sex = np.sex \
+     AND o.report_day BETWEEN notifications.report_day - 60 AND notifications.report_day + 60 \
+     ORDER BY o.id LIMIT 1) WHERE duplicate_of IS NULL AND NOT duplicate_dismissed AND id IN (";
+
 macro_rules! impl_registry_tx {
-    ($db:ty) => {
+    ($db:ty, $flag_duplicates:expr) => {
         impl RegistryTx for sqlx::Transaction<'_, $db> {
+            async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<()> {
+                for chunk in ids.chunks(BULK_ROWS) {
+                    let mut q = sqlx::QueryBuilder::new($flag_duplicates);
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().execute(&mut **self).await?;
+                }
+                Ok(())
+            }
+
             async fn case_facts(&mut self, id: i64) -> Result<Option<CaseFacts>> {
                 let row: Option<FactsRow> = sqlx::query_as(
                     "SELECT n.case_type, n.report_day, n.prefecture_code, p.sex, n.age, n.death_date, n.withdrawn, \
@@ -488,6 +527,9 @@ macro_rules! impl_registry_tx {
                     let action = if existing.is_some() { "notification.update" } else { "notification.file" };
                     self.append_audit(ctx, AuditEvent::new(action, "notification", id)).await?;
                 }
+                if existing.is_none() {
+                    self.flag_possible_duplicates(&[id]).await?;
+                }
                 Ok(Filed { id, created: existing.is_none() })
             }
 
@@ -517,8 +559,8 @@ macro_rules! impl_registry_tx {
     };
 }
 
-impl_registry_tx!(sqlx::Sqlite);
-impl_registry_tx!(sqlx::Postgres);
+impl_registry_tx!(sqlx::Sqlite, FLAG_DUPLICATES_SQLITE);
+impl_registry_tx!(sqlx::Postgres, FLAG_DUPLICATES_POSTGRES);
 
 /// The organisation tree, or the part of it a placement touches: which health centre each
 /// institution files with, and which prefecture each health centre belongs to.
@@ -637,6 +679,7 @@ impl Db {
              AND (CAST($11 AS TEXT) IS NULL OR n.external_id = $11) \
              AND (CAST($12 AS TEXT) IS NULL OR (p.name_kana >= $12 AND p.name_kana < $13)) \
              AND (CAST($14 AS TEXT) IS NULL OR p.phone_digits = $14) \
+             AND (CAST($15 AS BOOLEAN) IS NULL OR (n.duplicate_of IS NOT NULL AND n.merged_into IS NULL) = $15) \
              ORDER BY n.id LIMIT $10"
         );
         let rows: Vec<NotificationRow> = dispatch!(self, pool => {
@@ -657,6 +700,7 @@ impl Db {
                 // highest character: a range an index can serve on both backends.
                 .bind(filter.kana_prefix.as_ref().map(|k| format!("{k}\u{10FFFF}")))
                 .bind(phone_digits(filter.phone.as_deref()))
+                .bind(filter.duplicate)
                 .fetch_all(pool)
                 .await?
         });
@@ -677,6 +721,61 @@ impl Db {
                 };
             }
             tx.append_audit(ctx, AuditEvent::new("notification.confirm", "notification", id)).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Merges a duplicate into the notification it repeats: from then on it never counts.
+    pub async fn merge_notification(&self, ctx: &AuditContext, id: i64, into: i64) -> Result<()> {
+        if id == into {
+            return Err(StorageError::Invalid(Message::fixed(
+                "同じ発生届には統合できません",
+                "a notification cannot be merged into itself",
+            )));
+        }
+        dispatch_write!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let Some(before) = tx.case_facts(id).await? else { return Err(StorageError::NotFound) };
+            if before.merged {
+                return Err(StorageError::Conflict(Message::fixed("この発生届は既に統合されています", "this notification is already merged")));
+            }
+            let target: Option<Option<i64>> = sqlx::query_scalar("SELECT merged_into FROM notifications WHERE id = $1")
+                .bind(into).fetch_optional(&mut *tx).await?;
+            match target {
+                None => return Err(StorageError::NotFound),
+                Some(Some(_)) => return Err(StorageError::Invalid(Message::fixed(
+                    "統合先の発生届も統合済みです。統合先の元の発生届を指定してください",
+                    "the target is itself merged; merge into the notification it was merged into",
+                ))),
+                Some(None) => {}
+            }
+            sqlx::query("UPDATE notifications SET merged_into = $2, updated_at = $3 WHERE id = $1")
+                .bind(id).bind(into).bind(now()).execute(&mut *tx).await?;
+            let after = CaseFacts { merged: true, ..before.clone() };
+            tx.apply(&counting::difference(Some(&before), Some(&after))).await?;
+            tx.append_audit(ctx, AuditEvent::new("notification.merge", "notification", id)
+                .with_detail(serde_json::json!({"into": into}))).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Dismisses a possible-duplicate flag: the health centre judged it a different case.
+    pub async fn dismiss_duplicate(&self, ctx: &AuditContext, id: i64) -> Result<()> {
+        dispatch_write!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query("UPDATE notifications SET duplicate_of = NULL, duplicate_dismissed = TRUE, updated_at = $2 \
+                                    WHERE id = $1 AND duplicate_of IS NOT NULL")
+                .bind(id).bind(now()).execute(&mut *tx).await?;
+            if done.rows_affected() == 0 {
+                let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM notifications WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+                return Err(match exists {
+                    None => StorageError::NotFound,
+                    Some(_) => StorageError::Conflict(Message::fixed("重複の疑いはありません", "this notification is not flagged as a possible duplicate")),
+                });
+            }
+            tx.append_audit(ctx, AuditEvent::new("notification.dismiss_duplicate", "notification", id)).await?;
             tx.commit().await?;
         });
         Ok(())
@@ -1126,6 +1225,23 @@ impl WriteTx {
                 q.push(" ON CONFLICT (day, prefecture_code, sex, age_band, measure) DO UPDATE SET count = daily_counts.count + excluded.count");
                 q.build().execute(&mut **tx).await?;
             });
+        }
+        Ok(())
+    }
+
+    /// Flags possible duplicates among notifications just inserted, by external id.
+    pub async fn flag_possible_duplicates(&mut self, external_ids: &[&str]) -> Result<()> {
+        for chunk in external_ids.chunks(BULK_ROWS) {
+            let ids: Vec<i64> = on_tx!(self, t => {
+                let mut q = sqlx::QueryBuilder::new("SELECT id FROM notifications WHERE external_id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                q.build_query_scalar().fetch_all(&mut **t).await?
+            });
+            on_tx!(self, t => t.flag_possible_duplicates(&ids).await?);
         }
         Ok(())
     }

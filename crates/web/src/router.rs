@@ -81,6 +81,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(notifications::confirm))
         .routes(routes!(notifications::withdraw))
         .routes(routes!(notifications::record_status))
+        .routes(routes!(notifications::merge))
+        .routes(routes!(notifications::dismiss_duplicate))
         .routes(routes!(imports::import))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))

@@ -82,6 +82,9 @@ fn expected(method: &str, path: &str, who: Who, target: Target) -> Option<u16> {
         ("POST", "/api/notifications/{id}/confirm") => case_change(who, target, &[HealthCentre]),
         ("POST", "/api/notifications/{id}/withdraw") => case_change(who, target, &[Doctor, HealthCentre]),
         ("POST", "/api/notifications/{id}/status") => case_change(who, target, &[HealthCentre, Prefecture]),
+        ("POST", "/api/notifications/{id}/merge" | "/api/notifications/{id}/dismiss-duplicate") => {
+            case_change(who, target, &[HealthCentre, Prefecture])
+        }
         // Uploads: any case role may upload; a row outside its scope is rejected (422 report).
         ("POST", "/api/imports/{kind}") => match (who, target) {
             (Public, _) => 401,
@@ -147,7 +150,11 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
             };
             path.replace("{id}", &id.to_string())
         }
-        "/api/notifications/{id}/confirm" | "/api/notifications/{id}/withdraw" | "/api/notifications/{id}/status" => {
+        "/api/notifications/{id}/confirm"
+        | "/api/notifications/{id}/withdraw"
+        | "/api/notifications/{id}/status"
+        | "/api/notifications/{id}/merge"
+        | "/api/notifications/{id}/dismiss-duplicate" => {
             // A fresh notification each time: confirming or withdrawing twice is a conflict.
             let id = crate::helpers::file_notification(&app.db, own).await;
             path.replace("{id}", &id.to_string())
@@ -197,6 +204,11 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
             rb.header("content-type", "text/csv").body(csv)
         }
         ("POST", "/api/notifications/{id}/status") => rb.json(&json!({"status": "home"})),
+        // Every seeded notification is the same person, so a fresh one is a flagged duplicate
+        // of the first seeded one in its prefecture.
+        ("POST", "/api/notifications/{id}/merge") => {
+            rb.json(&json!({"into": if own { app.own_notification } else { app.other_notification }}))
+        }
         ("POST", "/api/health-centres") => {
             rb.json(&json!({"code": format!("HNEW{n}"), "prefecture": prefecture, "name": "新保健所"}))
         }

@@ -535,3 +535,141 @@ async fn staff_find_a_case_by_kana_phone_or_id_within_their_scope() {
     .await;
     assert_eq!((status, fields[0]["field"].as_str()), (422, Some("kana")));
 }
+
+#[tokio::test]
+async fn possible_duplicates_are_flagged_then_merged_or_dismissed() {
+    let app = TestApp::spawn().await;
+    // The seeded notifications are all one person (ヤマダ ハナコ, 1950-04-01, female).
+    let second = crate::helpers::file_notification(&app.db, true).await;
+    let third = crate::helpers::file_notification(&app.db, true).await;
+    let queue: Value = app
+        .get(Who::HealthCentre, "/api/notifications?duplicate=true")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let flagged: Vec<(i64, i64)> = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_i64().unwrap(), n["duplicate_of"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        flagged,
+        [(second, app.own_notification), (third, app.own_notification)],
+        "later filings point at the first"
+    );
+    let positives = |app: &TestApp| {
+        let db = app.db.clone();
+        async move {
+            db.counters()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|(k, _)| k.measure == Measure::NewPositive)
+                .map(|(_, n)| n)
+                .sum::<i64>()
+        }
+    };
+    assert_eq!(positives(&app).await, 4, "flagged duplicates still count until merged");
+    let merged = app
+        .post(Who::HealthCentre, &format!("/api/notifications/{second}/merge"))
+        .json(&json!({"into": app.own_notification}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(merged.status(), 204);
+    assert_eq!(positives(&app).await, 3, "a merged duplicate never counts");
+    let again = app
+        .post(Who::HealthCentre, &format!("/api/notifications/{second}/merge"))
+        .json(&json!({"into": app.own_notification}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    let across = app
+        .post(Who::HealthCentre, &format!("/api/notifications/{third}/merge"))
+        .json(&json!({"into": app.other_notification}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        across.status(),
+        404,
+        "the target must be in the health centre's scope too"
+    );
+    assert_eq!(
+        app.post(
+            Who::HealthCentre,
+            &format!("/api/notifications/{third}/dismiss-duplicate")
+        )
+        .send()
+        .await
+        .unwrap()
+        .status(),
+        204
+    );
+    let queue: Value = app
+        .get(Who::HealthCentre, "/api/notifications?duplicate=true")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(queue["items"].as_array().unwrap().is_empty(), "the queue is empty");
+    let record: Value = app
+        .get(Who::HealthCentre, &format!("/api/notifications/{second}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["merged_into"], app.own_notification);
+    let actions: Vec<String> = app
+        .db
+        .audit_entries(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(
+        actions.contains(&"notification.merge".to_owned())
+            && actions.contains(&"notification.dismiss_duplicate".to_owned())
+    );
+    // A bulk import flags the same way.
+    let csv = "external_id,case_type,reported_at,prefecture,health_centre,sex,birth_date,name_kana\n\
+               D-1,confirmed,2023-05-20,13,H13,female,1950-04-01,ヤマダ ハナコ\n\
+               D-2,confirmed,2023-05-20,13,H13,female,1960-01-01,ヤマダ ハナコ\n";
+    let resp = app
+        .post(Who::HealthCentre, "/api/imports/notifications")
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let queue: Value = app
+        .get(Who::HealthCentre, "/api/notifications?duplicate=true")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ext: Vec<&str> = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["external_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ext,
+        ["D-1"],
+        "same person within 60 days; a different birth date is someone else"
+    );
+}

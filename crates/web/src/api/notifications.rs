@@ -73,6 +73,11 @@ pub struct NotificationView {
     pub confirmed_at: Option<DateTime<Utc>>,
     /// The current status (療養状況), if any has been recorded.
     pub status: Option<String>,
+    /// A possible duplicate of this earlier notification (same kana name, birth date and sex
+    /// within 60 days), until merged or dismissed.
+    pub duplicate_of: Option<i64>,
+    /// Merged into this notification: it no longer counts.
+    pub merged_into: Option<i64>,
 }
 
 impl NotificationView {
@@ -121,6 +126,8 @@ impl NotificationView {
             confirmed: r.confirmed_at.is_some(),
             confirmed_at: r.confirmed_at,
             status: r.status.map(|s| s.as_str().to_owned()),
+            duplicate_of: r.duplicate_of,
+            merged_into: r.merged_into,
         }
     }
 }
@@ -294,6 +301,8 @@ pub struct ListQuery {
     kana: Option<String>,
     /// Search (not for the national role): this phone number, whatever its punctuation.
     phone: Option<String>,
+    /// true: possible duplicates still to resolve (the health centre's queue).
+    duplicate: Option<bool>,
     after: Option<String>,
     limit: Option<i64>,
 }
@@ -398,6 +407,7 @@ pub async fn list(
         external_id: q.external_id.clone(),
         kana_prefix,
         phone,
+        duplicate: q.duplicate,
     };
     let rows = state.db.notifications(&filter, after, limit + 1).await?;
     let shown = rows.len().min(limit as usize);
@@ -578,5 +588,43 @@ pub async fn record_status(
             t,
         )
         .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeBody {
+    /// The notification this one repeats; it keeps counting, this one stops.
+    into: i64,
+}
+
+#[utoipa::path(post, path = "/api/notifications/{id}/merge", tag = "notifications", params(("id" = i64, Path)), request_body = MergeBody,
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 204, description = "Merged; it no longer counts"), (status = 403), (status = 404, description = "Either notification unknown or outside your scope"),
+              (status = 409, description = "Already merged")))]
+pub async fn merge(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    body: Result<ApiJson<MergeBody>, AppError>,
+) -> Result<StatusCode, AppError> {
+    load_for_change(&state, &caller, id, |p| Action::ResolveDuplicate(p)).await?;
+    let ApiJson(body) = body?;
+    // The notification it is merged into must be in the caller's scope too.
+    load_for_change(&state, &caller, body.into, |p| Action::ResolveDuplicate(p)).await?;
+    state.db.merge_notification(&caller.audit(), id, body.into).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/notifications/{id}/dismiss-duplicate", tag = "notifications", params(("id" = i64, Path)),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 204, description = "Not a duplicate after all"), (status = 403), (status = 404), (status = 409, description = "Not flagged")))]
+pub async fn dismiss_duplicate(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, AppError> {
+    load_for_change(&state, &caller, id, |p| Action::ResolveDuplicate(p)).await?;
+    state.db.dismiss_duplicate(&caller.audit(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
