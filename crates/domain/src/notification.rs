@@ -149,6 +149,18 @@ impl AgeBand {
 }
 
 code_list!(
+    /// Where a cluster (集団感染等) happened: the settings of indicator ⑪.
+    ClusterSetting, "発生場所の区分", "setting", {
+        Hospital = "hospital", "医療機関", "hospital";
+        CareFacility = "care_facility", "福祉施設", "care facility";
+        School = "school", "学校・教育施設等", "school";
+        Restaurant = "restaurant", "飲食店", "restaurant";
+        Workplace = "workplace", "企業等", "workplace";
+        Other = "other", "その他", "other";
+    }
+);
+
+code_list!(
     /// The age bands of the daily total-count report (全数届出, from 2022-09-26).
     TotalsAgeBand, "年齢区分", "age_band", {
         Age0 = "0", "0歳", "0";

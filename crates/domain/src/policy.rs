@@ -90,6 +90,12 @@ pub enum Action<'a> {
     ImportCases,
     /// Merging a possible duplicate into the notification it repeats, or dismissing the flag.
     ResolveDuplicate(&'a Place),
+    /// Registering a cluster (集団感染等) at a health centre's place.
+    CreateCluster(&'a Place),
+    /// Reading clusters of a prefecture.
+    ReadClusters(PrefectureCode),
+    /// Recording what the active investigation (積極的疫学調査) found for a case.
+    Investigate(&'a Place),
     /// Searching cases by a person's identifiers (kana name, phone): staff who may see those
     /// identifiers only, never the national role, for whom a search would tie a person to a case.
     SearchCasesByIdentity,
@@ -197,6 +203,16 @@ pub fn decide(actor: Option<&Principal>, action: &Action<'_>, phase: &LifecycleP
         Action::WithdrawCase(place) => in_case_scope(principal, place, &[Role::Doctor, Role::HealthCentre]),
         Action::UpdateCaseStatus(place) => in_case_scope(principal, place, &[Role::HealthCentre, Role::Prefecture]),
         Action::ResolveDuplicate(place) => in_case_scope(principal, place, &[Role::HealthCentre, Role::Prefecture]),
+        Action::CreateCluster(place) | Action::Investigate(place) => {
+            in_case_scope(principal, place, &[Role::HealthCentre, Role::Prefecture])
+        }
+        // Clusters name facilities, not persons: a health centre sees its whole prefecture's.
+        Action::ReadClusters(prefecture) => match (&principal.role, principal.scope.prefecture()) {
+            (Role::National, _) => Ok(()),
+            (Role::HealthCentre | Role::Prefecture, Some(own)) if own == *prefecture => Ok(()),
+            (Role::HealthCentre | Role::Prefecture, _) => Err(Denial::NotFound),
+            _ => Err(Denial::Forbidden),
+        },
         Action::SearchCasesByIdentity => match principal.role {
             Role::Doctor | Role::HealthCentre | Role::Prefecture => Ok(()),
             Role::National | Role::Admin => Err(Denial::Forbidden),
@@ -218,6 +234,8 @@ impl Action<'_> {
                 | Action::WithdrawCase(_)
                 | Action::UpdateCaseStatus(_)
                 | Action::ResolveDuplicate(_)
+                | Action::CreateCluster(_)
+                | Action::Investigate(_)
                 | Action::ImportCases
         )
     }

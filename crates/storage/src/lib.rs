@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod clusters;
 pub mod orgs;
 pub mod registry;
 pub mod testing;

@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{accounts, audit, imports, notifications, orgs, system};
+use crate::api::{accounts, audit, clusters, imports, notifications, orgs, system};
 use crate::middleware::{REQUEST_ID_HEADER, SESSION_COOKIE, authenticate, render_errors};
 use crate::pages;
 use crate::state::AppState;
@@ -40,6 +40,7 @@ use crate::state::AppState;
         (name = "organisations", description = "Health centres (保健所) and medical institutions (医療機関)"),
         (name = "accounts", description = "Your account, API tokens, user administration"),
         (name = "notifications", description = "Notifications (発生届): filing, reading, confirming, withdrawing, status"),
+        (name = "clusters", description = "Clusters (集団感染等) and active investigations (積極的疫学調査)"),
         (name = "audit", description = "The audit log"),
         (name = "pages", description = "Server-rendered pages for browsers"),
     )
@@ -84,6 +85,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(notifications::merge))
         .routes(routes!(notifications::dismiss_duplicate))
         .routes(routes!(imports::import))
+        .routes(routes!(clusters::list, clusters::create))
+        .routes(routes!(clusters::get))
+        .routes(routes!(clusters::investigate))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
         .routes(routes!(pages::home))

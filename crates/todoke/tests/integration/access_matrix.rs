@@ -85,6 +85,24 @@ fn expected(method: &str, path: &str, who: Who, target: Target) -> Option<u16> {
         ("POST", "/api/notifications/{id}/merge" | "/api/notifications/{id}/dismiss-duplicate") => {
             case_change(who, target, &[HealthCentre, Prefecture])
         }
+        ("POST", "/api/notifications/{id}/investigation") => case_change(who, target, &[HealthCentre, Prefecture]),
+        ("POST", "/api/clusters") => match case_change(who, target, &[HealthCentre, Prefecture]) {
+            204 => 201,
+            other => other,
+        },
+        // Clusters name facilities, not persons: health centres and prefectures read their
+        // prefecture's, the ministry all; another prefecture's list is simply empty.
+        ("GET", "/api/clusters") => match who {
+            Public => 401,
+            Doctor | Admin => 403,
+            _ => 200,
+        },
+        ("GET", "/api/clusters/{id}") => match (who, target) {
+            (Public, _) => 401,
+            (Doctor | Admin, _) => 403,
+            (National, _) | (_, Target::Own) => 200,
+            (_, Target::Other) => 404,
+        },
         // Uploads: any case role may upload; a row outside its scope is rejected (422 report).
         ("POST", "/api/imports/{kind}") => match (who, target) {
             (Public, _) => 401,
@@ -154,12 +172,27 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
         | "/api/notifications/{id}/withdraw"
         | "/api/notifications/{id}/status"
         | "/api/notifications/{id}/merge"
+        | "/api/notifications/{id}/investigation"
         | "/api/notifications/{id}/dismiss-duplicate" => {
             // A fresh notification each time: confirming or withdrawing twice is a conflict.
             let id = crate::helpers::file_notification(&app.db, own).await;
             path.replace("{id}", &id.to_string())
         }
         "/api/imports/{kind}" => path.replace("{kind}", "notifications"),
+        "/api/clusters/{id}" => {
+            let new = todoke_storage::clusters::NewCluster {
+                health_centre: todoke_domain::HealthCentreCode::parse(if own { "H13" } else { "H27" }).unwrap(),
+                setting: todoke_domain::notification::ClusterSetting::Workplace,
+                name: "matrix".into(),
+                first_case_date: chrono::NaiveDate::from_ymd_opt(2023, 5, 1).unwrap(),
+            };
+            let id = app
+                .db
+                .create_cluster(&todoke_storage::AuditContext::cli(), &new)
+                .await
+                .unwrap();
+            path.replace("{id}", &id.to_string())
+        }
         "/api/users/{id}" => {
             let id = if own { app.user_ids[&Who::Doctor] } else { 999_999 };
             path.replace("{id}", &id.to_string())
@@ -168,7 +201,9 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
     };
     let prefecture = if own { "13" } else { "27" };
     let concrete = match path {
-        "/api/health-centres" | "/api/institutions" => format!("{concrete}?prefecture={prefecture}"),
+        "/api/health-centres" | "/api/institutions" | "/api/clusters" if method == "GET" => {
+            format!("{concrete}?prefecture={prefecture}")
+        }
         _ => concrete,
     };
     let rb = app.request(who, Method::from_bytes(method.as_bytes()).unwrap(), &concrete);
@@ -192,6 +227,11 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
             rb.json(&body)
         }
         ("POST", "/api/notifications/{id}/withdraw") => rb.json(&json!({"reason": "matrix"})),
+        ("POST", "/api/notifications/{id}/investigation") => rb.json(&json!({"infection_place": "職場"})),
+        ("POST", "/api/clusters") => rb.json(&json!({
+            "setting": "workplace", "name": "matrix", "first_case_date": "2023-05-01",
+            "health_centre": if own { "H13" } else { "H27" },
+        })),
         ("POST", "/api/imports/{kind}") => {
             let (pref, hc, inst) = if own {
                 ("13", "H13", "I13")

@@ -673,3 +673,97 @@ async fn possible_duplicates_are_flagged_then_merged_or_dismissed() {
         "same person within 60 days; a different birth date is someone else"
     );
 }
+
+#[tokio::test]
+async fn a_health_centre_registers_a_cluster_and_links_cases_to_it() {
+    let app = TestApp::spawn().await;
+    let resp = app
+        .post(Who::HealthCentre, "/api/clusters")
+        .json(&json!({"setting": "care_facility", "name": "千代田ケアホーム", "first_case_date": "R5.4.28"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let cluster: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (
+            cluster["prefecture"].as_str(),
+            cluster["health_centre"].as_str(),
+            cluster["first_case_date"].as_str()
+        ),
+        (Some("13"), Some("H13"), Some("2023-04-28"))
+    );
+    let cid = cluster["id"].as_i64().unwrap();
+    let second = crate::helpers::file_notification(&app.db, true).await;
+    for id in [app.own_notification, second] {
+        let r = app
+            .post(Who::HealthCentre, &format!("/api/notifications/{id}/investigation"))
+            .json(&json!({"cluster": cid, "infection_place": "施設内"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    let seen: Value = app
+        .get(Who::Prefecture, &format!("/api/clusters/{cid}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["cases"], 2);
+    app.post(Who::HealthCentre, &format!("/api/notifications/{second}/withdraw"))
+        .json(&json!({"reason": "誤届"}))
+        .send()
+        .await
+        .unwrap();
+    let seen: Value = app
+        .get(Who::National, &format!("/api/clusters/{cid}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["cases"], 1, "a withdrawn case leaves the cluster's count");
+    let bad = app
+        .post(Who::HealthCentre, "/api/clusters")
+        .json(&json!({"setting": "karaoke", "name": "x", "first_case_date": "2099-01-01"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, _, fields) = error_of(bad).await;
+    assert_eq!(status, 422);
+    let named: Vec<&str> = fields
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["setting", "first_case_date"]);
+    // An Osaka cluster cannot be linked from Tokyo.
+    let osaka = app
+        .db
+        .create_cluster(
+            &todoke_storage::AuditContext::cli(),
+            &todoke_storage::clusters::NewCluster {
+                health_centre: todoke_domain::HealthCentreCode::parse("H27").unwrap(),
+                setting: todoke_domain::notification::ClusterSetting::School,
+                name: "大阪".into(),
+                first_case_date: chrono::NaiveDate::from_ymd_opt(2023, 5, 1).unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            Who::HealthCentre,
+            &format!("/api/notifications/{}/investigation", app.own_notification),
+        )
+        .json(&json!({"cluster": osaka}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+}

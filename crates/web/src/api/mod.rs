@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod clusters;
 pub mod imports;
 pub mod notifications;
 pub mod orgs;

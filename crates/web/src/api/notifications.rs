@@ -476,7 +476,7 @@ fn own_place(me: &Principal) -> Place {
 /// Loads a notification for a change by `action`. A role that may never take the action is
 /// refused (403) before anything is read, so it cannot tell which ids exist; then a record
 /// outside the caller's scope answers 404 exactly like one that does not exist.
-async fn load_for_change(
+pub(crate) async fn load_for_change(
     state: &AppState,
     caller: &Caller,
     id: i64,
