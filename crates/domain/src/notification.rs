@@ -230,7 +230,7 @@ fn postal_code(s: &str) -> Option<String> {
 }
 
 /// Digits with optional `+`, `-`, spaces and parentheses; 10 to 15 digits in all.
-fn phone(s: &str) -> Option<String> {
+pub fn normalize_phone(s: &str) -> Option<String> {
     let s = normalize_width(s);
     let digits = s.chars().filter(char::is_ascii_digit).count();
     let ok = s.chars().all(|c| c.is_ascii_digit() || "+-() ".contains(c)) && (10..=15).contains(&digits);
@@ -480,7 +480,7 @@ pub fn parse_notification(
         format!("postal_code \"{v}\" must look like NNN-NNNN"),
     )));
     let address = text!("address", 200);
-    let phone_no = parsed!("phone", |v: &str| phone(v).ok_or_else(|| msg(
+    let phone_no = parsed!("phone", |v: &str| normalize_phone(v).ok_or_else(|| msg(
         format!("電話番号「{v}」は10〜15桁の数字で入力してください"),
         format!("phone \"{v}\" must have 10 to 15 digits"),
     )));

@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod clusters;
+pub mod follow_up;
 pub mod orgs;
 pub mod registry;
 pub mod testing;

@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{accounts, audit, clusters, imports, notifications, orgs, system};
+use crate::api::{accounts, audit, clusters, follow_up, imports, notifications, orgs, system};
 use crate::middleware::{REQUEST_ID_HEADER, SESSION_COOKIE, authenticate, render_errors};
 use crate::pages;
 use crate::state::AppState;
@@ -88,6 +88,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(clusters::list, clusters::create))
         .routes(routes!(clusters::get))
         .routes(routes!(clusters::investigate))
+        .routes(routes!(follow_up::contacts, follow_up::add_contact))
+        .routes(routes!(follow_up::observations, follow_up::add_observation))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
         .routes(routes!(pages::home))

@@ -86,6 +86,14 @@ fn expected(method: &str, path: &str, who: Who, target: Target) -> Option<u16> {
             case_change(who, target, &[HealthCentre, Prefecture])
         }
         ("POST", "/api/notifications/{id}/investigation") => case_change(who, target, &[HealthCentre, Prefecture]),
+        // Contacts and observations are the investigation's personal data.
+        (m @ ("GET" | "POST"), "/api/notifications/{id}/contacts" | "/api/notifications/{id}/observations") => {
+            match case_change(who, target, &[HealthCentre, Prefecture]) {
+                204 if m == "GET" => 200,
+                204 => 201,
+                other => other,
+            }
+        }
         ("POST", "/api/clusters") => match case_change(who, target, &[HealthCentre, Prefecture]) {
             204 => 201,
             other => other,
@@ -173,6 +181,8 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
         | "/api/notifications/{id}/status"
         | "/api/notifications/{id}/merge"
         | "/api/notifications/{id}/investigation"
+        | "/api/notifications/{id}/contacts"
+        | "/api/notifications/{id}/observations"
         | "/api/notifications/{id}/dismiss-duplicate" => {
             // A fresh notification each time: confirming or withdrawing twice is a conflict.
             let id = crate::helpers::file_notification(&app.db, own).await;
@@ -228,6 +238,10 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
         }
         ("POST", "/api/notifications/{id}/withdraw") => rb.json(&json!({"reason": "matrix"})),
         ("POST", "/api/notifications/{id}/investigation") => rb.json(&json!({"infection_place": "職場"})),
+        ("POST", "/api/notifications/{id}/contacts") => {
+            rb.json(&json!({"name": "山田 次郎", "last_exposure": "2023-05-01"}))
+        }
+        ("POST", "/api/notifications/{id}/observations") => rb.json(&json!({"temperature": 37.2, "spo2": 97})),
         ("POST", "/api/clusters") => rb.json(&json!({
             "setting": "workplace", "name": "matrix", "first_case_date": "2023-05-01",
             "health_centre": if own { "H13" } else { "H27" },

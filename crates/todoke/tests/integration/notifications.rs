@@ -767,3 +767,84 @@ async fn a_health_centre_registers_a_cluster_and_links_cases_to_it() {
         .unwrap();
     assert_eq!(r.status(), 422);
 }
+
+#[tokio::test]
+async fn the_health_centre_follows_contacts_and_daily_observations() {
+    let app = TestApp::spawn().await;
+    let id = app.own_notification;
+    let resp = app.post(Who::HealthCentre, &format!("/api/notifications/{id}/contacts"))
+        .json(&json!({"name": "山田 次郎", "name_kana": "やまだ じろう", "phone": "090-1111-2222", "relationship": "同居家族", "last_exposure": "R5.5.1"}))
+        .send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let contact: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (contact["name_kana"].as_str(), contact["monitored_until"].as_str()),
+        (Some("ヤマダ ジロウ"), Some("2023-05-08")),
+        "seven days by default"
+    );
+    let listed: Value = app
+        .get(Who::Prefecture, &format!("/api/notifications/{id}/contacts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get(Who::National, &format!("/api/notifications/{id}/contacts"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403,
+        "contacts are personal data"
+    );
+    for (temperature, spo2) in [(38.4, 95), (37.1, 97)] {
+        let r = app
+            .post(Who::HealthCentre, &format!("/api/notifications/{id}/observations"))
+            .json(&json!({"temperature": temperature, "spo2": spo2, "symptoms": "咳"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let obs: Value = app
+        .get(Who::HealthCentre, &format!("/api/notifications/{id}/observations"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(obs.as_array().unwrap().len(), 2);
+    assert_eq!(obs[0]["recorded_by"], "hc.tokyo");
+    let bad = app
+        .post(
+            Who::HealthCentre,
+            &format!("/api/notifications/{id}/observations?lang=en"),
+        )
+        .json(&json!({"temperature": 45.0, "spo2": 20, "observed_on": "2023-01-01"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, _, fields) = error_of(bad).await;
+    assert_eq!(status, 422);
+    let named: Vec<&str> = fields
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["observed_on", "temperature", "spo2"]);
+    let reads: Vec<String> = app
+        .db
+        .audit_entries(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .filter(|a| a.ends_with(".list"))
+        .collect();
+    assert!(reads.contains(&"contact.list".to_owned()) && reads.contains(&"observation.list".to_owned()));
+}

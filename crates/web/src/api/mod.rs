@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod clusters;
+pub mod follow_up;
 pub mod imports;
 pub mod notifications;
 pub mod orgs;
