@@ -527,7 +527,8 @@ macro_rules! impl_registry_tx {
                     let action = if existing.is_some() { "notification.update" } else { "notification.file" };
                     self.append_audit(ctx, AuditEvent::new(action, "notification", id)).await?;
                 }
-                if existing.is_none() {
+                // Only a notification naming its person (kana and birth date) can match another.
+                if existing.is_none() && draft.person.name_kana.is_some() && draft.person.birth_date.is_some() {
                     self.flag_possible_duplicates(&[id]).await?;
                 }
                 Ok(Filed { id, created: existing.is_none() })
