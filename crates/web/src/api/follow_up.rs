@@ -37,6 +37,21 @@ pub struct ContactView {
     pub created_at: DateTime<Utc>,
 }
 
+impl From<todoke_storage::follow_up::Contact> for ContactView {
+    fn from(c: todoke_storage::follow_up::Contact) -> Self {
+        ContactView {
+            id: c.id,
+            name: c.name,
+            name_kana: c.name_kana,
+            phone: c.phone,
+            relationship: c.relationship,
+            last_exposure: c.last_exposure,
+            monitored_until: c.monitored_until,
+            created_at: c.created_at,
+        }
+    }
+}
+
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContactBody {
@@ -117,19 +132,7 @@ pub async fn add_contact(
         .into_iter()
         .find(|c| c.id == contact_id)
         .ok_or(AppError::NotFound)?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(ContactView {
-            id: contact.id,
-            name: contact.name,
-            name_kana: contact.name_kana,
-            phone: contact.phone,
-            relationship: contact.relationship,
-            last_exposure: contact.last_exposure,
-            monitored_until: contact.monitored_until,
-            created_at: contact.created_at,
-        }),
-    ))
+    Ok((StatusCode::CREATED, axum::Json(contact.into())))
 }
 
 #[utoipa::path(get, path = "/api/notifications/{id}/contacts", tag = "clusters", params(("id" = i64, Path)),
@@ -145,20 +148,7 @@ pub async fn contacts(
         .db
         .record_audit(&caller.audit(), AuditEvent::new("contact.list", "notification", id))
         .await?;
-    Ok(axum::Json(
-        rows.into_iter()
-            .map(|c| ContactView {
-                id: c.id,
-                name: c.name,
-                name_kana: c.name_kana,
-                phone: c.phone,
-                relationship: c.relationship,
-                last_exposure: c.last_exposure,
-                monitored_until: c.monitored_until,
-                created_at: c.created_at,
-            })
-            .collect(),
-    ))
+    Ok(axum::Json(rows.into_iter().map(ContactView::from).collect()))
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]

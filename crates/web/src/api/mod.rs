@@ -10,8 +10,9 @@ pub mod notifications;
 pub mod orgs;
 pub mod system;
 
-use todoke_domain::Message;
 use todoke_domain::codes::CodeError;
+use todoke_domain::policy::PlaceFilter;
+use todoke_domain::{HealthCentreCode, Message, PrefectureCode};
 
 use crate::error::AppError;
 
@@ -77,4 +78,24 @@ impl<T> ListPage<T> {
         let next = if more { rows.last().map(&cursor) } else { None };
         ListPage { items: rows, next }
     }
+}
+
+/// Narrows the caller's scope filter by what the query asks; a request outside the scope simply
+/// matches nothing.
+pub(crate) fn narrow(
+    scope: PlaceFilter,
+    prefecture: Option<PrefectureCode>,
+    health_centre: Option<HealthCentreCode>,
+) -> Option<PlaceFilter> {
+    fn pick<T: PartialEq>(mine: Option<T>, asked: Option<T>) -> Result<Option<T>, ()> {
+        match (mine, asked) {
+            (Some(m), Some(a)) if m != a => Err(()),
+            (m, a) => Ok(m.or(a)),
+        }
+    }
+    Some(PlaceFilter {
+        prefecture: pick(scope.prefecture, prefecture).ok()?,
+        health_centre: pick(scope.health_centre, health_centre).ok()?,
+        institution: scope.institution,
+    })
 }

@@ -381,23 +381,15 @@ pub async fn list(
         }
     };
     // The caller's scope, narrowed by the query; asking outside the scope finds nothing.
-    let conflicting =
-        |mine: Option<String>, asked: Option<String>| matches!((&mine, &asked), (Some(m), Some(a)) if m != a);
-    if conflicting(
-        scope.prefecture.map(|p| p.to_string()),
-        prefecture.map(|p| p.to_string()),
-    ) || conflicting(
-        scope.health_centre.as_ref().map(|h| h.to_string()),
-        health_centre.as_ref().map(|h| h.to_string()),
-    ) {
+    let Some(scope) = super::narrow(scope, prefecture, health_centre) else {
         return Ok(axum::Json(ListPage {
             items: vec![],
             next: None,
         }));
-    }
+    };
     let filter = NotificationFilter {
-        prefecture: scope.prefecture.or(prefecture),
-        health_centre: scope.health_centre.or(health_centre),
+        prefecture: scope.prefecture,
+        health_centre: scope.health_centre,
         institution: scope.institution,
         report_from,
         report_to,

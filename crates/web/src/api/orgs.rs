@@ -5,11 +5,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use todoke_domain::account::Place;
-use todoke_domain::policy::{self, Action, PlaceFilter};
+use todoke_domain::policy::{self, Action};
 use todoke_domain::{HealthCentreCode, InstitutionCode, PrefectureCode};
 use todoke_storage::orgs::{HealthCentre, Institution, NewHealthCentre, NewInstitution, Page};
 
-use super::{ListPage, PageQuery};
+use super::{ListPage, PageQuery, narrow};
 use crate::context::Caller;
 use crate::error::{AppError, field};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -55,26 +55,6 @@ impl From<Institution> for InstitutionView {
             created_at: i.created_at,
         }
     }
-}
-
-/// Narrows the caller's scope filter by what the query asks; a request outside the scope simply
-/// matches nothing.
-fn narrow(
-    scope: PlaceFilter,
-    prefecture: Option<PrefectureCode>,
-    health_centre: Option<HealthCentreCode>,
-) -> Option<PlaceFilter> {
-    fn pick<T: PartialEq>(mine: Option<T>, asked: Option<T>) -> Result<Option<T>, ()> {
-        match (mine, asked) {
-            (Some(m), Some(a)) if m != a => Err(()),
-            (m, a) => Ok(m.or(a)),
-        }
-    }
-    Some(PlaceFilter {
-        prefecture: pick(scope.prefecture, prefecture).ok()?,
-        health_centre: pick(scope.health_centre, health_centre).ok()?,
-        institution: scope.institution,
-    })
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
@@ -292,6 +272,7 @@ pub async fn create_institution(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use todoke_domain::policy::PlaceFilter;
 
     #[test]
     fn a_query_outside_the_scope_matches_nothing() {
