@@ -222,7 +222,8 @@ pub async fn demo(database: Option<String>, args: DemoArgs) -> anyhow::Result<Ex
         ));
     }
     println!("todoke demo database: {}", redact_url(&url));
-    println!("No notifications or figures yet: they arrive with the registry and synthetic-data features.");
+    println!("No notifications yet: file one with POST /api/notifications or `todoke import notifications FILE`.");
+    println!("Synthetic national data and published figures arrive with the synthetic-data and statistics work.");
     println!("Demo accounts (login, role, scope, password):");
     for l in &lines {
         println!("{l}");
