@@ -96,6 +96,8 @@ pub enum Action<'a> {
     ReadClusters(PrefectureCode),
     /// Recording what the active investigation (積極的疫学調査) found for a case.
     Investigate(&'a Place),
+    /// A patient reporting their own health observation with a one-time code (no account).
+    SelfReport,
     /// Searching cases by a person's identifiers (kana name, phone): staff who may see those
     /// identifiers only, never the national role, for whom a search would tie a person to a case.
     SearchCasesByIdentity,
@@ -162,7 +164,8 @@ pub fn decide(actor: Option<&Principal>, action: &Action<'_>, phase: &LifecycleP
         }
     }
     let principal = match (action, actor) {
-        (Action::ReadPublic | Action::LogIn, _) => return Ok(()),
+        // The one-time code is the credential; the handler checks it.
+        (Action::ReadPublic | Action::LogIn | Action::SelfReport, _) => return Ok(()),
         (_, None) => return Err(Denial::Unauthenticated),
         (_, Some(p)) => p,
     };
@@ -174,7 +177,7 @@ pub fn decide(actor: Option<&Principal>, action: &Action<'_>, phase: &LifecycleP
         }
     };
     match action {
-        Action::ReadPublic | Action::LogIn => Ok(()),
+        Action::ReadPublic | Action::LogIn | Action::SelfReport => Ok(()),
         Action::ReadOwnAccount | Action::ManageOwnCredentials | Action::ListOrganisations => Ok(()),
         Action::ReadOrganisation(place) => {
             if org_filter(principal).matches(place) {
@@ -236,6 +239,7 @@ impl Action<'_> {
                 | Action::ResolveDuplicate(_)
                 | Action::CreateCluster(_)
                 | Action::Investigate(_)
+                | Action::SelfReport
                 | Action::ImportCases
         )
     }

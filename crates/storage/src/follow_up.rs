@@ -125,3 +125,40 @@ impl Db {
         }))
     }
 }
+
+impl Db {
+    /// Issues (or replaces) the patient's self-report code of a notification; stores its hash.
+    pub async fn issue_self_report_code(
+        &self,
+        ctx: &AuditContext,
+        notification: i64,
+        code_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        dispatch_write!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM notifications WHERE id = $1").bind(notification).fetch_optional(&mut *tx).await?;
+            exists.ok_or_else(missing)?;
+            sqlx::query(
+                "INSERT INTO self_report_codes (notification_id, code_hash, expires_at, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (notification_id) DO UPDATE SET code_hash = excluded.code_hash, expires_at = excluded.expires_at, created_at = excluded.created_at")
+                .bind(notification).bind(code_hash).bind(expires_at).bind(now())
+                .execute(&mut *tx).await?;
+            tx.append_audit(ctx, AuditEvent::new("self_report.code_issue", "notification", notification)).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The notification (and its report day) a live self-report code belongs to.
+    pub async fn self_report_target(&self, code_hash: &str, at: DateTime<Utc>) -> Result<Option<(i64, NaiveDate)>> {
+        let row: Option<(i64, NaiveDate, DateTime<Utc>)> = dispatch!(self, pool => {
+            sqlx::query_as("SELECT c.notification_id, n.report_day, c.expires_at FROM self_report_codes c \
+                            JOIN notifications n ON n.id = c.notification_id WHERE c.code_hash = $1 AND NOT n.withdrawn AND n.merged_into IS NULL")
+                .bind(code_hash).fetch_optional(pool).await?
+        });
+        Ok(row
+            .filter(|(_, _, expires)| *expires > at)
+            .map(|(id, day, _)| (id, day)))
+    }
+}

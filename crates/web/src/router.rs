@@ -90,6 +90,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(clusters::investigate))
         .routes(routes!(follow_up::contacts, follow_up::add_contact))
         .routes(routes!(follow_up::observations, follow_up::add_observation))
+        .routes(routes!(follow_up::issue_self_report_code))
+        .routes(routes!(follow_up::self_report))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
         .routes(routes!(pages::home))

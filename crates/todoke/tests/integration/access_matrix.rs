@@ -86,6 +86,14 @@ fn expected(method: &str, path: &str, who: Who, target: Target) -> Option<u16> {
             case_change(who, target, &[HealthCentre, Prefecture])
         }
         ("POST", "/api/notifications/{id}/investigation") => case_change(who, target, &[HealthCentre, Prefecture]),
+        ("POST", "/api/notifications/{id}/self-report-code") => {
+            match case_change(who, target, &[HealthCentre, Prefecture]) {
+                204 => 201,
+                other => other,
+            }
+        }
+        // Anyone may try; the one-time code is the credential (the probe's is wrong).
+        ("POST", "/api/self-report") => 401,
         // Contacts and observations are the investigation's personal data.
         (m @ ("GET" | "POST"), "/api/notifications/{id}/contacts" | "/api/notifications/{id}/observations") => {
             match case_change(who, target, &[HealthCentre, Prefecture]) {
@@ -181,6 +189,7 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
         | "/api/notifications/{id}/status"
         | "/api/notifications/{id}/merge"
         | "/api/notifications/{id}/investigation"
+        | "/api/notifications/{id}/self-report-code"
         | "/api/notifications/{id}/contacts"
         | "/api/notifications/{id}/observations"
         | "/api/notifications/{id}/dismiss-duplicate" => {
@@ -238,6 +247,8 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
         }
         ("POST", "/api/notifications/{id}/withdraw") => rb.json(&json!({"reason": "matrix"})),
         ("POST", "/api/notifications/{id}/investigation") => rb.json(&json!({"infection_place": "職場"})),
+        ("POST", "/api/notifications/{id}/self-report-code") => rb.json(&json!({})),
+        ("POST", "/api/self-report") => rb.json(&json!({"code": "WRONGCODE1", "temperature": 36.5})),
         ("POST", "/api/notifications/{id}/contacts") => {
             rb.json(&json!({"name": "山田 次郎", "last_exposure": "2023-05-01"}))
         }

@@ -848,3 +848,81 @@ async fn the_health_centre_follows_contacts_and_daily_observations() {
         .collect();
     assert!(reads.contains(&"contact.list".to_owned()) && reads.contains(&"observation.list".to_owned()));
 }
+
+#[tokio::test]
+async fn a_patient_reports_with_a_one_time_code_and_guessing_is_limited() {
+    let app = TestApp::spawn().await;
+    let id = app.own_notification;
+    let resp = app
+        .post(Who::HealthCentre, &format!("/api/notifications/{id}/self-report-code"))
+        .json(&json!({"valid_days": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let issued: Value = resp.json().await.unwrap();
+    let code = issued["code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 10);
+    // The patient types it with a hyphen and in lower case, without any account.
+    let typed = format!("{}-{}", &code[..5], &code[5..]).to_lowercase();
+    let r = app
+        .post(Who::Public, "/api/self-report")
+        .json(&json!({"code": typed, "temperature": 37.8, "spo2": 96, "symptoms": "だるい"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let obs: Value = app
+        .get(Who::HealthCentre, &format!("/api/notifications/{id}/observations"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (obs[0]["recorded_by"].as_str(), obs[0]["temperature"].as_f64()),
+        (Some("patient"), Some(37.8))
+    );
+    let (status, _, message, _) = error_of(
+        app.post(Who::Public, "/api/self-report?lang=en")
+            .json(&json!({"code": "AAAAAAAAAA"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(message.contains("wrong or has expired"), "{message}");
+    // A new code replaces the old one.
+    app.post(Who::HealthCentre, &format!("/api/notifications/{id}/self-report-code"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let old = app
+        .post(Who::Public, "/api/self-report")
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 401, "the replaced code no longer works");
+    for _ in 0..48 {
+        app.post(Who::Public, "/api/self-report")
+            .json(&json!({"code": "BBBBBBBBBB"}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let locked = app
+        .post(Who::Public, "/api/self-report")
+        .json(&json!({"code": "CCCCCCCCCC"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        locked.status(),
+        429,
+        "fifty wrong codes from one address lock it for a while"
+    );
+}

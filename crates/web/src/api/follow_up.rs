@@ -258,3 +258,166 @@ pub async fn observations(
             .collect(),
     ))
 }
+
+/// Days a self-report code stays valid unless asked otherwise (a typical monitoring period).
+const SELF_REPORT_DAYS: i64 = 14;
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCodeBody {
+    /// Days the code stays valid, 1 to 30 (default 14).
+    valid_days: Option<i64>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SelfReportCodeView {
+    /// Give this to the patient; it is shown only now (only its hash is kept). A new code
+    /// replaces the old one.
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Ten characters without look-alikes (no I, O, 0, 1): easy to read out and type on a phone.
+fn new_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    (0..10)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn code_hash(code: &str) -> String {
+    let normalized: String = dates::normalize_width(code)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    crate::auth::token_hash(&normalized)
+}
+
+#[utoipa::path(post, path = "/api/notifications/{id}/self-report-code", tag = "clusters", params(("id" = i64, Path)), request_body = NewCodeBody,
+    security(("bearer" = []), ("session" = [])), responses((status = 201, body = SelfReportCodeView), (status = 403), (status = 404), (status = 422)))]
+pub async fn issue_self_report_code(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    body: Result<ApiJson<NewCodeBody>, AppError>,
+) -> Result<(StatusCode, axum::Json<SelfReportCodeView>), AppError> {
+    load_for_change(&state, &caller, id, |p| Action::Investigate(p)).await?;
+    let ApiJson(body) = body?;
+    let days = body.valid_days.unwrap_or(SELF_REPORT_DAYS);
+    if !(1..=30).contains(&days) {
+        return Err(AppError::invalid_field(
+            "valid_days",
+            Message::fixed("有効日数は1〜30日です", "valid_days must be 1 to 30"),
+        ));
+    }
+    let code = new_code();
+    let expires_at = todoke_storage::now() + Duration::days(days);
+    state
+        .db
+        .issue_self_report_code(&caller.audit(), id, &code_hash(&code), expires_at)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(SelfReportCodeView { code, expires_at })))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelfReportBody {
+    /// The one-time code from the health centre (spaces and hyphens are ignored).
+    code: String,
+    /// Day observed (default: today, JST).
+    observed_on: Option<String>,
+    temperature: Option<f64>,
+    spo2: Option<i64>,
+    symptoms: Option<String>,
+}
+
+fn bad_code() -> AppError {
+    AppError::Unauthenticated(Message::fixed(
+        "コードが正しくないか、有効期限が切れています。保健所にお問い合わせください。",
+        "The code is wrong or has expired. Please contact your health centre.",
+    ))
+}
+
+#[utoipa::path(post, path = "/api/self-report", tag = "clusters", request_body = SelfReportBody,
+    responses((status = 201, description = "Recorded"), (status = 401, description = "Wrong or expired code"),
+              (status = 422), (status = 429, description = "Too many wrong codes from this address")))]
+pub async fn self_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<ApiJson<SelfReportBody>, AppError>,
+) -> Result<StatusCode, AppError> {
+    caller.allow(&state, &Action::SelfReport)?;
+    let ApiJson(body) = body?;
+    let t = todoke_storage::now();
+    let throttle_key = caller.client_addr.as_deref().map(|a| format!("selfreport:{a}"));
+    if let Some(key) = &throttle_key
+        && let Some(secs) = crate::auth::locked_for(state.db.throttle(key).await?.as_ref(), t)
+    {
+        return Err(AppError::TooManyAttempts {
+            message: Message::fixed(
+                "誤ったコードの入力が続いたため、しばらく受け付けられません。",
+                "Too many wrong codes: please wait a while.",
+            ),
+            retry_after_secs: secs,
+        });
+    }
+    let Some((id, report_day)) = state.db.self_report_target(&code_hash(&body.code), t).await? else {
+        if let Some(key) = &throttle_key {
+            state
+                .db
+                .bump_throttle(key, t, |prev| {
+                    crate::auth::ThrottlePolicy::ADDRESS.after_attempt(prev, t)
+                })
+                .await?;
+        }
+        return Err(bad_code());
+    };
+    let today = dates::jst_day(t);
+    let mut errors = Vec::new();
+    let observed_on = match body.observed_on.as_deref().map(dates::parse_date).transpose() {
+        Ok(d) => d.unwrap_or(today),
+        Err(m) => {
+            errors.push(FieldError::new("observed_on", m));
+            today
+        }
+    };
+    if observed_on > today || observed_on < report_day {
+        errors.push(FieldError::new(
+            "observed_on",
+            Message::fixed(
+                "届出日から今日までの日付を指定してください",
+                "observed_on must be between the report day and today",
+            ),
+        ));
+    }
+    if body.temperature.is_some_and(|t| !(34.0..=43.0).contains(&t)) {
+        errors.push(FieldError::new(
+            "temperature",
+            Message::fixed("体温は34.0〜43.0℃です", "temperature must be 34.0 to 43.0 °C"),
+        ));
+    }
+    if body.spo2.is_some_and(|s| !(50..=100).contains(&s)) {
+        errors.push(FieldError::new(
+            "spo2",
+            Message::fixed("SpO2は50〜100（%）です", "spo2 must be 50 to 100"),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(invalid(errors));
+    }
+    let new = NewObservation {
+        observed_on,
+        temperature: body.temperature,
+        spo2: body.spo2,
+        symptoms: body.symptoms,
+    };
+    let mut ctx = caller.audit();
+    ctx.actor = Some(todoke_storage::AuditActor {
+        user_id: None,
+        login: "patient".into(),
+        role: "patient".into(),
+    });
+    state.db.add_observation(&ctx, id, &new, "patient").await?;
+    Ok(StatusCode::CREATED)
+}
