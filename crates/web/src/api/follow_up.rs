@@ -151,6 +151,57 @@ pub async fn contacts(
     Ok(axum::Json(rows.into_iter().map(ContactView::from).collect()))
 }
 
+/// Reads and checks one health observation (staff- or patient-recorded alike): the day between
+/// the report day and today, temperature 34–43 °C, SpO2 50–100.
+fn observation(
+    observed_on: Option<&str>,
+    temperature: Option<f64>,
+    spo2: Option<i64>,
+    symptoms: Option<String>,
+    report_day: NaiveDate,
+) -> Result<NewObservation, AppError> {
+    let today = dates::jst_day(todoke_storage::now());
+    let mut errors = Vec::new();
+    let observed_on = match observed_on.map(dates::parse_date).transpose() {
+        Ok(d) => d.unwrap_or(today),
+        Err(m) => {
+            errors.push(FieldError::new("observed_on", m));
+            today
+        }
+    };
+    if observed_on > today || observed_on < report_day {
+        errors.push(FieldError::new(
+            "observed_on",
+            Message::fixed(
+                "届出日から今日までの日付を指定してください",
+                "observed_on must be between the report day and today",
+            ),
+        ));
+    }
+    if temperature.is_some_and(|t| !(34.0..=43.0).contains(&t)) {
+        errors.push(FieldError::new(
+            "temperature",
+            Message::fixed("体温は34.0〜43.0℃です", "temperature must be 34.0 to 43.0 °C"),
+        ));
+    }
+    if spo2.is_some_and(|s| !(50..=100).contains(&s)) {
+        errors.push(FieldError::new(
+            "spo2",
+            Message::fixed("SpO2は50〜100（%）です", "spo2 must be 50 to 100"),
+        ));
+    }
+    if errors.is_empty() {
+        Ok(NewObservation {
+            observed_on,
+            temperature,
+            spo2,
+            symptoms,
+        })
+    } else {
+        Err(invalid(errors))
+    }
+}
+
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ObservationView {
     pub id: i64,
@@ -184,46 +235,14 @@ pub async fn add_observation(
 ) -> Result<StatusCode, AppError> {
     let (record, _) = load_for_change(&state, &caller, id, |p| Action::Investigate(p)).await?;
     let ApiJson(body) = body?;
-    let today = dates::jst_day(todoke_storage::now());
-    let mut errors = Vec::new();
-    let observed_on = match body.observed_on.as_deref().map(dates::parse_date).transpose() {
-        Ok(d) => d.unwrap_or(today),
-        Err(m) => {
-            errors.push(FieldError::new("observed_on", m));
-            today
-        }
-    };
-    if observed_on > today || observed_on < record.report_day {
-        errors.push(FieldError::new(
-            "observed_on",
-            Message::fixed(
-                "届出日から今日までの日付を指定してください",
-                "observed_on must be between the report day and today",
-            ),
-        ));
-    }
-    if body.temperature.is_some_and(|t| !(34.0..=43.0).contains(&t)) {
-        errors.push(FieldError::new(
-            "temperature",
-            Message::fixed("体温は34.0〜43.0℃です", "temperature must be 34.0 to 43.0 °C"),
-        ));
-    }
-    if body.spo2.is_some_and(|s| !(50..=100).contains(&s)) {
-        errors.push(FieldError::new(
-            "spo2",
-            Message::fixed("SpO2は50〜100（%）です", "spo2 must be 50 to 100"),
-        ));
-    }
-    if !errors.is_empty() {
-        return Err(invalid(errors));
-    }
+    let new = observation(
+        body.observed_on.as_deref(),
+        body.temperature,
+        body.spo2,
+        body.symptoms,
+        record.report_day,
+    )?;
     let me = caller.require(&state, &Action::ReadOwnAccount)?;
-    let new = NewObservation {
-        observed_on,
-        temperature: body.temperature,
-        spo2: body.spo2,
-        symptoms: body.symptoms,
-    };
     state
         .db
         .add_observation(&caller.audit(), id, &new, me.login.as_str())
@@ -373,45 +392,13 @@ pub async fn self_report(
         }
         return Err(bad_code());
     };
-    let today = dates::jst_day(t);
-    let mut errors = Vec::new();
-    let observed_on = match body.observed_on.as_deref().map(dates::parse_date).transpose() {
-        Ok(d) => d.unwrap_or(today),
-        Err(m) => {
-            errors.push(FieldError::new("observed_on", m));
-            today
-        }
-    };
-    if observed_on > today || observed_on < report_day {
-        errors.push(FieldError::new(
-            "observed_on",
-            Message::fixed(
-                "届出日から今日までの日付を指定してください",
-                "observed_on must be between the report day and today",
-            ),
-        ));
-    }
-    if body.temperature.is_some_and(|t| !(34.0..=43.0).contains(&t)) {
-        errors.push(FieldError::new(
-            "temperature",
-            Message::fixed("体温は34.0〜43.0℃です", "temperature must be 34.0 to 43.0 °C"),
-        ));
-    }
-    if body.spo2.is_some_and(|s| !(50..=100).contains(&s)) {
-        errors.push(FieldError::new(
-            "spo2",
-            Message::fixed("SpO2は50〜100（%）です", "spo2 must be 50 to 100"),
-        ));
-    }
-    if !errors.is_empty() {
-        return Err(invalid(errors));
-    }
-    let new = NewObservation {
-        observed_on,
-        temperature: body.temperature,
-        spo2: body.spo2,
-        symptoms: body.symptoms,
-    };
+    let new = observation(
+        body.observed_on.as_deref(),
+        body.temperature,
+        body.spo2,
+        body.symptoms,
+        report_day,
+    )?;
     let mut ctx = caller.audit();
     ctx.actor = Some(todoke_storage::AuditActor {
         user_id: None,
