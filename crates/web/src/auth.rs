@@ -164,6 +164,34 @@ impl ThrottlePolicy {
     }
 }
 
+/// Seconds `key` must still wait, if it is locked now.
+pub async fn wait_for(db: &todoke_storage::Db, key: &str) -> Result<Option<u64>, todoke_storage::StorageError> {
+    Ok(locked_for(db.throttle(key).await?.as_ref(), todoke_storage::now()))
+}
+
+/// Counts one failed attempt against `key`.
+pub async fn count_failure(
+    db: &todoke_storage::Db,
+    key: &str,
+    policy: ThrottlePolicy,
+) -> Result<(), todoke_storage::StorageError> {
+    let t = todoke_storage::now();
+    db.bump_throttle(key, t, |prev| policy.after_attempt(prev, t)).await?;
+    Ok(())
+}
+
+/// Counts an attempt before it is checked, so parallel attempts cannot pass the limit; the
+/// seconds to wait if the key was already locked before this attempt.
+pub async fn reserve_attempt(
+    db: &todoke_storage::Db,
+    key: &str,
+    policy: ThrottlePolicy,
+) -> Result<Option<u64>, todoke_storage::StorageError> {
+    let t = todoke_storage::now();
+    let (before, _) = db.bump_throttle(key, t, |prev| policy.after_attempt(prev, t)).await?;
+    Ok(locked_for(before.as_ref(), t))
+}
+
 /// Seconds until the key may try again, if it is locked now.
 pub fn locked_for(t: Option<&Throttle>, now: DateTime<Utc>) -> Option<u64> {
     let until = t?.locked_until?;

@@ -58,12 +58,17 @@ pub enum AppError {
 
 impl AppError {
     pub fn invalid_field(field: &str, message: Message) -> AppError {
+        AppError::invalid_fields(vec![FieldError {
+            field: field.to_owned(),
+            message,
+        }])
+    }
+
+    /// 422 naming every field at fault.
+    pub fn invalid_fields(fields: Vec<FieldError>) -> AppError {
         AppError::Invalid {
             message: Message::fixed("入力内容に誤りがあります", "Some fields are invalid"),
-            fields: vec![FieldError {
-                field: field.to_owned(),
-                message,
-            }],
+            fields,
         }
     }
 

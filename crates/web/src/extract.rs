@@ -42,7 +42,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
         let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(kept.as_bytes()));
         serde_path_to_error::deserialize(deserializer)
             .map(ApiQuery)
-            .map_err(|e| invalid(vec![describe(&format!("{}: {}", e.path(), e.inner()))]))
+            .map_err(|e| AppError::invalid_fields(vec![describe(&format!("{}: {}", e.path(), e.inner()))]))
     }
 }
 
@@ -77,13 +77,6 @@ fn describe(detail: &str) -> FieldError {
     }
 }
 
-fn invalid(fields: Vec<FieldError>) -> AppError {
-    AppError::Invalid {
-        message: Message::fixed("入力内容に誤りがあります", "Some fields are invalid"),
-        fields,
-    }
-}
-
 fn body_error(e: &BytesRejection) -> AppError {
     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         AppError::TooLarge
@@ -107,7 +100,7 @@ fn serde_part(body_text: &str) -> &str {
 impl From<JsonRejection> for AppError {
     fn from(r: JsonRejection) -> AppError {
         match r {
-            JsonRejection::JsonDataError(e) => invalid(vec![describe(serde_part(&e.body_text()))]),
+            JsonRejection::JsonDataError(e) => AppError::invalid_fields(vec![describe(serde_part(&e.body_text()))]),
             JsonRejection::JsonSyntaxError(e) => AppError::BadRequest(Message::new(
                 "JSONの書式が正しくありません",
                 format!("Malformed JSON: {}", serde_part(&e.body_text())),
@@ -125,8 +118,12 @@ impl From<JsonRejection> for AppError {
 impl From<FormRejection> for AppError {
     fn from(r: FormRejection) -> AppError {
         match r {
-            FormRejection::FailedToDeserializeForm(e) => invalid(vec![describe(serde_part(&e.body_text()))]),
-            FormRejection::FailedToDeserializeFormBody(e) => invalid(vec![describe(serde_part(&e.body_text()))]),
+            FormRejection::FailedToDeserializeForm(e) => {
+                AppError::invalid_fields(vec![describe(serde_part(&e.body_text()))])
+            }
+            FormRejection::FailedToDeserializeFormBody(e) => {
+                AppError::invalid_fields(vec![describe(serde_part(&e.body_text()))])
+            }
             FormRejection::BytesRejection(e) => body_error(&e),
             other => AppError::BadRequest(Message::new("フォームの送信内容が正しくありません", other.body_text())),
         }

@@ -119,10 +119,7 @@ pub async fn create(
         ));
     }
     let (Some(setting), Some(first_case_date), true) = (setting, first, errors.is_empty()) else {
-        return Err(AppError::Invalid {
-            message: Message::fixed("入力内容に誤りがあります", "Some fields are invalid"),
-            fields: errors,
-        });
+        return Err(AppError::invalid_fields(errors));
     };
     let id = state
         .db
@@ -161,12 +158,7 @@ pub async fn list(
         limit: q.limit,
     };
     let limit = paging.limit()?;
-    let asked = q
-        .prefecture
-        .as_deref()
-        .map(PrefectureCode::parse)
-        .transpose()
-        .map_err(field("prefecture"))?;
+    let asked = super::optional(q.prefecture.as_deref(), "prefecture", PrefectureCode::parse)?;
     let prefecture = asked.or(me.scope.prefecture());
     match prefecture {
         Some(p) => match caller.require(&state, &Action::ReadClusters(p)) {

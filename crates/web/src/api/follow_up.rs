@@ -17,13 +17,6 @@ use crate::error::{AppError, FieldError};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 
-fn invalid(fields: Vec<FieldError>) -> AppError {
-    AppError::Invalid {
-        message: Message::fixed("入力内容に誤りがあります", "Some fields are invalid"),
-        fields,
-    }
-}
-
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ContactView {
     pub id: i64,
@@ -113,7 +106,7 @@ pub async fn add_contact(
         None => None,
     };
     let (Some(last_exposure), true) = (last, errors.is_empty()) else {
-        return Err(invalid(errors));
+        return Err(AppError::invalid_fields(errors));
     };
     let monitored_until = until.unwrap_or(last_exposure + Duration::days(7));
     let new = NewContact {
@@ -198,7 +191,7 @@ fn observation(
             symptoms,
         })
     } else {
-        Err(invalid(errors))
+        Err(AppError::invalid_fields(errors))
     }
 }
 
@@ -371,7 +364,7 @@ pub async fn self_report(
     let t = todoke_storage::now();
     let throttle_key = caller.client_addr.as_deref().map(|a| format!("selfreport:{a}"));
     if let Some(key) = &throttle_key
-        && let Some(secs) = crate::auth::locked_for(state.db.throttle(key).await?.as_ref(), t)
+        && let Some(secs) = crate::auth::wait_for(&state.db, key).await?
     {
         return Err(AppError::TooManyAttempts {
             message: Message::fixed(
@@ -383,12 +376,7 @@ pub async fn self_report(
     }
     let Some((id, report_day)) = state.db.self_report_target(&code_hash(&body.code), t).await? else {
         if let Some(key) = &throttle_key {
-            state
-                .db
-                .bump_throttle(key, t, |prev| {
-                    crate::auth::ThrottlePolicy::ADDRESS.after_attempt(prev, t)
-                })
-                .await?;
+            crate::auth::count_failure(&state.db, key, crate::auth::ThrottlePolicy::ADDRESS).await?;
         }
         return Err(bad_code());
     };

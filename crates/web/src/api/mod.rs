@@ -99,3 +99,12 @@ pub(crate) fn narrow(
         institution: scope.institution,
     })
 }
+
+/// Parses an optional query value with `parse`; a bad value names `name`.
+pub(crate) fn optional<T>(
+    value: Option<&str>,
+    name: &str,
+    parse: fn(&str) -> Result<T, CodeError>,
+) -> Result<Option<T>, AppError> {
+    value.map(parse).transpose().map_err(crate::error::field(name))
+}

@@ -336,18 +336,8 @@ pub async fn list(
         .map(Status::parse)
         .transpose()
         .map_err(|m| AppError::invalid_field("status", m))?;
-    let prefecture = q
-        .prefecture
-        .as_deref()
-        .map(PrefectureCode::parse)
-        .transpose()
-        .map_err(field("prefecture"))?;
-    let health_centre = q
-        .health_centre
-        .as_deref()
-        .map(HealthCentreCode::parse)
-        .transpose()
-        .map_err(field("health_centre"))?;
+    let prefecture = super::optional(q.prefecture.as_deref(), "prefecture", PrefectureCode::parse)?;
+    let health_centre = super::optional(q.health_centre.as_deref(), "health_centre", HealthCentreCode::parse)?;
     let scope = policy::case_filter(me).ok_or(AppError::Forbidden(policy::Denial::Forbidden.message()))?;
     if q.kana.is_some() || q.phone.is_some() {
         caller.require(&state, &Action::SearchCasesByIdentity)?;

@@ -81,12 +81,7 @@ pub async fn list_health_centres(
     };
     let limit = paging.limit()?;
     let after = paging.after_code(HealthCentreCode::parse)?;
-    let prefecture = q
-        .prefecture
-        .as_deref()
-        .map(PrefectureCode::parse)
-        .transpose()
-        .map_err(field("prefecture"))?;
+    let prefecture = super::optional(q.prefecture.as_deref(), "prefecture", PrefectureCode::parse)?;
     let Some(filter) = narrow(policy::org_filter(me), prefecture, None) else {
         return Ok(axum::Json(ListPage {
             items: vec![],
@@ -186,18 +181,8 @@ pub async fn list_institutions(
     };
     let limit = paging.limit()?;
     let after = paging.after_code(InstitutionCode::parse)?;
-    let prefecture = q
-        .prefecture
-        .as_deref()
-        .map(PrefectureCode::parse)
-        .transpose()
-        .map_err(field("prefecture"))?;
-    let hc = q
-        .health_centre
-        .as_deref()
-        .map(HealthCentreCode::parse)
-        .transpose()
-        .map_err(field("health_centre"))?;
+    let prefecture = super::optional(q.prefecture.as_deref(), "prefecture", PrefectureCode::parse)?;
+    let hc = super::optional(q.health_centre.as_deref(), "health_centre", HealthCentreCode::parse)?;
     let Some(filter) = narrow(policy::org_filter(me), prefecture, hc) else {
         return Ok(axum::Json(ListPage {
             items: vec![],

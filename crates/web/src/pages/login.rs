@@ -52,25 +52,18 @@ fn throttled(secs: u64) -> AppError {
 
 /// Counts one attempt against `key`; refused if the key was already locked before it.
 async fn reserve_attempt(state: &AppState, key: &str, policy: ThrottlePolicy) -> Result<(), AppError> {
-    let t = now();
-    let (before, _) = state
-        .db
-        .bump_throttle(key, t, |prev| policy.after_attempt(prev, t))
-        .await?;
-    match auth::locked_for(before.as_ref(), t) {
-        Some(secs) => Err(throttled(secs)),
-        None => Ok(()),
-    }
+    auth::reserve_attempt(&state.db, key, policy)
+        .await?
+        .map_or(Ok(()), |secs| Err(throttled(secs)))
 }
 
 /// Refused if the client's address is locked (addresses count failures only: many people may
 /// log in, correctly, from one health centre's address).
 async fn check_address(state: &AppState, caller: &Caller) -> Result<(), AppError> {
     let Some(addr) = &caller.client_addr else { return Ok(()) };
-    match auth::locked_for(state.db.throttle(&address_key(addr)).await?.as_ref(), now()) {
-        Some(secs) => Err(throttled(secs)),
-        None => Ok(()),
-    }
+    auth::wait_for(&state.db, &address_key(addr))
+        .await?
+        .map_or(Ok(()), |secs| Err(throttled(secs)))
 }
 
 /// A failed password or code: counted against the address and audited. Only a well-formed login
@@ -82,13 +75,7 @@ async fn record_failure(
     action: &str,
 ) -> Result<(), AppError> {
     if let Some(addr) = &caller.client_addr {
-        let t = now();
-        state
-            .db
-            .bump_throttle(&address_key(addr), t, |prev| {
-                ThrottlePolicy::ADDRESS.after_attempt(prev, t)
-            })
-            .await?;
+        auth::count_failure(&state.db, &address_key(addr), ThrottlePolicy::ADDRESS).await?;
     }
     let event = AuditEvent {
         action,
