@@ -31,13 +31,19 @@ sqlite3 "$WORK/bare.db" "PRAGMA journal_mode=WAL; CREATE TABLE t ($COLUMNS);" >/
 T_BARE=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$WORK/bare.time")
 BARE_ROWS=$(sqlite3 "$WORK/bare.db" "SELECT count(*) FROM t")
 
+# The engine's floor: SQLite alone moving the bare rows into todoke's indexed tables.
+target/release/todoke --database "sqlite://$WORK/floor.db" import notifications /dev/null >/dev/null 2>&1 || true
+/usr/bin/time -v sqlite3 -cmd "ATTACH '$WORK/bare.db' AS b" "$WORK/floor.db" < bench/import_floor.sql 2> "$WORK/floor.time"
+T_FLOOR=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$WORK/floor.time")
+
 secs() { echo "$1" | awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }'; }
-S_IMPORT=$(secs "$T_IMPORT"); S_BARE=$(secs "$T_BARE")
-python3 - "$ROWS" "$S_IMPORT" "$S_BARE" "$RSS_KB" "$BARE_ROWS" "$SIZE" <<'PY'
+S_IMPORT=$(secs "$T_IMPORT"); S_BARE=$(secs "$T_BARE"); S_FLOOR=$(secs "$T_FLOOR")
+python3 - "$ROWS" "$S_IMPORT" "$S_BARE" "$RSS_KB" "$BARE_ROWS" "$SIZE" "$S_FLOOR" <<'PY'
 import sys
-rows, t_import, t_bare, rss_kb, bare_rows, size = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+rows, t_import, t_bare, rss_kb, bare_rows, size, t_floor = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], float(sys.argv[7])
 print(f"file: {rows:,} rows, {size}")
 print(f"todoke import: {t_import:.2f} s = {rows / t_import:,.0f} rows/s, peak memory {rss_kb / 1024:.0f} MiB")
 print(f"sqlite3 .import (bare table, {bare_rows:,} rows): {t_bare:.2f} s = {rows / t_bare:,.0f} rows/s")
 print(f"ratio todoke / bare: {t_bare / t_import:.2f}")
+print(f"engine floor (SQL INSERT ... SELECT into todoke's indexed tables): {t_floor:.2f} s = {rows / t_floor:,.0f} rows/s")
 PY

@@ -214,7 +214,10 @@ impl Db {
                 // Up to 64 MiB of page cache per connection (allocated only as used): a large
                 // write transaction (an import) then keeps its pages in memory instead of
                 // spilling them to the WAL and reading them back.
-                .pragma("cache_size", "-65536");
+                .pragma("cache_size", "-65536")
+                // Statement journals (multi-row INSERTs under a UNIQUE index keep one) and
+                // sorts stay in memory instead of temporary files.
+                .pragma("temp_store", "memory");
             let pool = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.unwrap_or(SQLITE_DEFAULT_CONNECTIONS))
                 .acquire_timeout(opts.acquire_timeout)

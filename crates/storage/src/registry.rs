@@ -928,26 +928,47 @@ impl Db {
 
 /// A write transaction held open across many rows (imports). Nothing is visible to others until
 /// [`WriteTx::commit`]; dropping it rolls everything back.
-pub enum WriteTx {
+pub struct WriteTx {
+    tx: Tx,
+    /// Counter contributions of bulk-inserted notifications not yet written: summed over many
+    /// batches, a day's counters are written once instead of once per batch. Only rows that can
+    /// never be rolled back alone (see [`WriteTx::insert_new_notifications`]) are held here.
+    counts: std::collections::BTreeMap<CounterKey, i64>,
+}
+
+enum Tx {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
+/// Counter keys held in memory before they are written (bounds the memory of a long import).
+const COUNTS_HELD: usize = 50_000;
+
 /// Runs the same code against whichever transaction `$tx` holds.
 macro_rules! on_tx {
     ($tx:expr, $t:ident => $body:expr) => {
-        match $tx {
-            WriteTx::Sqlite($t) => $body,
-            WriteTx::Postgres($t) => $body,
+        match &mut $tx.tx {
+            Tx::Sqlite($t) => $body,
+            Tx::Postgres($t) => $body,
         }
     };
 }
 
 impl Db {
     pub async fn begin_write_tx(&self) -> Result<WriteTx> {
-        Ok(match self {
-            Db::Sqlite(_, writer) => WriteTx::Sqlite(writer.begin_write().await?),
-            Db::Postgres(pool) => WriteTx::Postgres(pool.begin_write().await?),
+        let tx = match self {
+            Db::Sqlite(_, writer) => {
+                let mut tx = writer.begin_write().await?;
+                // Bulk writes check foreign keys at commit (see insert_new_notifications);
+                // SQLite turns this off again at the end of the transaction.
+                sqlx::query("PRAGMA defer_foreign_keys = ON").execute(&mut *tx).await?;
+                Tx::Sqlite(tx)
+            }
+            Db::Postgres(pool) => Tx::Postgres(pool.begin_write().await?),
+        };
+        Ok(WriteTx {
+            tx,
+            counts: Default::default(),
         })
     }
 }
@@ -1026,9 +1047,19 @@ impl WriteTx {
         on_tx!(self, t => t.append_audit(ctx, event).await)
     }
 
-    pub async fn commit(self) -> Result<()> {
-        on_tx!(self, t => t.commit().await?);
+    pub async fn commit(mut self) -> Result<()> {
+        self.flush_counts().await?;
+        match self.tx {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
         Ok(())
+    }
+
+    /// Writes the counter contributions held in memory.
+    async fn flush_counts(&mut self) -> Result<()> {
+        let delta: Vec<(CounterKey, i64)> = std::mem::take(&mut self.counts).into_iter().collect();
+        self.add_to_counters(&delta).await
     }
 }
 
@@ -1083,11 +1114,19 @@ impl WriteTx {
     /// checked placements and that no external id is taken; a failure here is a system error.
     pub async fn insert_new_notifications(&mut self, rows: &[NewNotification<'_>]) -> Result<()> {
         let t = now();
+        // SQLite keeps a statement journal (a copy of every page touched) for a multi-row
+        // statement that might abort half-way. With foreign keys checked at commit and OR FAIL,
+        // none can, and any failure here ends the whole transaction anyway.
+        let insert = match self.tx {
+            Tx::Sqlite(_) => "INSERT OR FAIL INTO",
+            Tx::Postgres(_) => "INSERT INTO",
+        };
         for batch in rows.chunks(BULK_ROWS) {
             let person_ids = self.reserve_person_ids(batch.len()).await?;
             on_tx!(self, tx => {
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits, created_at) ",
+                let mut q = sqlx::QueryBuilder::new(insert);
+                q.push(
+                    " persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits, created_at) ",
                 );
                 q.push_values(batch.iter().zip(&person_ids), |mut b, (row, id)| {
                     let p = &row.draft.person;
@@ -1104,8 +1143,9 @@ impl WriteTx {
                         .push_bind(t);
                 });
                 q.build().execute(&mut **tx).await?;
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO notifications (external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
+                let mut q = sqlx::QueryBuilder::new(insert);
+                q.push(
+                    " notifications (external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
                      institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
                      infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
                      needs_admission, notified_group, withdrawn, updated_at, created_at) ",
@@ -1145,15 +1185,15 @@ impl WriteTx {
                 });
                 q.build().execute(&mut **tx).await?;
             });
-            let mut delta: std::collections::BTreeMap<CounterKey, i64> = std::collections::BTreeMap::new();
             for row in batch {
                 let facts = facts_of_draft(row.draft, row.placement.prefecture, Vec::new());
                 for (key, n) in counting::contributions(&facts) {
-                    *delta.entry(key).or_default() += n;
+                    *self.counts.entry(key).or_default() += n;
                 }
             }
-            let delta: Vec<(CounterKey, i64)> = delta.into_iter().collect();
-            self.add_to_counters(&delta).await?;
+            if self.counts.len() >= COUNTS_HELD {
+                self.flush_counts().await?;
+            }
         }
         Ok(())
     }
@@ -1253,14 +1293,14 @@ impl WriteTx {
     async fn reserve_person_ids(&mut self, n: usize) -> Result<Vec<i64>> {
         let n =
             i64::try_from(n).map_err(|_| StorageError::Invalid(Message::fixed("件数が多すぎます", "too many rows")))?;
-        Ok(match self {
-            WriteTx::Sqlite(t) => {
+        Ok(match &mut self.tx {
+            Tx::Sqlite(t) => {
                 let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM persons")
                     .fetch_one(&mut **t)
                     .await?;
                 (max + 1..=max + n).collect()
             }
-            WriteTx::Postgres(t) => {
+            Tx::Postgres(t) => {
                 sqlx::query_scalar(
                     "SELECT nextval(pg_get_serial_sequence('persons', 'id')) FROM generate_series(1, $1)",
                 )
