@@ -763,6 +763,7 @@ async fn flush(
             draft: &p.draft,
             placement: &p.placement,
             health_centre: p.health_centre.clone(),
+            history: &[],
         })
         .collect();
     tx.insert_new_notifications(&rows).await?;

@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod bulk;
 pub mod clusters;
 pub mod follow_up;
 pub mod orgs;

@@ -929,20 +929,20 @@ impl Db {
 /// A write transaction held open across many rows (imports). Nothing is visible to others until
 /// [`WriteTx::commit`]; dropping it rolls everything back.
 pub struct WriteTx {
-    tx: Tx,
+    pub(crate) tx: Tx,
     /// Counter contributions of bulk-inserted notifications not yet written: summed over many
     /// batches, a day's counters are written once instead of once per batch. Only rows that can
     /// never be rolled back alone (see [`WriteTx::insert_new_notifications`]) are held here.
-    counts: std::collections::BTreeMap<CounterKey, i64>,
+    pub(crate) counts: std::collections::BTreeMap<CounterKey, i64>,
 }
 
-enum Tx {
+pub(crate) enum Tx {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
 /// Counter keys held in memory before they are written (bounds the memory of a long import).
-const COUNTS_HELD: usize = 50_000;
+pub(crate) const COUNTS_HELD: usize = 50_000;
 
 /// Runs the same code against whichever transaction `$tx` holds.
 macro_rules! on_tx {
@@ -953,6 +953,7 @@ macro_rules! on_tx {
         }
     };
 }
+pub(crate) use on_tx;
 
 impl Db {
     pub async fn begin_write_tx(&self) -> Result<WriteTx> {
@@ -1057,7 +1058,7 @@ impl WriteTx {
     }
 
     /// Writes the counter contributions held in memory.
-    async fn flush_counts(&mut self) -> Result<()> {
+    pub(crate) async fn flush_counts(&mut self) -> Result<()> {
         let delta: Vec<(CounterKey, i64)> = std::mem::take(&mut self.counts).into_iter().collect();
         self.add_to_counters(&delta).await
     }
@@ -1069,11 +1070,19 @@ pub struct NewNotification<'a> {
     pub draft: &'a NotificationDraft,
     pub placement: &'a Placement,
     pub health_centre: Option<String>,
+    /// Its status history, in date order (empty for an import of notifications alone).
+    pub history: &'a [StatusEntry],
+}
+
+/// When a status entry written in bulk counts as recorded: 09:00 JST of its effective date, so
+/// that bulk-written histories are the same whenever they are written.
+fn bulk_recorded_at(effective: NaiveDate) -> DateTime<Utc> {
+    effective.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
 }
 
 /// Rows per multi-row INSERT: under both backends' limits on bound parameters (notifications
 /// bind 30 values a row).
-const BULK_ROWS: usize = 500;
+pub(crate) const BULK_ROWS: usize = 500;
 
 impl Db {
     /// The whole organisation tree, for checking many placements without a query each.
@@ -1122,7 +1131,8 @@ impl WriteTx {
             Tx::Postgres(_) => "INSERT INTO",
         };
         for batch in rows.chunks(BULK_ROWS) {
-            let person_ids = self.reserve_person_ids(batch.len()).await?;
+            let person_ids = self.reserve_ids("persons", batch.len()).await?;
+            let notification_ids = self.reserve_ids("notifications", batch.len()).await?;
             on_tx!(self, tx => {
                 let mut q = sqlx::QueryBuilder::new(insert);
                 q.push(
@@ -1145,14 +1155,15 @@ impl WriteTx {
                 q.build().execute(&mut **tx).await?;
                 let mut q = sqlx::QueryBuilder::new(insert);
                 q.push(
-                    " notifications (external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
+                    " notifications (id, external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
                      institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
                      infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
                      needs_admission, notified_group, withdrawn, updated_at, created_at) ",
                 );
-                q.push_values(batch.iter().zip(&person_ids), |mut b, (row, person_id)| {
+                q.push_values(batch.iter().zip(&person_ids).zip(&notification_ids), |mut b, ((row, person_id), id)| {
                     let d = row.draft;
-                    b.push_bind(d.external_id.as_deref())
+                    b.push_bind(*id)
+                        .push_bind(d.external_id.as_deref())
                         .push_bind(d.disease.as_str())
                         .push_bind(d.case_type.as_str())
                         .push_bind(d.reported_at)
@@ -1185,8 +1196,36 @@ impl WriteTx {
                 });
                 q.build().execute(&mut **tx).await?;
             });
+            let history: Vec<(i64, &StatusEntry)> = batch
+                .iter()
+                .zip(&notification_ids)
+                .flat_map(|(row, id)| row.history.iter().map(move |e| (*id, e)))
+                .collect();
+            for chunk in history.chunks(BULK_ROWS) {
+                on_tx!(self, tx => {
+                    let mut q = sqlx::QueryBuilder::new(insert);
+                    q.push(" status_history (notification_id, status, severity, effective_date, recorded_at) ");
+                    q.push_values(chunk, |mut b, (id, e)| {
+                        b.push_bind(*id)
+                            .push_bind(e.status.as_str())
+                            .push_bind(e.severity.map(Severity::as_str))
+                            .push_bind(e.effective)
+                            .push_bind(bulk_recorded_at(e.effective));
+                    });
+                    q.build().execute(&mut **tx).await?;
+                });
+            }
             for row in batch {
-                let facts = facts_of_draft(row.draft, row.placement.prefecture, Vec::new());
+                let history = row
+                    .history
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| RecordedStatus {
+                        entry: *e,
+                        recorded: (bulk_recorded_at(e.effective).timestamp_micros(), i as i64),
+                    })
+                    .collect();
+                let facts = facts_of_draft(row.draft, row.placement.prefecture, history);
                 for (key, n) in counting::contributions(&facts) {
                     *self.counts.entry(key).or_default() += n;
                 }
@@ -1287,24 +1326,30 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Person ids for `n` new persons. SQLite: the write transaction holds the database's only
-    /// write lock, so the ids after the current maximum are free. PostgreSQL: taken from the
-    /// identity sequence, so concurrent writers never collide.
-    async fn reserve_person_ids(&mut self, n: usize) -> Result<Vec<i64>> {
+    /// Ids for `n` new rows of `table` (persons or notifications). SQLite: the write
+    /// transaction holds the database's only write lock, so the ids after the current maximum
+    /// are free. PostgreSQL: taken from the identity sequence, so concurrent writers never
+    /// collide.
+    async fn reserve_ids(&mut self, table: &'static str, n: usize) -> Result<Vec<i64>> {
         let n =
             i64::try_from(n).map_err(|_| StorageError::Invalid(Message::fixed("件数が多すぎます", "too many rows")))?;
         Ok(match &mut self.tx {
             Tx::Sqlite(t) => {
-                let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM persons")
+                let sql = match table {
+                    "persons" => "SELECT COALESCE(MAX(id), 0) FROM persons",
+                    _ => "SELECT COALESCE(MAX(id), 0) FROM notifications",
+                };
+                let max: i64 = sqlx::query_scalar(sql)
                     .fetch_one(&mut **t)
                     .await?;
                 (max + 1..=max + n).collect()
             }
             Tx::Postgres(t) => {
                 sqlx::query_scalar(
-                    "SELECT nextval(pg_get_serial_sequence('persons', 'id')) FROM generate_series(1, $1)",
+                    "SELECT nextval(pg_get_serial_sequence($2, 'id')) FROM generate_series(1, $1)",
                 )
                 .bind(n)
+                .bind(table)
                 .fetch_all(&mut **t)
                 .await?
             }

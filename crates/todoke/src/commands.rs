@@ -94,6 +94,109 @@ pub async fn serve(database: Option<String>, args: ServeArgs) -> anyhow::Result<
 pub struct DemoArgs {
     #[command(flatten)]
     serve: ServeArgs,
+    /// How much synthetic data: tiny (1/1000), small (1/100) or japan (full scale).
+    #[arg(long, default_value = "small", value_parser = parse_scale)]
+    scale: todoke_synth::Scale,
+}
+
+fn parse_scale(s: &str) -> Result<todoke_synth::Scale, String> {
+    todoke_synth::Scale::parse(s).ok_or_else(|| format!("\"{s}\": use tiny, small or japan"))
+}
+
+fn parse_prefectures(s: &str) -> Result<Vec<PrefectureCode>, String> {
+    s.split(',')
+        .map(|code| PrefectureCode::parse(code).map_err(|e| e.to_string()))
+        .collect()
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SynthArgs {
+    /// tiny (1/1000 of the real counts), small (1/100) or japan (full scale).
+    #[arg(long, value_parser = parse_scale)]
+    scale: todoke_synth::Scale,
+    /// Only these prefectures (JIS codes, comma-separated), e.g. 31,32.
+    #[arg(long, value_parser = parse_prefectures)]
+    prefectures: Option<Vec<PrefectureCode>>,
+    /// The random seed: the same arguments give the same data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// No progress line on standard error.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub async fn synth(database: Option<String>, args: SynthArgs) -> anyhow::Result<ExitCode> {
+    let db = open(database).await?;
+    let options = todoke_synth::Options {
+        scale: args.scale,
+        prefectures: args.prefectures,
+        seed: args.seed,
+    };
+    let summary = load_synthetic(&db, &options, !args.quiet).await?;
+    print_synth_summary(&summary);
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads synthetic data with a progress line (rows/s and ETA) on standard error.
+async fn load_synthetic(
+    db: &Db,
+    options: &todoke_synth::Options,
+    show_progress: bool,
+) -> anyhow::Result<todoke_synth::Summary> {
+    let mut last_shown = std::time::Instant::now();
+    let mut progress = move |p: todoke_synth::Progress| {
+        if !show_progress || (last_shown.elapsed().as_millis() < 500 && p.done < p.total) {
+            return;
+        }
+        last_shown = std::time::Instant::now();
+        let secs = p.elapsed.as_secs_f64().max(0.001);
+        let share = p.done as f64 / p.total.max(1) as f64;
+        let eta = if share > 0.0 { secs / share - secs } else { 0.0 };
+        eprint!(
+            "\r{:>5.1}%  {} of {} positives  {:.0} rows/s  ETA {:.0} s   ",
+            share * 100.0,
+            p.done,
+            p.total,
+            p.rows as f64 / secs,
+            eta
+        );
+        if p.done >= p.total {
+            eprintln!();
+        }
+    };
+    Ok(todoke_synth::synthesize(db, &AuditContext::cli(), options, &mut progress).await?)
+}
+
+fn print_synth_summary(s: &todoke_synth::Summary) {
+    let secs = s.elapsed.as_secs_f64().max(0.001);
+    let per_second = |rows: u64, t: std::time::Duration| rows as f64 / t.as_secs_f64().max(0.001);
+    println!("synthetic data written in {secs:.1} s:");
+    println!("  positives (municipal-published)  {}", s.positives);
+    println!("  health centres / institutions    {} / {}", s.health_centres, s.institutions);
+    println!(
+        "  notifications                    {} ({:.0} rows/s of writing, with persons and status entries)",
+        s.notifications,
+        per_second(s.notifications, s.notification_write_time)
+    );
+    println!("  status entries                   {}", s.status_entries);
+    println!(
+        "  total-count report lines         {} ({:.0} rows/s of writing)",
+        s.total_report_lines,
+        per_second(s.total_report_lines, s.totals_write_time)
+    );
+    println!("  municipal-published rows         {}", s.municipal_rows);
+    println!(
+        "  withdrawn / merged duplicates    {} / {} ({:.1} s)",
+        s.withdrawn,
+        s.merged,
+        s.follow_up_time.as_secs_f64()
+    );
+    println!("  deaths announced (cumulative)    {}", s.deaths_announced);
+    println!(
+        "  overall                          {:.0} rows/s",
+        (s.notifications + s.status_entries + s.total_report_lines + s.municipal_rows) as f64 / secs
+    );
 }
 
 /// The demo database, kept apart from the default database so a demo never replaces real data.
@@ -133,12 +236,12 @@ const DEMO_ACCOUNTS: [DemoAccount; 5] = [
     DemoAccount {
         login: "demo.doctor",
         role: Role::Doctor,
-        scope: Some("DEMO-I13-001"),
+        scope: Some("MI1300101"),
     },
     DemoAccount {
         login: "demo.hc",
         role: Role::HealthCentre,
-        scope: Some("DEMO-HC13-01"),
+        scope: Some("HC13001"),
     },
     DemoAccount {
         login: "demo.pref",
@@ -168,30 +271,14 @@ pub async fn demo(database: Option<String>, args: DemoArgs) -> anyhow::Result<Ex
     );
     db.set_meta("demo", "1").await?;
     let ctx = AuditContext::cli();
-    // Two prefectures, so that scopes visibly cut: Tokyo (13) is the demo users' own, Osaka (27) is not.
-    for (code, pref, name) in [
-        ("DEMO-HC13-01", "13", "デモ保健所（東京都）"),
-        ("DEMO-HC27-01", "27", "デモ保健所（大阪府）"),
-    ] {
-        let hc = NewHealthCentre {
-            code: HealthCentreCode::parse(code)?,
-            prefecture: PrefectureCode::parse(pref)?,
-            name: name.into(),
-        };
-        db.create_health_centre(&ctx, &hc).await?;
-    }
-    for (code, hc, name) in [
-        ("DEMO-I13-001", "DEMO-HC13-01", "デモ診療所 東京"),
-        ("DEMO-I13-002", "DEMO-HC13-01", "デモ病院 東京"),
-        ("DEMO-I27-001", "DEMO-HC27-01", "デモ診療所 大阪"),
-    ] {
-        let inst = NewInstitution {
-            code: InstitutionCode::parse(code)?,
-            health_centre: HealthCentreCode::parse(hc)?,
-            name: name.into(),
-        };
-        db.create_institution(&ctx, &inst).await?;
-    }
+    // Every prefecture; the demo users' own scope is Tokyo (13), its first health centre and
+    // that centre's first institution.
+    let options = todoke_synth::Options {
+        scale: args.scale,
+        prefectures: None,
+        seed: 1,
+    };
+    let summary = load_synthetic(&db, &options, true).await?;
     let mut lines = Vec::new();
     for account in &DEMO_ACCOUNTS {
         let password = auth::new_password();
@@ -222,8 +309,13 @@ pub async fn demo(database: Option<String>, args: DemoArgs) -> anyhow::Result<Ex
         ));
     }
     println!("todoke demo database: {}", redact_url(&url));
-    println!("No notifications yet: file one with POST /api/notifications or `todoke import notifications FILE`.");
-    println!("Synthetic national data and published figures arrive with the synthetic-data and statistics work.");
+    println!(
+        "Synthetic Japan at scale {}: {} positives, {} notifications, {} total-count report lines.",
+        args.scale.as_str(),
+        summary.positives,
+        summary.notifications,
+        summary.total_report_lines
+    );
     println!("Demo accounts (login, role, scope, password):");
     for l in &lines {
         println!("{l}");

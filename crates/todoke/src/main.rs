@@ -30,8 +30,10 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(commands::ServeArgs),
-    /// Create a fresh demo database with one account per role, then serve it.
+    /// Create a fresh demo database with synthetic data and one account per role, then serve it.
     Demo(commands::DemoArgs),
+    /// Write synthetic Japan (a deterministic national dataset) into an empty database.
+    Synth(commands::SynthArgs),
     /// Manage user accounts.
     #[command(subcommand)]
     User(commands::UserCommand),
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => commands::serve(cli.database, args).await,
             Command::Demo(args) => commands::demo(cli.database, args).await,
+            Command::Synth(args) => commands::synth(cli.database, args).await,
             Command::User(cmd) => commands::user(cli.database, cmd).await,
             Command::Token(cmd) => commands::token(cli.database, cmd).await,
             Command::Org(cmd) => commands::org(cli.database, cmd).await,

@@ -1,0 +1,167 @@
+//! Bulk writes for loading large amounts of data at once (the synthetic national dataset):
+//! organisations, daily total-count reports and municipal-published figures, in multi-row
+//! statements inside one [`WriteTx`]. Counter contributions go through the transaction's
+//! in-memory sums, as for bulk-inserted notifications.
+
+use chrono::NaiveDate;
+use todoke_domain::PrefectureCode;
+use todoke_domain::counting;
+use todoke_domain::notification::TotalsAgeBand;
+
+use crate::orgs::{NewHealthCentre, NewInstitution};
+use crate::registry::{BULK_ROWS, COUNTS_HELD, Tx, WriteTx, on_tx};
+use crate::{Db, Result, dispatch, now};
+
+/// A new line of a daily total-count report whose health centre is already resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTotal {
+    pub date: NaiveDate,
+    pub prefecture: PrefectureCode,
+    pub health_centre: String,
+    pub institution: String,
+    pub age_band: TotalsAgeBand,
+    pub count: i64,
+}
+
+/// What a prefecture announced for one day (自治体公表データ); `None` where it announced nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct MunicipalFigures {
+    pub report_date: NaiveDate,
+    /// Two digits, as stored.
+    pub prefecture_code: String,
+    pub new_positives: Option<i64>,
+    pub cumulative_positives: Option<i64>,
+    pub severe: Option<i64>,
+    pub deaths_cumulative: Option<i64>,
+    pub requiring_inpatient: Option<i64>,
+    pub discharged_cumulative: Option<i64>,
+    pub to_be_confirmed: Option<i64>,
+}
+
+impl WriteTx {
+    /// Registers health centres in multi-row statements (the caller audits the batch).
+    pub async fn insert_health_centres(&mut self, rows: &[NewHealthCentre]) -> Result<()> {
+        let t = now();
+        for chunk in rows.chunks(BULK_ROWS) {
+            on_tx!(self, tx => {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO health_centres (code, prefecture_code, name, created_at) ");
+                q.push_values(chunk, |mut b, hc| {
+                    b.push_bind(hc.code.as_str()).push_bind(hc.prefecture.to_string()).push_bind(&hc.name).push_bind(t);
+                });
+                q.build().execute(&mut **tx).await?;
+            });
+        }
+        Ok(())
+    }
+
+    /// Registers medical institutions in multi-row statements (the caller audits the batch).
+    pub async fn insert_institutions(&mut self, rows: &[NewInstitution]) -> Result<()> {
+        let t = now();
+        for chunk in rows.chunks(BULK_ROWS) {
+            on_tx!(self, tx => {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO institutions (code, health_centre_code, name, created_at) ");
+                q.push_values(chunk, |mut b, i| {
+                    b.push_bind(i.code.as_str()).push_bind(i.health_centre.as_str()).push_bind(&i.name).push_bind(t);
+                });
+                q.build().execute(&mut **tx).await?;
+            });
+        }
+        Ok(())
+    }
+
+    /// Inserts report lines none of which exist yet; their counts join the counters.
+    pub async fn insert_new_totals(&mut self, rows: &[NewTotal]) -> Result<()> {
+        let t = now();
+        for chunk in rows.chunks(BULK_ROWS) {
+            on_tx!(self, tx => {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO total_reports (report_date, prefecture_code, health_centre_code, institution_code, age_band, count, updated_at) ",
+                );
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.date)
+                        .push_bind(r.prefecture.to_string())
+                        .push_bind(&r.health_centre)
+                        .push_bind(&r.institution)
+                        .push_bind(r.age_band.as_str())
+                        .push_bind(r.count)
+                        .push_bind(t);
+                });
+                q.build().execute(&mut **tx).await?;
+            });
+            for r in chunk {
+                let (key, n) = counting::total_report_contribution(r.date, r.prefecture, r.age_band, r.count);
+                *self.counts.entry(key).or_default() += n;
+            }
+            if self.counts.len() >= COUNTS_HELD {
+                self.flush_counts().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores municipal-published figures, replacing what was stored for the same prefecture
+    /// and day.
+    pub async fn upsert_municipal(&mut self, rows: &[MunicipalFigures]) -> Result<()> {
+        let t = now();
+        for chunk in rows.chunks(BULK_ROWS) {
+            on_tx!(self, tx => {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO municipal_figures (report_date, prefecture_code, new_positives, cumulative_positives, severe, \
+                     deaths_cumulative, requiring_inpatient, discharged_cumulative, to_be_confirmed, updated_at) ",
+                );
+                q.push_values(chunk, |mut b, m| {
+                    b.push_bind(m.report_date)
+                        .push_bind(&m.prefecture_code)
+                        .push_bind(m.new_positives)
+                        .push_bind(m.cumulative_positives)
+                        .push_bind(m.severe)
+                        .push_bind(m.deaths_cumulative)
+                        .push_bind(m.requiring_inpatient)
+                        .push_bind(m.discharged_cumulative)
+                        .push_bind(m.to_be_confirmed)
+                        .push_bind(t);
+                });
+                q.push(
+                    " ON CONFLICT (prefecture_code, report_date) DO UPDATE SET new_positives = excluded.new_positives, \
+                     cumulative_positives = excluded.cumulative_positives, severe = excluded.severe, \
+                     deaths_cumulative = excluded.deaths_cumulative, requiring_inpatient = excluded.requiring_inpatient, \
+                     discharged_cumulative = excluded.discharged_cumulative, to_be_confirmed = excluded.to_be_confirmed, \
+                     updated_at = excluded.updated_at",
+                );
+                q.build().execute(&mut **tx).await?;
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Db {
+    /// Municipal-published figures of one prefecture (all if none), in prefecture and date order.
+    pub async fn municipal_figures(&self, prefecture: Option<PrefectureCode>) -> Result<Vec<MunicipalFigures>> {
+        Ok(dispatch!(self, pool => {
+            sqlx::query_as(
+                "SELECT report_date, prefecture_code, new_positives, cumulative_positives, severe, deaths_cumulative, \
+                 requiring_inpatient, discharged_cumulative, to_be_confirmed FROM municipal_figures \
+                 WHERE CAST($1 AS TEXT) IS NULL OR prefecture_code = $1 ORDER BY prefecture_code, report_date",
+            )
+            .bind(prefecture.map(|p| p.to_string()))
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// The id of the notification with this external id.
+    pub async fn notification_id_by_external_id(&self, external_id: &str) -> Result<Option<i64>> {
+        Ok(dispatch!(self, pool => {
+            sqlx::query_scalar("SELECT id FROM notifications WHERE external_id = $1")
+                .bind(external_id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// How many notifications are stored (all, withdrawn and merged included).
+    pub async fn notification_count(&self) -> Result<i64> {
+        Ok(dispatch!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM notifications").fetch_one(pool).await?))
+    }
+}

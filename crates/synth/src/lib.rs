@@ -1,0 +1,326 @@
+//! Synthetic Japan (`todoke synth`): a deterministic national dataset that reproduces the real
+//! epidemic. The municipal-published new positives equal MHLW's published series for every day
+//! and prefecture (scaled for `small` and `tiny`); the registry's daily new positives equal it
+//! from 2021-05-17 and are realistically incomplete and late before; from 2022-09-26 only the
+//! notified groups are notifications and every positive is in the total-count reports.
+//!
+//! [`series`] holds the curve, [`model`] the epidemiological assumptions, [`generate`] turns
+//! them into rows (pure), and [`synthesize`] loads them through the storage layer's bulk paths.
+//! Every assumption is written down in docs/synthetic-data.md.
+
+pub mod generate;
+pub mod model;
+pub mod names;
+pub mod rng;
+pub mod series;
+
+use std::time::{Duration, Instant};
+
+use todoke_domain::PrefectureCode;
+use todoke_storage::audit::AuditEvent;
+use todoke_storage::bulk::{MunicipalFigures, NewTotal};
+use todoke_storage::orgs::{NewHealthCentre, NewInstitution};
+use todoke_storage::registry::{NewNotification, WriteTx};
+use todoke_storage::{AuditContext, Db, StorageError};
+
+use crate::generate::{Aftermath, Announced, Synthesized};
+
+/// How much of Japan: `japan` is every positive, `small` one in a hundred, `tiny` one in a
+/// thousand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    Tiny,
+    Small,
+    Japan,
+}
+
+impl Scale {
+    pub fn parse(s: &str) -> Option<Scale> {
+        match s {
+            "tiny" => Some(Scale::Tiny),
+            "small" => Some(Scale::Small),
+            "japan" => Some(Scale::Japan),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scale::Tiny => "tiny",
+            Scale::Small => "small",
+            Scale::Japan => "japan",
+        }
+    }
+
+    /// Counts are divided by this (and rounded; see [`series::Series::scaled`]).
+    pub fn denominator(self) -> u32 {
+        match self {
+            Scale::Tiny => 1000,
+            Scale::Small => 100,
+            Scale::Japan => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub scale: Scale,
+    /// Only these prefectures (all when `None`).
+    pub prefectures: Option<Vec<PrefectureCode>>,
+    pub seed: u64,
+}
+
+/// What was written, and how fast.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub positives: u64,
+    pub notifications: u64,
+    pub status_entries: u64,
+    pub total_report_lines: u64,
+    pub municipal_rows: u64,
+    pub health_centres: u64,
+    pub institutions: u64,
+    pub withdrawn: u64,
+    pub merged: u64,
+    pub deaths_announced: i64,
+    pub elapsed: Duration,
+    /// Time spent writing each kind of row (generation excluded).
+    pub notification_write_time: Duration,
+    pub totals_write_time: Duration,
+    pub follow_up_time: Duration,
+}
+
+/// Progress of a load, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Positives generated so far and in all.
+    pub done: u64,
+    pub total: u64,
+    /// Rows written so far (notifications, status entries, report lines).
+    pub rows: u64,
+    pub elapsed: Duration,
+}
+
+/// Notifications written per statement batch, and per transaction (commits keep the
+/// write-ahead log small and let readers see progress).
+const WRITE_BATCH: usize = 5_000;
+const COMMIT_EVERY: u64 = 250_000;
+
+/// Writes synthetic Japan into `db`, which must hold no notifications yet.
+pub async fn synthesize(
+    db: &Db,
+    ctx: &AuditContext,
+    options: &Options,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Summary, StorageError> {
+    let started = Instant::now();
+    if db.notification_count().await? > 0 {
+        return Err(StorageError::Invalid(todoke_domain::Message::fixed(
+            "合成データは発生届のないデータベースにだけ書き込めます",
+            "synthetic data can only be written into a database without notifications",
+        )));
+    }
+    let prefectures = db.prefectures().await?;
+    let mut populations = [0i64; 47];
+    for (i, p) in prefectures.iter().enumerate().take(47) {
+        populations[i] = p.population_2020;
+    }
+    let centres = generate::centres_per_prefecture(&populations);
+    let selected: Vec<usize> = match &options.prefectures {
+        Some(list) => {
+            let mut v: Vec<usize> = list.iter().map(|p| usize::from(p.number()) - 1).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        }
+        None => (0..47).collect(),
+    };
+    let orgs: Vec<generate::PrefectureOrgs> = selected
+        .iter()
+        .map(|&i| {
+            let code = PrefectureCode::from_number(i as u8 + 1).expect("01..47");
+            generate::prefecture_orgs(options.seed, code, &prefectures[i].name_ja, centres[i])
+        })
+        .collect();
+    let mut summary = Summary::default();
+
+    let mut tx = db.begin_write_tx().await?;
+    let hcs: Vec<NewHealthCentre> = orgs
+        .iter()
+        .flat_map(|o| {
+            o.health_centres.iter().map(|(code, name)| NewHealthCentre {
+                code: code.clone(),
+                prefecture: o.code,
+                name: name.clone(),
+            })
+        })
+        .collect();
+    let institutions: Vec<NewInstitution> = orgs
+        .iter()
+        .flat_map(|o| {
+            o.institutions.iter().map(|(code, hc, name)| NewInstitution {
+                code: code.clone(),
+                health_centre: o.health_centres[*hc].0.clone(),
+                name: name.clone(),
+            })
+        })
+        .collect();
+    tx.insert_health_centres(&hcs).await?;
+    tx.insert_institutions(&institutions).await?;
+    summary.health_centres = hcs.len() as u64;
+    summary.institutions = institutions.len() as u64;
+    tx.audit(
+        ctx,
+        AuditEvent {
+            action: "synth.organisations",
+            record_type: "synth",
+            record_id: None,
+            detail: Some(serde_json::json!({"health_centres": hcs.len(), "institutions": institutions.len()})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+
+    let series = series::Series::real().scaled(options.scale);
+    let total: u64 = selected
+        .iter()
+        .map(|&p| series.counts.iter().map(|r| u64::from(r[p])).sum::<u64>())
+        .sum();
+    let quirks: Vec<generate::Quirks> = orgs.iter().map(|o| generate::quirks(options.seed, o.code)).collect();
+    let mut announced: Vec<Announced> = orgs.iter().map(|_| Announced::new(series.days())).collect();
+    let mut pending: Vec<Synthesized> = Vec::with_capacity(WRITE_BATCH + 1000);
+    let mut pending_totals: Vec<NewTotal> = Vec::new();
+    let mut aftermaths: Vec<(String, Aftermath)> = Vec::new();
+    let mut since_commit = 0u64;
+    let mut tx = db.begin_write_tx().await?;
+    for day in 0..series.days() {
+        for (k, o) in orgs.iter().enumerate() {
+            let count = series.count(day, usize::from(o.code.number()) - 1);
+            let out = generate::prefecture_day(
+                options.seed,
+                o,
+                series.first_day,
+                day,
+                count,
+                &mut announced[k],
+                &quirks[k],
+            );
+            summary.positives += u64::from(count);
+            pending.extend(out.notifications);
+            pending_totals.extend(out.totals);
+        }
+        if pending.len() >= WRITE_BATCH || day + 1 == series.days() {
+            since_commit += write_notifications(&mut tx, &mut pending, &mut aftermaths, &mut summary).await?;
+        }
+        if pending_totals.len() >= WRITE_BATCH || day + 1 == series.days() {
+            let t = Instant::now();
+            tx.insert_new_totals(&pending_totals).await?;
+            summary.totals_write_time += t.elapsed();
+            summary.total_report_lines += pending_totals.len() as u64;
+            since_commit += pending_totals.len() as u64;
+            pending_totals.clear();
+        }
+        if since_commit >= COMMIT_EVERY {
+            tx.commit().await?;
+            tx = db.begin_write_tx().await?;
+            since_commit = 0;
+        }
+        progress(Progress {
+            done: summary.positives,
+            total,
+            rows: summary.notifications + summary.status_entries + summary.total_report_lines,
+            elapsed: started.elapsed(),
+        });
+    }
+    let mut municipal: Vec<MunicipalFigures> = Vec::new();
+    for (k, o) in orgs.iter().enumerate() {
+        let p = usize::from(o.code.number()) - 1;
+        let days: Vec<(chrono::NaiveDate, u32)> = (0..series.days()).map(|d| (series.day(d), series.count(d, p))).collect();
+        let rows = announced[k].figures(o.code, &quirks[k], &days);
+        summary.deaths_announced += rows.last().and_then(|r| r.deaths_cumulative).unwrap_or(0);
+        municipal.extend(rows);
+    }
+    tx.upsert_municipal(&municipal).await?;
+    summary.municipal_rows = municipal.len() as u64;
+    tx.commit().await?;
+
+    // What health centres did afterwards: merge the duplicates, withdraw the false positives.
+    let t = Instant::now();
+    let mut tx = db.begin_write_tx().await?;
+    let duplicates: Vec<&str> = aftermaths
+        .iter()
+        .filter(|(_, a)| matches!(a, Aftermath::MergedInto(_)))
+        .map(|(ext, _)| ext.as_str())
+        .collect();
+    tx.flag_possible_duplicates(&duplicates).await?;
+    tx.commit().await?;
+    for (external_id, aftermath) in &aftermaths {
+        let id = db.notification_id_by_external_id(external_id).await?.ok_or(StorageError::NotFound)?;
+        match aftermath {
+            Aftermath::Stays => {}
+            Aftermath::Withdrawn(reason) => {
+                db.withdraw_notification(ctx, id, reason).await?;
+                summary.withdrawn += 1;
+            }
+            Aftermath::MergedInto(original) => {
+                let into = db.notification_id_by_external_id(original).await?.ok_or(StorageError::NotFound)?;
+                db.merge_notification(ctx, id, into).await?;
+                summary.merged += 1;
+            }
+        }
+    }
+    summary.follow_up_time = t.elapsed();
+    summary.elapsed = started.elapsed();
+    let mut tx = db.begin_write_tx().await?;
+    tx.audit(
+        ctx,
+        AuditEvent {
+            action: "synth.load",
+            record_type: "synth",
+            record_id: None,
+            detail: Some(serde_json::json!({
+                "scale": options.scale.as_str(),
+                "seed": options.seed,
+                "prefectures": orgs.iter().map(|o| o.code.to_string()).collect::<Vec<_>>(),
+                "positives": summary.positives,
+                "notifications": summary.notifications,
+                "status_entries": summary.status_entries,
+                "total_report_lines": summary.total_report_lines,
+                "municipal_rows": summary.municipal_rows,
+            })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(summary)
+}
+
+/// Writes the waiting notifications with their histories; returns the rows written.
+async fn write_notifications(
+    tx: &mut WriteTx,
+    pending: &mut Vec<Synthesized>,
+    aftermaths: &mut Vec<(String, Aftermath)>,
+    summary: &mut Summary,
+) -> Result<u64, StorageError> {
+    let t = Instant::now();
+    let rows: Vec<NewNotification> = pending
+        .iter()
+        .map(|s| NewNotification {
+            draft: &s.draft,
+            placement: &s.placement,
+            health_centre: Some(s.health_centre.clone()),
+            history: &s.history,
+        })
+        .collect();
+    tx.insert_new_notifications(&rows).await?;
+    let entries: u64 = pending.iter().map(|s| s.history.len() as u64).sum();
+    summary.notifications += pending.len() as u64;
+    summary.status_entries += entries;
+    for s in pending.iter().filter(|s| s.aftermath != Aftermath::Stays) {
+        aftermaths.push((s.draft.external_id.clone().expect("synthetic rows have ids"), s.aftermath.clone()));
+    }
+    summary.notification_write_time += t.elapsed();
+    let written = pending.len() as u64 + entries;
+    pending.clear();
+    Ok(written)
+}
