@@ -1339,19 +1339,15 @@ impl WriteTx {
                     "persons" => "SELECT COALESCE(MAX(id), 0) FROM persons",
                     _ => "SELECT COALESCE(MAX(id), 0) FROM notifications",
                 };
-                let max: i64 = sqlx::query_scalar(sql)
-                    .fetch_one(&mut **t)
-                    .await?;
+                let max: i64 = sqlx::query_scalar(sql).fetch_one(&mut **t).await?;
                 (max + 1..=max + n).collect()
             }
             Tx::Postgres(t) => {
-                sqlx::query_scalar(
-                    "SELECT nextval(pg_get_serial_sequence($2, 'id')) FROM generate_series(1, $1)",
-                )
-                .bind(n)
-                .bind(table)
-                .fetch_all(&mut **t)
-                .await?
+                sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence($2, 'id')) FROM generate_series(1, $1)")
+                    .bind(n)
+                    .bind(table)
+                    .fetch_all(&mut **t)
+                    .await?
             }
         })
     }

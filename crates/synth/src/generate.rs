@@ -152,7 +152,12 @@ impl Announced {
     }
 
     /// The rows a prefecture announced, one per day of the series.
-    pub fn figures(&self, prefecture: PrefectureCode, quirks: &Quirks, series_days: &[(NaiveDate, u32)]) -> Vec<MunicipalFigures> {
+    pub fn figures(
+        &self,
+        prefecture: PrefectureCode,
+        quirks: &Quirks,
+        series_days: &[(NaiveDate, u32)],
+    ) -> Vec<MunicipalFigures> {
         let mut cumulative = 0i64;
         let (mut severe, mut care, mut arranging, mut released, mut deaths) = (0i64, 0i64, 0i64, 0i64, 0i64);
         series_days
@@ -195,7 +200,11 @@ pub struct Quirks {
 pub fn quirks(seed: u64, prefecture: PrefectureCode) -> Quirks {
     let mut rng = Rng::stream(seed, u64::from(prefecture.number()), 0x0DD, 0);
     Quirks {
-        severe_factor: if prefecture.number() == 13 { 0.5 } else { 0.75 + rng.unit() * 0.5 },
+        severe_factor: if prefecture.number() == 13 {
+            0.5
+        } else {
+            0.75 + rng.unit() * 0.5
+        },
         death_lag: rng.between(0, 3),
         reports_being_arranged: rng.chance(0.6),
     }
@@ -254,7 +263,17 @@ pub fn prefecture_day(
         };
         let Some(filed_on) = filed_on else { continue };
         let external_id = format!("S{}-{}-{n:06}", orgs.code, day.format("%Y%m%d"));
-        let main = notification(&mut rng, orgs, institution, &external_id, day, filed_on, who, course, group);
+        let main = notification(
+            &mut rng,
+            orgs,
+            institution,
+            &external_id,
+            day,
+            filed_on,
+            who,
+            course,
+            group,
+        );
         if rng.chance(DUPLICATE_RATE) {
             // The same person notified again a few days later by another institution.
             let mut again = main.clone();
@@ -359,7 +378,16 @@ fn place(n: &mut Synthesized, orgs: &PrefectureOrgs, institution: usize) {
     n.health_centre = hc_code.to_string();
 }
 
-const SYMPTOMS: [&str; 8] = ["発熱", "咳", "咽頭痛", "倦怠感", "頭痛", "味覚障害", "嗅覚障害", "呼吸困難"];
+const SYMPTOMS: [&str; 8] = [
+    "発熱",
+    "咳",
+    "咽頭痛",
+    "倦怠感",
+    "頭痛",
+    "味覚障害",
+    "嗅覚障害",
+    "呼吸困難",
+];
 const TOWNS: [&str; 8] = ["本町", "栄町", "緑町", "旭町", "錦町", "新町", "中町", "幸町"];
 const METHODS: [&str; 3] = ["PCR検査", "抗原定量検査", "抗原定性検査"];
 
@@ -393,11 +421,20 @@ fn notification(
         Severity::Moderate1 => Some(rng.between(93, 96) as u32),
         Severity::Mild => rng.chance(0.5).then(|| rng.between(96, 99) as u32),
     };
-    let phone = format!("0{}0-{:04}-{:04}", rng.between(7, 9), rng.below(10_000), rng.below(10_000));
+    let phone = format!(
+        "0{}0-{:04}-{:04}",
+        rng.between(7, 9),
+        rng.below(10_000),
+        rng.below(10_000)
+    );
     let draft = NotificationDraft {
         external_id: Some(external_id.to_owned()),
         disease: "covid19".into(),
-        case_type: if asymptomatic { CaseType::Asymptomatic } else { CaseType::Confirmed },
+        case_type: if asymptomatic {
+            CaseType::Asymptomatic
+        } else {
+            CaseType::Confirmed
+        },
         reported_at: at_jst(filed_on, rng.between(8 * 60, 20 * 60)),
         prefecture: Some(orgs.code),
         health_centre: None,

@@ -235,7 +235,9 @@ pub async fn synthesize(
     let mut municipal: Vec<MunicipalFigures> = Vec::new();
     for (k, o) in orgs.iter().enumerate() {
         let p = usize::from(o.code.number()) - 1;
-        let days: Vec<(chrono::NaiveDate, u32)> = (0..series.days()).map(|d| (series.day(d), series.count(d, p))).collect();
+        let days: Vec<(chrono::NaiveDate, u32)> = (0..series.days())
+            .map(|d| (series.day(d), series.count(d, p)))
+            .collect();
         let rows = announced[k].figures(o.code, &quirks[k], &days);
         summary.deaths_announced += rows.last().and_then(|r| r.deaths_cumulative).unwrap_or(0);
         municipal.extend(rows);
@@ -255,7 +257,10 @@ pub async fn synthesize(
     tx.flag_possible_duplicates(&duplicates).await?;
     tx.commit().await?;
     for (external_id, aftermath) in &aftermaths {
-        let id = db.notification_id_by_external_id(external_id).await?.ok_or(StorageError::NotFound)?;
+        let id = db
+            .notification_id_by_external_id(external_id)
+            .await?
+            .ok_or(StorageError::NotFound)?;
         match aftermath {
             Aftermath::Stays => {}
             Aftermath::Withdrawn(reason) => {
@@ -263,7 +268,10 @@ pub async fn synthesize(
                 summary.withdrawn += 1;
             }
             Aftermath::MergedInto(original) => {
-                let into = db.notification_id_by_external_id(original).await?.ok_or(StorageError::NotFound)?;
+                let into = db
+                    .notification_id_by_external_id(original)
+                    .await?
+                    .ok_or(StorageError::NotFound)?;
                 db.merge_notification(ctx, id, into).await?;
                 summary.merged += 1;
             }
@@ -317,7 +325,10 @@ async fn write_notifications(
     summary.notifications += pending.len() as u64;
     summary.status_entries += entries;
     for s in pending.iter().filter(|s| s.aftermath != Aftermath::Stays) {
-        aftermaths.push((s.draft.external_id.clone().expect("synthetic rows have ids"), s.aftermath.clone()));
+        aftermaths.push((
+            s.draft.external_id.clone().expect("synthetic rows have ids"),
+            s.aftermath.clone(),
+        ));
     }
     summary.notification_write_time += t.elapsed();
     let written = pending.len() as u64 + entries;

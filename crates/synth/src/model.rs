@@ -122,7 +122,11 @@ pub struct Positive {
 
 pub fn draw_positive(rng: &mut Rng, day: NaiveDate) -> Positive {
     let band = rng.weighted(&Wave::of(day).age_weights()) as u32;
-    let age = if band == 9 { 90 + rng.below(16) as u32 } else { band * 10 + rng.below(10) as u32 };
+    let age = if band == 9 {
+        90 + rng.below(16) as u32
+    } else {
+        band * 10 + rng.below(10) as u32
+    };
     // More women among the very old (they outlive men); slightly more men otherwise.
     let male_share = match age {
         0..=69 => 0.52,
@@ -280,7 +284,11 @@ mod tests {
             let mut rng = Rng::stream(5, u64::from(age), 0, 0);
             let n = 40_000;
             let deaths = (0..n)
-                .filter(|_| draw_course(&mut rng, day, Positive { age, sex: Sex::Female }).died.is_some())
+                .filter(|_| {
+                    draw_course(&mut rng, day, Positive { age, sex: Sex::Female })
+                        .died
+                        .is_some()
+                })
                 .count();
             deaths as f64 / n as f64
         };

@@ -28,12 +28,19 @@ impl Series {
             let mut cells = line.split(',');
             let day: NaiveDate = cells.next().and_then(|d| d.parse().ok()).expect("ISO dates");
             first_day.get_or_insert(day);
-            let all: u32 = cells.next().and_then(|v| v.trim().parse().ok()).expect("ALL is a number");
+            let all: u32 = cells
+                .next()
+                .and_then(|v| v.trim().parse().ok())
+                .expect("ALL is a number");
             let mut row = [0u32; 47];
             for (slot, cell) in row.iter_mut().zip(cells) {
                 *slot = cell.trim().parse().expect("counts are numbers");
             }
-            assert_eq!(row.iter().sum::<u32>(), all, "ALL is the sum of the prefectures on {day}");
+            assert_eq!(
+                row.iter().sum::<u32>(),
+                all,
+                "ALL is the sum of the prefectures on {day}"
+            );
             counts.push(row);
         }
         Series {

@@ -103,10 +103,15 @@ fn parse_scale(s: &str) -> Result<todoke_synth::Scale, String> {
     todoke_synth::Scale::parse(s).ok_or_else(|| format!("\"{s}\": use tiny, small or japan"))
 }
 
-fn parse_prefectures(s: &str) -> Result<Vec<PrefectureCode>, String> {
+/// A comma-separated list of prefecture codes (one clap value).
+#[derive(Debug, Clone)]
+pub struct PrefectureList(Vec<PrefectureCode>);
+
+fn parse_prefectures(s: &str) -> Result<PrefectureList, String> {
     s.split(',')
         .map(|code| PrefectureCode::parse(code).map_err(|e| e.to_string()))
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(PrefectureList)
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,7 +121,7 @@ pub struct SynthArgs {
     scale: todoke_synth::Scale,
     /// Only these prefectures (JIS codes, comma-separated), e.g. 31,32.
     #[arg(long, value_parser = parse_prefectures)]
-    prefectures: Option<Vec<PrefectureCode>>,
+    prefectures: Option<PrefectureList>,
     /// The random seed: the same arguments give the same data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -129,7 +134,7 @@ pub async fn synth(database: Option<String>, args: SynthArgs) -> anyhow::Result<
     let db = open(database).await?;
     let options = todoke_synth::Options {
         scale: args.scale,
-        prefectures: args.prefectures,
+        prefectures: args.prefectures.map(|l| l.0),
         seed: args.seed,
     };
     let summary = load_synthetic(&db, &options, !args.quiet).await?;
@@ -173,7 +178,10 @@ fn print_synth_summary(s: &todoke_synth::Summary) {
     let per_second = |rows: u64, t: std::time::Duration| rows as f64 / t.as_secs_f64().max(0.001);
     println!("synthetic data written in {secs:.1} s:");
     println!("  positives (municipal-published)  {}", s.positives);
-    println!("  health centres / institutions    {} / {}", s.health_centres, s.institutions);
+    println!(
+        "  health centres / institutions    {} / {}",
+        s.health_centres, s.institutions
+    );
     println!(
         "  notifications                    {} ({:.0} rows/s of writing, with persons and status entries)",
         s.notifications,
