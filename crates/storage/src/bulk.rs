@@ -135,6 +135,99 @@ impl WriteTx {
     }
 }
 
+/// A cluster found by investigation, with the external ids of its cases.
+#[derive(Debug, Clone)]
+pub struct NewClusterWithCases {
+    pub cluster: crate::clusters::NewCluster,
+    pub prefecture: PrefectureCode,
+    pub infection_place: String,
+    pub cases: Vec<String>,
+}
+
+/// Follow-up of one notification (by external id): its close contacts and health observations.
+#[derive(Debug, Clone)]
+pub struct FollowUpOf {
+    pub external_id: String,
+    pub contacts: Vec<crate::follow_up::NewContact>,
+    pub observations: Vec<crate::follow_up::NewObservation>,
+    pub recorded_by: String,
+}
+
+impl WriteTx {
+    /// Creates a cluster and links its cases (the caller audits the batch).
+    pub async fn insert_cluster(&mut self, c: &NewClusterWithCases) -> Result<i64> {
+        let t = now();
+        let id: i64 = on_tx!(self, tx => {
+            sqlx::query_scalar(
+                "INSERT INTO clusters (prefecture_code, health_centre_code, setting, name, first_case_date, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(c.prefecture.to_string())
+            .bind(c.cluster.health_centre.as_str())
+            .bind(c.cluster.setting.as_str())
+            .bind(&c.cluster.name)
+            .bind(c.cluster.first_case_date)
+            .bind(t)
+            .fetch_one(&mut **tx)
+            .await?
+        });
+        for chunk in c.cases.chunks(BULK_ROWS) {
+            on_tx!(self, tx => {
+                let mut q = sqlx::QueryBuilder::new("UPDATE notifications SET cluster_id = ");
+                q.push_bind(id).push(", infection_place = ").push_bind(&c.infection_place).push(" WHERE external_id IN (");
+                let mut list = q.separated(", ");
+                for ext in chunk {
+                    list.push_bind(ext);
+                }
+                q.push(")");
+                q.build().execute(&mut **tx).await?;
+            });
+        }
+        Ok(id)
+    }
+
+    /// Stores the contacts and observations of a notification (the caller audits the batch).
+    pub async fn insert_follow_up(&mut self, f: &FollowUpOf) -> Result<()> {
+        let t = now();
+        for c in &f.contacts {
+            on_tx!(self, tx => {
+                sqlx::query(
+                    "INSERT INTO contacts (notification_id, name, name_kana, phone, relationship, last_exposure, monitored_until, created_at) \
+                     SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM notifications WHERE external_id = $1",
+                )
+                .bind(&f.external_id)
+                .bind(&c.name)
+                .bind(&c.name_kana)
+                .bind(&c.phone)
+                .bind(&c.relationship)
+                .bind(c.last_exposure)
+                .bind(c.monitored_until)
+                .bind(t)
+                .execute(&mut **tx)
+                .await?;
+            });
+        }
+        for o in &f.observations {
+            on_tx!(self, tx => {
+                sqlx::query(
+                    "INSERT INTO observations (notification_id, observed_on, temperature, spo2, symptoms, recorded_by, recorded_at) \
+                     SELECT id, $2, $3, $4, $5, $6, $7 FROM notifications WHERE external_id = $1",
+                )
+                .bind(&f.external_id)
+                .bind(o.observed_on)
+                .bind(o.temperature)
+                .bind(o.spo2)
+                .bind(&o.symptoms)
+                .bind(&f.recorded_by)
+                .bind(t)
+                .execute(&mut **tx)
+                .await?;
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Db {
     /// Municipal-published figures of one prefecture (all if none), in prefecture and date order.
     pub async fn municipal_figures(&self, prefecture: Option<PrefectureCode>) -> Result<Vec<MunicipalFigures>> {

@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod audit;
 pub mod bulk;
 pub mod clusters;
+mod copy;
 pub mod follow_up;
 pub mod orgs;
 pub mod registry;

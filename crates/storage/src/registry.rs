@@ -628,11 +628,11 @@ fn not_in(ja_what: &str, en_what: &str, code: &str, ja_where: &str, en_where: &s
 }
 
 /// The digits of a phone number, for search.
-fn phone_digits(phone: Option<&str>) -> Option<String> {
+pub(crate) fn phone_digits(phone: Option<&str>) -> Option<String> {
     phone.map(|p| p.chars().filter(char::is_ascii_digit).collect())
 }
 
-fn join_symptoms(s: &[String]) -> Option<String> {
+pub(crate) fn join_symptoms(s: &[String]) -> Option<String> {
     (!s.is_empty()).then(|| s.join(";"))
 }
 
@@ -1076,7 +1076,7 @@ pub struct NewNotification<'a> {
 
 /// When a status entry written in bulk counts as recorded: 09:00 JST of its effective date, so
 /// that bulk-written histories are the same whenever they are written.
-fn bulk_recorded_at(effective: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn bulk_recorded_at(effective: NaiveDate) -> DateTime<Utc> {
     effective.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
 }
 
@@ -1130,90 +1130,99 @@ impl WriteTx {
             Tx::Sqlite(_) => "INSERT OR FAIL INTO",
             Tx::Postgres(_) => "INSERT INTO",
         };
-        for batch in rows.chunks(BULK_ROWS) {
+        // PostgreSQL takes whole batches by COPY; SQLite by multi-row statements.
+        let batch_rows = match self.tx {
+            Tx::Sqlite(_) => BULK_ROWS,
+            Tx::Postgres(_) => crate::copy::COPY_ROWS,
+        };
+        for batch in rows.chunks(batch_rows) {
             let person_ids = self.reserve_ids("persons", batch.len()).await?;
             let notification_ids = self.reserve_ids("notifications", batch.len()).await?;
-            on_tx!(self, tx => {
-                let mut q = sqlx::QueryBuilder::new(insert);
-                q.push(
-                    " persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits, created_at) ",
-                );
-                q.push_values(batch.iter().zip(&person_ids), |mut b, (row, id)| {
-                    let p = &row.draft.person;
-                    b.push_bind(*id)
-                        .push_bind(p.name.as_deref())
-                        .push_bind(p.name_kana.as_deref())
-                        .push_bind(p.sex.unwrap_or(Sex::Unknown).as_str())
-                        .push_bind(p.birth_date)
-                        .push_bind(p.occupation.as_deref())
-                        .push_bind(p.postal_code.as_deref())
-                        .push_bind(p.address.as_deref())
-                        .push_bind(p.phone.as_deref())
-                        .push_bind(phone_digits(p.phone.as_deref()))
-                        .push_bind(t);
-                });
-                q.build().execute(&mut **tx).await?;
-                let mut q = sqlx::QueryBuilder::new(insert);
-                q.push(
-                    " notifications (id, external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
-                     institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
-                     infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
-                     needs_admission, notified_group, withdrawn, updated_at, created_at) ",
-                );
-                q.push_values(batch.iter().zip(&person_ids).zip(&notification_ids), |mut b, ((row, person_id), id)| {
-                    let d = row.draft;
-                    b.push_bind(*id)
-                        .push_bind(d.external_id.as_deref())
-                        .push_bind(d.disease.as_str())
-                        .push_bind(d.case_type.as_str())
-                        .push_bind(d.reported_at)
-                        .push_bind(d.report_day())
-                        .push_bind(row.placement.prefecture.to_string())
-                        .push_bind(row.health_centre.as_deref())
-                        .push_bind(row.placement.institution.as_ref().map(|i| i.to_string()))
-                        .push_bind(d.doctor_name.as_deref())
-                        .push_bind(*person_id)
-                        .push_bind(i64::from(d.age))
-                        .push_bind(join_symptoms(&d.symptoms))
-                        .push_bind(d.spo2.map(i64::from))
-                        .push_bind(d.diagnosis_method.as_deref())
-                        .push_bind(d.first_visit_date)
-                        .push_bind(d.diagnosis_date)
-                        .push_bind(d.infection_date)
-                        .push_bind(d.onset_date)
-                        .push_bind(d.death_date)
-                        .push_bind(d.infection_route.as_deref())
-                        .push_bind(d.vaccinations.as_deref())
-                        .push_bind(d.risk_factors.as_deref())
-                        .push_bind(d.immunosuppressed)
-                        .push_bind(d.pregnant)
-                        .push_bind(d.severity.map(Severity::as_str))
-                        .push_bind(d.needs_admission)
-                        .push_bind(d.notified_group.map(NotifiedGroup::as_str))
-                        .push_bind(d.withdrawn)
-                        .push_bind(t)
-                        .push_bind(t);
-                });
-                q.build().execute(&mut **tx).await?;
-            });
-            let history: Vec<(i64, &StatusEntry)> = batch
-                .iter()
-                .zip(&notification_ids)
-                .flat_map(|(row, id)| row.history.iter().map(move |e| (*id, e)))
-                .collect();
-            for chunk in history.chunks(BULK_ROWS) {
+            if let Tx::Postgres(pg) = &mut self.tx {
+                crate::copy::notifications(pg, batch, &person_ids, &notification_ids, t).await?;
+            } else {
                 on_tx!(self, tx => {
                     let mut q = sqlx::QueryBuilder::new(insert);
-                    q.push(" status_history (notification_id, status, severity, effective_date, recorded_at) ");
-                    q.push_values(chunk, |mut b, (id, e)| {
+                    q.push(
+                        " persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits, created_at) ",
+                    );
+                    q.push_values(batch.iter().zip(&person_ids), |mut b, (row, id)| {
+                        let p = &row.draft.person;
                         b.push_bind(*id)
-                            .push_bind(e.status.as_str())
-                            .push_bind(e.severity.map(Severity::as_str))
-                            .push_bind(e.effective)
-                            .push_bind(bulk_recorded_at(e.effective));
+                            .push_bind(p.name.as_deref())
+                            .push_bind(p.name_kana.as_deref())
+                            .push_bind(p.sex.unwrap_or(Sex::Unknown).as_str())
+                            .push_bind(p.birth_date)
+                            .push_bind(p.occupation.as_deref())
+                            .push_bind(p.postal_code.as_deref())
+                            .push_bind(p.address.as_deref())
+                            .push_bind(p.phone.as_deref())
+                            .push_bind(phone_digits(p.phone.as_deref()))
+                            .push_bind(t);
+                    });
+                    q.build().execute(&mut **tx).await?;
+                    let mut q = sqlx::QueryBuilder::new(insert);
+                    q.push(
+                        " notifications (id, external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
+                         institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
+                         infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
+                         needs_admission, notified_group, withdrawn, updated_at, created_at) ",
+                    );
+                    q.push_values(batch.iter().zip(&person_ids).zip(&notification_ids), |mut b, ((row, person_id), id)| {
+                        let d = row.draft;
+                        b.push_bind(*id)
+                            .push_bind(d.external_id.as_deref())
+                            .push_bind(d.disease.as_str())
+                            .push_bind(d.case_type.as_str())
+                            .push_bind(d.reported_at)
+                            .push_bind(d.report_day())
+                            .push_bind(row.placement.prefecture.to_string())
+                            .push_bind(row.health_centre.as_deref())
+                            .push_bind(row.placement.institution.as_ref().map(|i| i.to_string()))
+                            .push_bind(d.doctor_name.as_deref())
+                            .push_bind(*person_id)
+                            .push_bind(i64::from(d.age))
+                            .push_bind(join_symptoms(&d.symptoms))
+                            .push_bind(d.spo2.map(i64::from))
+                            .push_bind(d.diagnosis_method.as_deref())
+                            .push_bind(d.first_visit_date)
+                            .push_bind(d.diagnosis_date)
+                            .push_bind(d.infection_date)
+                            .push_bind(d.onset_date)
+                            .push_bind(d.death_date)
+                            .push_bind(d.infection_route.as_deref())
+                            .push_bind(d.vaccinations.as_deref())
+                            .push_bind(d.risk_factors.as_deref())
+                            .push_bind(d.immunosuppressed)
+                            .push_bind(d.pregnant)
+                            .push_bind(d.severity.map(Severity::as_str))
+                            .push_bind(d.needs_admission)
+                            .push_bind(d.notified_group.map(NotifiedGroup::as_str))
+                            .push_bind(d.withdrawn)
+                            .push_bind(t)
+                            .push_bind(t);
                     });
                     q.build().execute(&mut **tx).await?;
                 });
+                let history: Vec<(i64, &StatusEntry)> = batch
+                    .iter()
+                    .zip(&notification_ids)
+                    .flat_map(|(row, id)| row.history.iter().map(move |e| (*id, e)))
+                    .collect();
+                for chunk in history.chunks(BULK_ROWS) {
+                    on_tx!(self, tx => {
+                        let mut q = sqlx::QueryBuilder::new(insert);
+                        q.push(" status_history (notification_id, status, severity, effective_date, recorded_at) ");
+                        q.push_values(chunk, |mut b, (id, e)| {
+                            b.push_bind(*id)
+                                .push_bind(e.status.as_str())
+                                .push_bind(e.severity.map(Severity::as_str))
+                                .push_bind(e.effective)
+                                .push_bind(bulk_recorded_at(e.effective));
+                        });
+                        q.build().execute(&mut **tx).await?;
+                    });
+                }
             }
             for row in batch {
                 let history = row

@@ -6,10 +6,11 @@
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use todoke_domain::counting::StatusEntry;
 use todoke_domain::notification::{
-    CaseType, NotificationDraft, NotifiedGroup, PersonDraft, Severity, Sex, Status, TotalsAgeBand,
+    CaseType, ClusterSetting, NotificationDraft, NotifiedGroup, PersonDraft, Severity, Sex, Status, TotalsAgeBand,
 };
 use todoke_domain::{HealthCentreCode, InstitutionCode, PrefectureCode};
 use todoke_storage::bulk::{MunicipalFigures, NewTotal};
+use todoke_storage::follow_up::{NewContact, NewObservation};
 use todoke_storage::registry::Placement;
 
 use crate::model::{self, Course, Positive};
@@ -99,6 +100,94 @@ pub struct Synthesized {
     pub health_centre: String,
     pub history: Vec<StatusEntry>,
     pub aftermath: Aftermath,
+    /// The cluster investigation linked it to, if any.
+    pub cluster: Option<ClusterKey>,
+    /// Close contacts and daily health observations, for a sample of cases.
+    pub follow_up: Option<(Vec<NewContact>, Vec<NewObservation>)>,
+}
+
+/// Cases of one prefecture, one week (Sunday to Saturday) and one setting form one cluster,
+/// registered by the health centre of its first case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClusterKey {
+    pub prefecture: u8,
+    /// Days from the series' first day to the week's Sunday.
+    pub week_start: i64,
+    pub setting: usize,
+}
+
+/// Share of cases an investigation links to a setting; a setting with at least
+/// `CLUSTER_MIN_CASES` such cases in a week becomes a cluster.
+const CLUSTER_RATE: f64 = 0.02;
+pub const CLUSTER_MIN_CASES: usize = 5;
+/// Share of cases with contacts and health observations recorded.
+const FOLLOW_UP_RATE: f64 = 0.000_5;
+
+/// The setting a case's cluster is in, by age: schools for children, restaurants and workplaces
+/// for adults, care facilities and hospitals for the old.
+fn cluster_setting(rng: &mut Rng, age: u32) -> ClusterSetting {
+    use ClusterSetting::*;
+    let (settings, weights): (&[ClusterSetting], &[f64]) = match age {
+        0..=19 => (&[School, Other], &[0.8, 0.2]),
+        20..=64 => (&[Restaurant, Workplace, Hospital, Other], &[0.35, 0.45, 0.05, 0.15]),
+        _ => (&[CareFacility, Hospital, Other], &[0.6, 0.3, 0.1]),
+    };
+    settings[rng.weighted(weights)]
+}
+
+/// Contacts (mostly household members, sharing the surname) and daily observations from
+/// diagnosis to the end of care (at most 10 days).
+fn follow_up(
+    rng: &mut Rng,
+    who: Positive,
+    kana: &str,
+    diagnosed: NaiveDate,
+    history: &[StatusEntry],
+) -> (Vec<NewContact>, Vec<NewObservation>) {
+    let surname_kana = kana.split(' ').next().unwrap_or(kana).to_owned();
+    let surname = names::surname_of(&surname_kana);
+    // Contacts were monitored for 14 days, 5 from 2022-07-22.
+    let monitored = if diagnosed >= NaiveDate::from_ymd_opt(2022, 7, 22).expect("a date") {
+        5
+    } else {
+        14
+    };
+    let contacts = (0..rng.between(1, 4))
+        .map(|_| {
+            let sex = if rng.chance(0.5) { Sex::Male } else { Sex::Female };
+            let (name, kana) = names::person(rng, sex);
+            let given = name.split(' ').nth(1).unwrap_or("").to_owned();
+            let given_kana = kana.split(' ').nth(1).unwrap_or("").to_owned();
+            let last_exposure = diagnosed - chrono::Days::new(rng.between(0, 2) as u64);
+            NewContact {
+                name: format!("{surname} {given}"),
+                name_kana: Some(format!("{surname_kana} {given_kana}")),
+                phone: None,
+                relationship: Some(rng.pick(&["同居家族", "同居家族", "職場", "友人"]).to_string()),
+                last_exposure,
+                monitored_until: last_exposure + chrono::Days::new(monitored),
+            }
+        })
+        .collect();
+    let end = history.last().map(|e| e.effective).unwrap_or(diagnosed);
+    let days = (end - diagnosed).num_days().clamp(1, 10);
+    let mut fever = 37.0 + rng.unit() * 2.0;
+    let observations = (0..days)
+        .map(|d| {
+            fever = (fever - 0.3 * rng.unit()).max(36.2);
+            NewObservation {
+                observed_on: diagnosed + chrono::Days::new(d as u64),
+                temperature: Some((fever * 10.0).round() / 10.0),
+                spo2: Some(if who.age >= 70 {
+                    rng.between(92, 97)
+                } else {
+                    rng.between(95, 99)
+                }),
+                symptoms: (fever > 37.4).then(|| "発熱".to_owned()),
+            }
+        })
+        .collect();
+    (contacts, observations)
 }
 
 /// Per-prefecture running figures behind what the prefecture announces each day, as changes
@@ -263,7 +352,16 @@ pub fn prefecture_day(
         };
         let Some(filed_on) = filed_on else { continue };
         let external_id = format!("S{}-{}-{n:06}", orgs.code, day.format("%Y%m%d"));
-        let main = notification(
+        let cluster = rng.chance(CLUSTER_RATE).then(|| {
+            let setting = cluster_setting(&mut rng, who.age);
+            ClusterKey {
+                prefecture: orgs.code.number(),
+                week_start: day_index as i64 - i64::from(day.weekday().num_days_from_sunday()),
+                setting: ClusterSetting::ALL.iter().position(|s| *s == setting).expect("listed"),
+            }
+        });
+        let with_follow_up = rng.chance(FOLLOW_UP_RATE);
+        let mut main = notification(
             &mut rng,
             orgs,
             institution,
@@ -274,6 +372,11 @@ pub fn prefecture_day(
             course,
             group,
         );
+        main.cluster = cluster;
+        if with_follow_up {
+            let kana = main.draft.person.name_kana.clone().unwrap_or_default();
+            main.follow_up = Some(follow_up(&mut rng, who, &kana, day, &main.history));
+        }
         if rng.chance(DUPLICATE_RATE) {
             // The same person notified again a few days later by another institution.
             let mut again = main.clone();
@@ -283,6 +386,8 @@ pub fn prefecture_day(
             let other = rng.index(orgs.institutions.len());
             place(&mut again, orgs, other);
             again.aftermath = Aftermath::MergedInto(external_id.clone());
+            again.cluster = None;
+            again.follow_up = None;
             out.notifications.push(main);
             out.notifications.push(again);
         } else {
@@ -485,6 +590,8 @@ fn notification(
         health_centre: String::new(),
         history: course.history,
         aftermath: Aftermath::Stays,
+        cluster: None,
+        follow_up: None,
     };
     place(&mut n, orgs, institution);
     n

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use todoke_domain::PrefectureCode;
 use todoke_storage::audit::AuditEvent;
-use todoke_storage::bulk::{MunicipalFigures, NewTotal};
+use todoke_storage::bulk::{FollowUpOf, MunicipalFigures, NewClusterWithCases, NewTotal};
 use todoke_storage::orgs::{NewHealthCentre, NewInstitution};
 use todoke_storage::registry::{NewNotification, WriteTx};
 use todoke_storage::{AuditContext, Db, StorageError};
@@ -82,6 +82,10 @@ pub struct Summary {
     pub institutions: u64,
     pub withdrawn: u64,
     pub merged: u64,
+    pub clusters: u64,
+    pub clustered_cases: u64,
+    pub contacts: u64,
+    pub observations: u64,
     pub deaths_announced: i64,
     pub elapsed: Duration,
     /// Time spent writing each kind of row (generation excluded).
@@ -191,6 +195,7 @@ pub async fn synthesize(
     let mut pending: Vec<Synthesized> = Vec::with_capacity(WRITE_BATCH + 1000);
     let mut pending_totals: Vec<NewTotal> = Vec::new();
     let mut aftermaths: Vec<(String, Aftermath)> = Vec::new();
+    let mut collected = Collected::default();
     let mut since_commit = 0u64;
     let mut tx = db.begin_write_tx().await?;
     for day in 0..series.days() {
@@ -210,7 +215,8 @@ pub async fn synthesize(
             pending_totals.extend(out.totals);
         }
         if pending.len() >= WRITE_BATCH || day + 1 == series.days() {
-            since_commit += write_notifications(&mut tx, &mut pending, &mut aftermaths, &mut summary).await?;
+            since_commit +=
+                write_notifications(&mut tx, &mut pending, &mut aftermaths, &mut collected, &mut summary).await?;
         }
         if pending_totals.len() >= WRITE_BATCH || day + 1 == series.days() {
             let t = Instant::now();
@@ -245,6 +251,61 @@ pub async fn synthesize(
     tx.upsert_municipal(&municipal).await?;
     summary.municipal_rows = municipal.len() as u64;
     tx.commit().await?;
+
+    // What investigations found: clusters (settings with enough cases in a week) and, for a
+    // sample, contacts and daily observations.
+    let t = Instant::now();
+    let mut tx = db.begin_write_tx().await?;
+    for (key, (first_case_date, hc_code, cases)) in collected.clusters {
+        if cases.len() < generate::CLUSTER_MIN_CASES {
+            continue;
+        }
+        let o = orgs
+            .iter()
+            .find(|o| o.code.number() == key.prefecture)
+            .expect("a generated prefecture");
+        let (hc_code, hc_name) = o
+            .health_centres
+            .iter()
+            .find(|(code, _)| code.as_str() == hc_code)
+            .expect("a generated health centre");
+        let setting = todoke_domain::notification::ClusterSetting::ALL[key.setting];
+        let label = setting.label().ja;
+        let cluster = NewClusterWithCases {
+            cluster: todoke_storage::clusters::NewCluster {
+                health_centre: hc_code.clone(),
+                setting,
+                name: format!("{hc_name}管内 {label} {}", first_case_date.format("%Y年%-m月%-d日")),
+                first_case_date,
+            },
+            prefecture: o.code,
+            infection_place: label.to_string(),
+            cases,
+        };
+        tx.insert_cluster(&cluster).await?;
+        summary.clusters += 1;
+        summary.clustered_cases += cluster.cases.len() as u64;
+    }
+    for f in &collected.follow_ups {
+        tx.insert_follow_up(f).await?;
+        summary.contacts += f.contacts.len() as u64;
+        summary.observations += f.observations.len() as u64;
+    }
+    tx.audit(
+        ctx,
+        AuditEvent {
+            action: "synth.investigations",
+            record_type: "synth",
+            record_id: None,
+            detail: Some(serde_json::json!({
+                "clusters": summary.clusters, "clustered_cases": summary.clustered_cases,
+                "contacts": summary.contacts, "observations": summary.observations,
+            })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    summary.follow_up_time += t.elapsed();
 
     // What health centres did afterwards: merge the duplicates, withdraw the false positives.
     let t = Instant::now();
@@ -303,11 +364,20 @@ pub async fn synthesize(
     Ok(summary)
 }
 
+/// Clusters and follow-ups gathered while writing, stored at the end.
+#[derive(Default)]
+struct Collected {
+    /// First case date, the first case's health centre, the cases.
+    clusters: std::collections::BTreeMap<generate::ClusterKey, (chrono::NaiveDate, String, Vec<String>)>,
+    follow_ups: Vec<FollowUpOf>,
+}
+
 /// Writes the waiting notifications with their histories; returns the rows written.
 async fn write_notifications(
     tx: &mut WriteTx,
     pending: &mut Vec<Synthesized>,
     aftermaths: &mut Vec<(String, Aftermath)>,
+    collected: &mut Collected,
     summary: &mut Summary,
 ) -> Result<u64, StorageError> {
     let t = Instant::now();
@@ -324,11 +394,29 @@ async fn write_notifications(
     let entries: u64 = pending.iter().map(|s| s.history.len() as u64).sum();
     summary.notifications += pending.len() as u64;
     summary.status_entries += entries;
-    for s in pending.iter().filter(|s| s.aftermath != Aftermath::Stays) {
-        aftermaths.push((
-            s.draft.external_id.clone().expect("synthetic rows have ids"),
-            s.aftermath.clone(),
-        ));
+    for s in pending.iter_mut() {
+        let external_id = s.draft.external_id.clone().expect("synthetic rows have ids");
+        if let Some(key) = s.cluster {
+            let day = s.draft.diagnosis_date.unwrap_or_else(|| s.draft.report_day());
+            let entry = collected
+                .clusters
+                .entry(key)
+                .or_insert_with(|| (day, s.health_centre.clone(), Vec::new()));
+            entry.0 = entry.0.min(day);
+            entry.2.push(external_id.clone());
+        }
+        if let Some((contacts, observations)) = s.follow_up.take() {
+            collected.follow_ups.push(FollowUpOf {
+                external_id: external_id.clone(),
+                contacts,
+                observations,
+                // Daily observations were mostly entered by the patients themselves (My HER-SYS).
+                recorded_by: "patient".to_owned(),
+            });
+        }
+        if s.aftermath != Aftermath::Stays {
+            aftermaths.push((external_id, s.aftermath.clone()));
+        }
     }
     summary.notification_write_time += t.elapsed();
     let written = pending.len() as u64 + entries;

@@ -142,3 +142,12 @@ pub fn institution(rng: &mut Rng, health_centre_name: &str, n: usize) -> String 
     let area = health_centre_name.trim_end_matches("保健所");
     format!("{sur}{kind}（{area}）")
 }
+
+/// The kanji of a surname given its reading.
+pub fn surname_of(kana: &str) -> &'static str {
+    SURNAMES
+        .iter()
+        .find(|(_, k)| *k == kana)
+        .map(|(s, _)| *s)
+        .unwrap_or("佐藤")
+}

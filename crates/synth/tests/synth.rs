@@ -113,8 +113,8 @@ async fn tiny_on(db: &Db) {
     db.rebuild_counters(&AuditContext::cli()).await.unwrap();
     assert_eq!(db.counters().await.unwrap(), live);
     // The audit chain holds the load, the merges and the withdrawals.
-    // The organisations, each merge and withdrawal, the load, the rebuild.
-    let entries = 3 + (summary.merged + summary.withdrawn) as i64;
+    // The organisations, the investigations, each merge and withdrawal, the load, the rebuild.
+    let entries = 4 + (summary.merged + summary.withdrawn) as i64;
     assert_eq!(
         db.verify_audit().await.unwrap(),
         todoke_storage::audit::AuditVerdict::Intact { entries }
@@ -146,6 +146,12 @@ async fn japan_scale_tottori_and_shimane_equal_the_real_file() {
     // Only those prefectures' health centres (a share of the 469 by population) exist.
     assert!((2..20).contains(&summary.health_centres), "{}", summary.health_centres);
     assert_eq!(summary.institutions, summary.health_centres * 8);
+    // Investigations: clusters of at least five cases, contacts and observations for a sample.
+    assert!(
+        summary.clusters > 0 && summary.clustered_cases >= 5 * summary.clusters,
+        "{summary:?}"
+    );
+    assert!(summary.contacts > 0 && summary.observations > 0, "{summary:?}");
 }
 
 /// A checksum of everything a user could export, in id order.
@@ -192,4 +198,17 @@ async fn a_database_with_notifications_is_refused() {
         err.to_string().contains("without notifications") || format!("{err:?}").contains("without notifications"),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn both_backends_hold_the_same_data() {
+    let Some(pg) = TestDb::postgres().await.unwrap() else {
+        eprintln!("TODOKE_TEST_POSTGRES_URL not set: skipped");
+        return;
+    };
+    let lite = TestDb::sqlite().await.unwrap();
+    // PostgreSQL loads by COPY, SQLite by multi-row statements: the exports must not differ.
+    load(&pg.db, Scale::Small, Some(&["31"]), 3).await;
+    load(&lite.db, Scale::Small, Some(&["31"]), 3).await;
+    assert_eq!(checksum(&pg.db).await, checksum(&lite.db).await);
 }

@@ -200,6 +200,10 @@ fn print_synth_summary(s: &todoke_synth::Summary) {
         s.merged,
         s.follow_up_time.as_secs_f64()
     );
+    println!(
+        "  clusters (cases) / contacts / observations  {} ({}) / {} / {}",
+        s.clusters, s.clustered_cases, s.contacts, s.observations
+    );
     println!("  deaths announced (cumulative)    {}", s.deaths_announced);
     println!(
         "  overall                          {:.0} rows/s",
