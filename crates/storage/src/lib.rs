@@ -297,6 +297,17 @@ impl Db {
         });
         Ok(())
     }
+
+    /// Refreshes the planner's statistics after a bulk load. PostgreSQL plans lookups on
+    /// freshly loaded tables as if they were empty until it has statistics; without them, each
+    /// follow-up write after a national load scanned whole tables. SQLite plans by its indexes
+    /// and needs nothing.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        if let Db::Postgres(pool) = self {
+            sqlx::query("ANALYZE").execute(pool).await?;
+        }
+        Ok(())
+    }
 }
 
 /// A database URL with any password replaced, for messages and logs.

@@ -251,6 +251,7 @@ pub async fn synthesize(
     tx.upsert_municipal(&municipal).await?;
     summary.municipal_rows = municipal.len() as u64;
     tx.commit().await?;
+    db.refresh_statistics().await?;
 
     // What investigations found: clusters (settings with enough cases in a week) and, for a
     // sample, contacts and daily observations.
