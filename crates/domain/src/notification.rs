@@ -181,6 +181,25 @@ code_list!(
 );
 
 impl TotalsAgeBand {
+    /// The report band of an age at diagnosis.
+    pub fn of_age(age: u32) -> TotalsAgeBand {
+        match age {
+            0 => TotalsAgeBand::Age0,
+            1..=4 => TotalsAgeBand::Age1To4,
+            5..=9 => TotalsAgeBand::Age5To9,
+            10..=19 => TotalsAgeBand::Age10s,
+            20..=29 => TotalsAgeBand::Age20s,
+            30..=39 => TotalsAgeBand::Age30s,
+            40..=49 => TotalsAgeBand::Age40s,
+            50..=59 => TotalsAgeBand::Age50s,
+            60..=64 => TotalsAgeBand::Age60To64,
+            65..=69 => TotalsAgeBand::Age65To69,
+            70..=79 => TotalsAgeBand::Age70s,
+            80..=89 => TotalsAgeBand::Age80s,
+            _ => TotalsAgeBand::Age90Plus,
+        }
+    }
+
     /// The public band it falls in (each report band lies inside one).
     pub fn public_band(self) -> AgeBand {
         match self {

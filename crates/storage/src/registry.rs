@@ -1102,16 +1102,27 @@ impl Db {
 impl WriteTx {
     /// Which of these external ids are already used (inside this transaction's view).
     pub async fn existing_external_ids(&mut self, ids: &[&str]) -> Result<std::collections::HashSet<String>> {
-        let mut found = std::collections::HashSet::new();
-        for chunk in ids.chunks(BULK_ROWS) {
-            let rows: Vec<String> = on_tx!(self, t => {
-                let mut q = sqlx::QueryBuilder::new("SELECT external_id FROM notifications WHERE external_id IN (");
+        Ok(self
+            .ids_by_external_id(ids)
+            .await?
+            .into_iter()
+            .map(|(_, ext)| ext)
+            .collect())
+    }
+
+    /// The (id, external id) of the notifications with these external ids, in chunks that stay
+    /// under the backends' limits on bound parameters.
+    async fn ids_by_external_id(&mut self, external_ids: &[&str]) -> Result<Vec<(i64, String)>> {
+        let mut found = Vec::new();
+        for chunk in external_ids.chunks(BULK_ROWS) {
+            let rows: Vec<(i64, String)> = on_tx!(self, t => {
+                let mut q = sqlx::QueryBuilder::new("SELECT id, external_id FROM notifications WHERE external_id IN (");
                 let mut list = q.separated(", ");
                 for id in chunk {
                     list.push_bind(*id);
                 }
                 q.push(")");
-                q.build_query_scalar().fetch_all(&mut **t).await?
+                q.build_query_as().fetch_all(&mut **t).await?
             });
             found.extend(rows);
         }
@@ -1136,8 +1147,8 @@ impl WriteTx {
             Tx::Postgres(_) => crate::copy::COPY_ROWS,
         };
         for batch in rows.chunks(batch_rows) {
-            let person_ids = self.reserve_ids("persons", batch.len()).await?;
-            let notification_ids = self.reserve_ids("notifications", batch.len()).await?;
+            let person_ids = self.reserve_ids(IdTable::Persons, batch.len()).await?;
+            let notification_ids = self.reserve_ids(IdTable::Notifications, batch.len()).await?;
             if let Tx::Postgres(pg) = &mut self.tx {
                 crate::copy::notifications(pg, batch, &person_ids, &notification_ids, t).await?;
             } else {
@@ -1320,16 +1331,9 @@ impl WriteTx {
 
     /// Flags possible duplicates among notifications just inserted, by external id.
     pub async fn flag_possible_duplicates(&mut self, external_ids: &[&str]) -> Result<()> {
-        for chunk in external_ids.chunks(BULK_ROWS) {
-            let ids: Vec<i64> = on_tx!(self, t => {
-                let mut q = sqlx::QueryBuilder::new("SELECT id FROM notifications WHERE external_id IN (");
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(*id);
-                }
-                q.push(")");
-                q.build_query_scalar().fetch_all(&mut **t).await?
-            });
+        let found = self.ids_by_external_id(external_ids).await?;
+        for chunk in found.chunks(BULK_ROWS) {
+            let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
             on_tx!(self, t => t.flag_possible_duplicates(&ids).await?);
         }
         Ok(())
@@ -1339,14 +1343,14 @@ impl WriteTx {
     /// transaction holds the database's only write lock, so the ids after the current maximum
     /// are free. PostgreSQL: taken from the identity sequence, so concurrent writers never
     /// collide.
-    async fn reserve_ids(&mut self, table: &'static str, n: usize) -> Result<Vec<i64>> {
+    async fn reserve_ids(&mut self, table: IdTable, n: usize) -> Result<Vec<i64>> {
         let n =
             i64::try_from(n).map_err(|_| StorageError::Invalid(Message::fixed("件数が多すぎます", "too many rows")))?;
         Ok(match &mut self.tx {
             Tx::Sqlite(t) => {
                 let sql = match table {
-                    "persons" => "SELECT COALESCE(MAX(id), 0) FROM persons",
-                    _ => "SELECT COALESCE(MAX(id), 0) FROM notifications",
+                    IdTable::Persons => "SELECT COALESCE(MAX(id), 0) FROM persons",
+                    IdTable::Notifications => "SELECT COALESCE(MAX(id), 0) FROM notifications",
                 };
                 let max: i64 = sqlx::query_scalar(sql).fetch_one(&mut **t).await?;
                 (max + 1..=max + n).collect()
@@ -1354,10 +1358,20 @@ impl WriteTx {
             Tx::Postgres(t) => {
                 sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence($2, 'id')) FROM generate_series(1, $1)")
                     .bind(n)
-                    .bind(table)
+                    .bind(match table {
+                        IdTable::Persons => "persons",
+                        IdTable::Notifications => "notifications",
+                    })
                     .fetch_all(&mut **t)
                     .await?
             }
         })
     }
+}
+
+/// The tables whose ids bulk inserts reserve ahead (their rows refer to each other by id).
+#[derive(Debug, Clone, Copy)]
+enum IdTable {
+    Persons,
+    Notifications,
 }

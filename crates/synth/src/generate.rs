@@ -335,7 +335,7 @@ pub fn prefecture_day(
         announced.add(first_day, &course, quirks.death_lag);
         let institution = rng.index(orgs.institutions.len());
         let group = if regime {
-            bands[institution][band_index(totals_band(who.age))] += 1;
+            bands[institution][band_index(TotalsAgeBand::of_age(who.age))] += 1;
             notified_group(&mut rng, who, &course)
         } else {
             None
@@ -428,24 +428,6 @@ pub fn prefecture_day(
 
 fn band_index(band: TotalsAgeBand) -> usize {
     TotalsAgeBand::ALL.iter().position(|b| *b == band).expect("listed")
-}
-
-fn totals_band(age: u32) -> TotalsAgeBand {
-    match age {
-        0 => TotalsAgeBand::Age0,
-        1..=4 => TotalsAgeBand::Age1To4,
-        5..=9 => TotalsAgeBand::Age5To9,
-        10..=19 => TotalsAgeBand::Age10s,
-        20..=29 => TotalsAgeBand::Age20s,
-        30..=39 => TotalsAgeBand::Age30s,
-        40..=49 => TotalsAgeBand::Age40s,
-        50..=59 => TotalsAgeBand::Age50s,
-        60..=64 => TotalsAgeBand::Age60To64,
-        65..=69 => TotalsAgeBand::Age65To69,
-        70..=79 => TotalsAgeBand::Age70s,
-        80..=89 => TotalsAgeBand::Age80s,
-        _ => TotalsAgeBand::Age90Plus,
-    }
 }
 
 /// From 2022-09-26 only these are notified: 65 and over, needing admission, at risk and

@@ -278,3 +278,14 @@ fn only_three_case_types_count_as_positives() {
         .collect();
     assert_eq!(positives, ["confirmed", "asymptomatic", "dead_confirmed"]);
 }
+
+#[test]
+fn report_bands_and_public_bands_agree_on_every_age() {
+    for age in 0..=130 {
+        assert_eq!(
+            TotalsAgeBand::of_age(age).public_band(),
+            AgeBand::of_age(age),
+            "age {age}"
+        );
+    }
+}
