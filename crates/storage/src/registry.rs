@@ -1130,7 +1130,8 @@ impl WriteTx {
     }
 
     /// Inserts notifications none of which exist yet, with their persons, in multi-row
-    /// statements, and adds their contributions to the counters once per batch. The caller has
+    /// statements; their counter contributions are summed in memory and written when many
+    /// keys are held or at commit ([`WriteTx::commit`]). The caller has
     /// checked placements and that no external id is taken; a failure here is a system error.
     pub async fn insert_new_notifications(&mut self, rows: &[NewNotification<'_>]) -> Result<()> {
         let t = now();

@@ -91,6 +91,7 @@ pub struct Summary {
     /// Time spent writing each kind of row (generation excluded).
     pub notification_write_time: Duration,
     pub totals_write_time: Duration,
+    /// Time of the duplicate merges and withdrawals (one audited transaction each).
     pub follow_up_time: Duration,
 }
 
@@ -255,7 +256,6 @@ pub async fn synthesize(
 
     // What investigations found: clusters (settings with enough cases in a week) and, for a
     // sample, contacts and daily observations.
-    let t = Instant::now();
     let mut tx = db.begin_write_tx().await?;
     for (key, (first_case_date, hc_code, cases)) in collected.clusters {
         if cases.len() < generate::CLUSTER_MIN_CASES {
@@ -306,7 +306,6 @@ pub async fn synthesize(
     )
     .await?;
     tx.commit().await?;
-    summary.follow_up_time += t.elapsed();
 
     // What health centres did afterwards: merge the duplicates, withdraw the false positives.
     let t = Instant::now();
