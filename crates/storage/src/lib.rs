@@ -16,6 +16,7 @@ pub mod clusters;
 mod copy;
 pub mod follow_up;
 pub mod orgs;
+pub mod publications;
 pub mod registry;
 pub mod testing;
 pub mod totals;
