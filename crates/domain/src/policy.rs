@@ -98,6 +98,10 @@ pub enum Action<'a> {
     Investigate(&'a Place),
     /// A patient reporting their own health observation with a one-time code (no account).
     SelfReport,
+    /// Reading the difference indicator (registry against municipal figures) of one prefecture,
+    /// or of all prefectures (the follow-up list) when `None`: analysts of that prefecture and
+    /// the national role. Not public: it is for following up the input, not for readers.
+    ReadDifference(Option<PrefectureCode>),
     /// Searching cases by a person's identifiers (kana name, phone): staff who may see those
     /// identifiers only, never the national role, for whom a search would tie a person to a case.
     SearchCasesByIdentity,
@@ -223,6 +227,11 @@ pub fn decide(actor: Option<&Principal>, action: &Action<'_>, phase: &LifecycleP
         Action::ImportCases => match principal.role {
             Role::Doctor | Role::HealthCentre | Role::Prefecture | Role::National => Ok(()),
             Role::Admin => Err(Denial::Forbidden),
+        },
+        Action::ReadDifference(prefecture) => match (&principal.role, principal.scope.prefecture(), prefecture) {
+            (Role::National, _, _) => Ok(()),
+            (Role::Prefecture, Some(own), Some(asked)) if own == *asked => Ok(()),
+            _ => Err(Denial::Forbidden),
         },
     }
 }

@@ -10,7 +10,7 @@ use todoke_domain::notification::COLUMNS;
 use todoke_storage::registry::{NotificationFilter, NotificationRecord};
 use todoke_storage::{Db, StorageError};
 
-use crate::import::{ImportKind, STATUS_COLUMNS, TOTALS_COLUMNS};
+use crate::import::{ImportKind, MUNICIPAL_COLUMNS, STATUS_COLUMNS, TOTALS_COLUMNS};
 
 const PAGE: i64 = 2000;
 
@@ -164,6 +164,24 @@ pub async fn export(
                     Some(last) if page.len() as i64 == PAGE => after = last.id,
                     _ => break,
                 }
+            }
+        }
+        ImportKind::Municipal => {
+            csv.write_record(MUNICIPAL_COLUMNS)?;
+            let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+            for m in db.municipal_figures(prefecture).await? {
+                csv.write_record([
+                    m.report_date.to_string(),
+                    m.prefecture_code.clone(),
+                    n(m.new_positives),
+                    n(m.cumulative_positives),
+                    n(m.severe),
+                    n(m.deaths_cumulative),
+                    n(m.requiring_inpatient),
+                    n(m.discharged_cumulative),
+                    n(m.to_be_confirmed),
+                ])?;
+                written += 1;
             }
         }
     }

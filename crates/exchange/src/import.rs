@@ -10,6 +10,7 @@ use todoke_domain::counting::StatusEntry;
 use todoke_domain::notification::{self, Intake, NotificationDraft, Severity, Status, TotalsAgeBand};
 use todoke_domain::{FieldError, HealthCentreCode, InstitutionCode, Message, PrefectureCode, dates};
 use todoke_storage::audit::AuditEvent;
+use todoke_storage::bulk::MunicipalFigures;
 use todoke_storage::registry::{FileMode, Filed, NewNotification, Placement, WriteTx};
 use todoke_storage::totals::TotalReport;
 use todoke_storage::{AuditContext, Db, StorageError};
@@ -23,6 +24,7 @@ pub enum ImportKind {
     Notifications,
     Status,
     Totals,
+    Municipal,
 }
 
 impl ImportKind {
@@ -31,6 +33,7 @@ impl ImportKind {
             "notifications" => Some(ImportKind::Notifications),
             "status" => Some(ImportKind::Status),
             "totals" => Some(ImportKind::Totals),
+            "municipal" => Some(ImportKind::Municipal),
             _ => None,
         }
     }
@@ -40,6 +43,7 @@ impl ImportKind {
             ImportKind::Notifications => "notifications",
             ImportKind::Status => "status",
             ImportKind::Totals => "totals",
+            ImportKind::Municipal => "municipal",
         }
     }
 
@@ -48,6 +52,7 @@ impl ImportKind {
             ImportKind::Notifications => &notification::COLUMNS,
             ImportKind::Status => &STATUS_COLUMNS,
             ImportKind::Totals => &TOTALS_COLUMNS,
+            ImportKind::Municipal => &MUNICIPAL_COLUMNS,
         }
     }
 
@@ -56,6 +61,7 @@ impl ImportKind {
             ImportKind::Notifications => &["external_id", "case_type", "reported_at", "prefecture", "sex"],
             ImportKind::Status => &["external_id", "status", "effective_date"],
             ImportKind::Totals => &["date", "prefecture", "institution", "age_band", "count"],
+            ImportKind::Municipal => &["date", "prefecture"],
         }
     }
 }
@@ -71,6 +77,19 @@ pub const TOTALS_COLUMNS: [&str; 6] = [
     "institution",
     "age_band",
     "count",
+];
+
+/// The columns of the municipal-published figures format (CONTRACT.md).
+pub const MUNICIPAL_COLUMNS: [&str; 9] = [
+    "date",
+    "prefecture",
+    "new_positives",
+    "cumulative_positives",
+    "severe",
+    "deaths_cumulative",
+    "requiring_inpatient",
+    "discharged_cumulative",
+    "to_be_confirmed",
 ];
 
 /// Decides whether the importing user may write a row at this place (the web layer passes the
@@ -152,6 +171,10 @@ enum Parsed {
     Total {
         line: u64,
         row: Result<TotalReport, Vec<FieldError>>,
+    },
+    Municipal {
+        line: u64,
+        row: Result<MunicipalFigures, Vec<FieldError>>,
     },
 }
 
@@ -306,6 +329,74 @@ fn parse_total_row(fields: &HashMap<String, String>, today: chrono::NaiveDate) -
     }
 }
 
+fn parse_municipal_row(
+    fields: &HashMap<String, String>,
+    today: chrono::NaiveDate,
+) -> Result<MunicipalFigures, Vec<FieldError>> {
+    let get = |k: &str| fields.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let mut errors = Vec::new();
+    let required = |k: &str, errors: &mut Vec<FieldError>| {
+        let v = get(k);
+        if v.is_none() {
+            errors.push(field(
+                k,
+                Message::new(format!("{k} は必須です"), format!("{k} is required")),
+            ));
+        }
+        v
+    };
+    let date = required("date", &mut errors).and_then(|d| match dates::parse_date(d) {
+        Ok(d) if d > today => {
+            errors.push(field("date", Message::fixed("未来の日付です", "date is in the future")));
+            None
+        }
+        Ok(d) => Some(d),
+        Err(m) => {
+            errors.push(field("date", m));
+            None
+        }
+    });
+    let prefecture = required("prefecture", &mut errors).and_then(|p| {
+        PrefectureCode::parse(p)
+            .map_err(|e| errors.push(field("prefecture", e.0)))
+            .ok()
+    });
+    let mut figure = |k: &str| {
+        get(k).and_then(|v| {
+            dates::normalize_width(v)
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (0..=1_000_000_000).contains(n))
+                .or_else(|| {
+                    errors.push(field(
+                        k,
+                        Message::new(
+                            format!("{k}「{v}」は0以上の整数です"),
+                            format!("{k} \"{v}\" must be a whole number, 0 or more"),
+                        ),
+                    ));
+                    None
+                })
+        })
+    };
+    let row = MunicipalFigures {
+        report_date: date.unwrap_or_default(),
+        prefecture_code: prefecture.map(|p| p.to_string()).unwrap_or_default(),
+        new_positives: figure("new_positives"),
+        cumulative_positives: figure("cumulative_positives"),
+        severe: figure("severe"),
+        deaths_cumulative: figure("deaths_cumulative"),
+        requiring_inpatient: figure("requiring_inpatient"),
+        discharged_cumulative: figure("discharged_cumulative"),
+        to_be_confirmed: figure("to_be_confirmed"),
+    };
+    if errors.is_empty() && date.is_some() && prefecture.is_some() {
+        Ok(row)
+    } else {
+        Err(errors)
+    }
+}
+
 /// A problem with the file as a whole (its header).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderProblem {
@@ -407,6 +498,7 @@ fn read_rows(
                     ImportKind::Notifications => Parsed::Notification { line, draft: Err(bad) },
                     ImportKind::Status => Parsed::Status { line, row: Err(bad) },
                     ImportKind::Totals => Parsed::Total { line, row: Err(bad) },
+                    ImportKind::Municipal => Parsed::Municipal { line, row: Err(bad) },
                 };
                 if out.blocking_send(parsed).is_err() {
                     return Ok(());
@@ -463,6 +555,14 @@ fn read_rows(
                     Err(errors)
                 };
                 Parsed::Total { line, row }
+            }
+            ImportKind::Municipal => {
+                let row = if errors.is_empty() {
+                    parse_municipal_row(&fields, intake.today)
+                } else {
+                    Err(errors)
+                };
+                Parsed::Municipal { line, row }
             }
         };
         if out.blocking_send(parsed).is_err() {
@@ -540,7 +640,8 @@ pub async fn import(
                 draft: Err(errors),
             }
             | Parsed::Status { line, row: Err(errors) }
-            | Parsed::Total { line, row: Err(errors) } => {
+            | Parsed::Total { line, row: Err(errors) }
+            | Parsed::Municipal { line, row: Err(errors) } => {
                 report.reject(line, errors.into_iter().map(|e| (Some(e.field), e.message)));
                 continue;
             }
@@ -635,6 +736,27 @@ pub async fn import(
                         .map(|created| Some(Filed { id: 0, created })),
                 )
             }
+            Parsed::Municipal { line, row: Ok(row) } => {
+                let place = Place {
+                    prefecture: PrefectureCode::parse(&row.prefecture_code).expect("parsed"),
+                    health_centre: None,
+                    institution: None,
+                };
+                if options.row_scope.as_ref().is_some_and(|allowed| !allowed(&place)) {
+                    report.reject(line, [(Some("prefecture".to_owned()), out_of_scope())]);
+                    continue;
+                }
+                if !writing {
+                    continue;
+                }
+                tx.savepoint().await?;
+                (
+                    line,
+                    tx.merge_municipal(&row)
+                        .await
+                        .map(|created| Some(Filed { id: 0, created })),
+                )
+            }
             Parsed::Status { line, row: Ok(row) } => {
                 if let Some(allowed) = &options.row_scope {
                     match tx.place_by_external_id(&row.external_id).await? {
@@ -712,6 +834,7 @@ pub async fn import(
         ImportKind::Notifications => "import.notifications",
         ImportKind::Status => "import.status",
         ImportKind::Totals => "import.totals",
+        ImportKind::Municipal => "import.municipal",
     };
     tx.audit(
         ctx,

@@ -135,6 +135,50 @@ impl WriteTx {
     }
 }
 
+impl WriteTx {
+    /// Merges one day of a prefecture's municipal figures (an import row): a figure given
+    /// replaces the stored one, a figure left empty keeps it. Returns whether the row is new.
+    pub async fn merge_municipal(&mut self, m: &MunicipalFigures) -> Result<bool> {
+        let t = now();
+        let existed: Option<i64> = on_tx!(self, tx => {
+            sqlx::query_scalar("SELECT 1 FROM municipal_figures WHERE prefecture_code = $1 AND report_date = $2")
+                .bind(&m.prefecture_code)
+                .bind(m.report_date)
+                .fetch_optional(&mut **tx)
+                .await?
+        });
+        on_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO municipal_figures (report_date, prefecture_code, new_positives, cumulative_positives, severe, \
+                 deaths_cumulative, requiring_inpatient, discharged_cumulative, to_be_confirmed, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (prefecture_code, report_date) DO UPDATE SET \
+                 new_positives = COALESCE(excluded.new_positives, municipal_figures.new_positives), \
+                 cumulative_positives = COALESCE(excluded.cumulative_positives, municipal_figures.cumulative_positives), \
+                 severe = COALESCE(excluded.severe, municipal_figures.severe), \
+                 deaths_cumulative = COALESCE(excluded.deaths_cumulative, municipal_figures.deaths_cumulative), \
+                 requiring_inpatient = COALESCE(excluded.requiring_inpatient, municipal_figures.requiring_inpatient), \
+                 discharged_cumulative = COALESCE(excluded.discharged_cumulative, municipal_figures.discharged_cumulative), \
+                 to_be_confirmed = COALESCE(excluded.to_be_confirmed, municipal_figures.to_be_confirmed), \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(m.report_date)
+            .bind(&m.prefecture_code)
+            .bind(m.new_positives)
+            .bind(m.cumulative_positives)
+            .bind(m.severe)
+            .bind(m.deaths_cumulative)
+            .bind(m.requiring_inpatient)
+            .bind(m.discharged_cumulative)
+            .bind(m.to_be_confirmed)
+            .bind(t)
+            .execute(&mut **tx)
+            .await?;
+        });
+        Ok(existed.is_none())
+    }
+}
+
 /// A cluster found by investigation, with the external ids of its cases.
 #[derive(Debug, Clone)]
 pub struct NewClusterWithCases {

@@ -328,6 +328,15 @@ pub async fn demo(database: Option<String>, args: DemoArgs) -> anyhow::Result<Ex
         summary.notifications,
         summary.total_report_lines
     );
+    // The synthetic period ends on 2023-05-08, the last day of national daily reporting.
+    let as_of = chrono::NaiveDate::from_ymd_opt(2023, 5, 8).expect("valid date");
+    let published = todoke_statistics::publish(&db, &ctx, as_of).await?;
+    println!(
+        "Published as of {as_of} (publication {}, {} cells, {} suppressed); open data at /opendata/newly_confirmed_cases_daily.csv",
+        published.id,
+        published.summary.cells,
+        published.summary.primary_suppressed + published.summary.secondary_suppressed
+    );
     println!("Demo accounts (login, role, scope, password):");
     for l in &lines {
         println!("{l}");
@@ -536,6 +545,8 @@ pub enum FileKind {
     Status,
     /// Daily total-count reports (全数届出), one row per date, institution and age band.
     Totals,
+    /// Municipal-published figures (自治体公表), one row per date and prefecture.
+    Municipal,
 }
 
 impl FileKind {
@@ -544,6 +555,7 @@ impl FileKind {
             FileKind::Notifications => todoke_exchange::import::ImportKind::Notifications,
             FileKind::Status => todoke_exchange::import::ImportKind::Status,
             FileKind::Totals => todoke_exchange::import::ImportKind::Totals,
+            FileKind::Municipal => todoke_exchange::import::ImportKind::Municipal,
         }
     }
 }
@@ -645,5 +657,282 @@ pub async fn aggregates(database: Option<String>, cmd: AggregatesCommand) -> any
         "rebuilt {counters} counters in {:.1} s; {changed}",
         started.elapsed().as_secs_f64()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_day(s: &str) -> anyhow::Result<chrono::NaiveDate> {
+    todoke_domain::dates::parse_date(s).map_err(cli_error)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    /// Publish the data as of the end of this JST day (default: yesterday). 和暦 accepted.
+    #[arg(long)]
+    as_of: Option<String>,
+}
+
+/// `todoke publish`: computes every indicator from the live counters, suppresses, stores an
+/// immutable snapshot and prints what it holds.
+pub async fn publish(database: Option<String>, args: PublishArgs) -> anyhow::Result<ExitCode> {
+    let as_of = match &args.as_of {
+        Some(s) => parse_day(s)?,
+        None => todoke_domain::dates::jst_day(todoke_storage::now()) - chrono::Days::new(1),
+    };
+    let db = open(database).await?;
+    let started = std::time::Instant::now();
+    let p = todoke_statistics::publish(&db, &AuditContext::cli(), as_of).await?;
+    println!(
+        "publication {} as of {as_of}: {} days, {} weeks, {} cells; suppressed {} primary + {} secondary; sha256 {}",
+        p.id,
+        p.summary.days,
+        p.summary.weeks,
+        p.summary.cells,
+        p.summary.primary_suppressed,
+        p.summary.secondary_suppressed,
+        p.content_sha256
+    );
+    println!(
+        "took {:.3} s (read counters {} ms, compute and suppress {} ms, store {} ms)",
+        started.elapsed().as_secs_f64(),
+        p.load_ms,
+        p.compute_ms,
+        p.store_ms
+    );
+    if p.unprotected > 0 {
+        eprintln!(
+            "warning: {} small cells could not be protected by secondary suppression",
+            p.unprotected
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OpendataArgs {
+    /// Directory to write the files into (created if missing).
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// The publication (default: the latest).
+    #[arg(long)]
+    publication: Option<i64>,
+}
+
+/// `todoke opendata`: writes every open-data file of a publication.
+pub async fn opendata(database: Option<String>, args: OpendataArgs) -> anyhow::Result<ExitCode> {
+    let db = open(database).await?;
+    let started = std::time::Instant::now();
+    let (info, publication) = todoke_statistics::load_publication(&db, args.publication)
+        .await
+        .map_err(|e| match e {
+            StorageError::NotFound => anyhow::anyhow!("no such publication; run `todoke publish` first"),
+            other => other.into(),
+        })?;
+    let names = todoke_statistics::area_names(&db).await?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    for file in todoke_statistics::opendata::OpenDataFile::ALL {
+        let path = args.out.join(file.file_name());
+        let f = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut w = std::io::BufWriter::new(f);
+        todoke_statistics::opendata::write(file, &publication, &names, &mut w)
+            .and_then(|()| std::io::Write::flush(&mut w))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!(
+        "wrote {} files of publication {} (as of {}) to {} in {:.3} s",
+        todoke_statistics::opendata::OpenDataFile::ALL.len(),
+        info.id,
+        info.as_of,
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PublicationsCommand {
+    /// List publications, newest first.
+    List,
+    /// Show the public cells that differ between two publications (what was revised).
+    Compare {
+        old: i64,
+        new: i64,
+        /// Print at most this many revisions (all are counted).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Run the suppression auditor on a publication (default: the latest).
+    Audit { id: Option<i64> },
+    /// The difference indicator: prefectures whose registry count differs from the
+    /// municipal-published count by more than the threshold over 7 days.
+    Difference {
+        /// The publication (default: the latest).
+        #[arg(long)]
+        publication: Option<i64>,
+        /// The day (default: the publication's as-of day).
+        #[arg(long)]
+        date: Option<String>,
+        /// Relative gap of the 7-day sums above which a prefecture is listed.
+        #[arg(long, default_value_t = 0.05)]
+        threshold: f64,
+    },
+}
+
+pub async fn publications(database: Option<String>, cmd: PublicationsCommand) -> anyhow::Result<ExitCode> {
+    let db = open(database).await?;
+    match cmd {
+        PublicationsCommand::List => {
+            for p in db.publications().await? {
+                println!(
+                    "{}\tas of {}\tpublished {}\t{}\tsha256 {}\t{}",
+                    p.id,
+                    p.as_of,
+                    p.published_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    p.rules_version,
+                    p.content_sha256,
+                    p.summary
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PublicationsCommand::Compare { old, new, limit } => {
+            let (_, a) = todoke_statistics::load_publication(&db, Some(old)).await?;
+            let (_, b) = todoke_statistics::load_publication(&db, Some(new)).await?;
+            let revisions = todoke_statistics::publication::compare(&a, &b);
+            for r in revisions.iter().take(limit) {
+                println!(
+                    "{}\t{}\t{}\t{}\t{} -> {}",
+                    r.series, r.area, r.date, r.column, r.before, r.after
+                );
+            }
+            println!("{} cells revised between publications {old} and {new}", revisions.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        PublicationsCommand::Audit { id } => {
+            let (info, p) = todoke_statistics::load_publication(&db, id).await?;
+            let started = std::time::Instant::now();
+            let report = todoke_statistics::audit::audit(&p.indicators);
+            let summary = p.summary();
+            println!(
+                "publication {}: {} hidden cells ({} primary, {} secondary); {} proven to keep a range of values; {} not proven ({:.1} s)",
+                info.id,
+                report.hidden,
+                summary.primary_suppressed,
+                summary.secondary_suppressed,
+                report.proven,
+                report.unproven.len(),
+                started.elapsed().as_secs_f64()
+            );
+            for (series, w, area, col) in report.unproven.iter().take(20) {
+                println!("  not proven: {series} week {w} area {area} column {col}");
+            }
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        PublicationsCommand::Difference {
+            publication,
+            date,
+            threshold,
+        } => {
+            let (info, p) = todoke_statistics::load_publication(&db, publication).await?;
+            let day = match date {
+                Some(d) => parse_day(&d)?,
+                None => info.as_of,
+            };
+            let rows = todoke_statistics::difference::follow_up(&p, day, threshold);
+            println!("prefecture\tregistry_7d\tmunicipal_7d\tgap_7d\tinput_rate_7d\tsevere_gap\tdeaths_gap");
+            for r in &rows {
+                let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    r.area,
+                    n(r.registry_7d),
+                    n(r.municipal_7d),
+                    n(r.gap_7d),
+                    r.input_rate_7d.map(|v| format!("{v:.4}")).unwrap_or_default(),
+                    n(r.severe_gap),
+                    n(r.deaths_gap)
+                );
+            }
+            println!(
+                "{} prefectures above a 7-day gap of {:.1}% on {day}",
+                rows.len(),
+                threshold * 100.0
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SwitchCommand {
+    /// Show the effective switch dates (stored rows and defaults) of every prefecture.
+    List,
+    /// Set the first day on which the registry is the source of an indicator.
+    Set {
+        /// new_positives, new_by_sex_age, severe, severe_by_sex_age, deaths, deaths_by_sex_age, inpatient.
+        #[arg(long)]
+        indicator: String,
+        /// Prefecture code, or `all`.
+        #[arg(long)]
+        prefecture: String,
+        /// The day (YYYY-MM-DD or 和暦).
+        #[arg(long)]
+        from: String,
+    },
+}
+
+pub async fn switch(database: Option<String>, cmd: SwitchCommand) -> anyhow::Result<ExitCode> {
+    use todoke_statistics::switch::{SwitchKey, Switches};
+    let db = open(database).await?;
+    match cmd {
+        SwitchCommand::List => {
+            let switches = Switches::from_rows(&db.source_switches().await?);
+            print!("prefecture");
+            for k in SwitchKey::ALL {
+                print!("\t{}", k.as_str());
+            }
+            println!();
+            for p in PrefectureCode::all() {
+                print!("{p}");
+                for k in SwitchKey::ALL {
+                    print!("\t{}", switches.registry_from(k, p.number()));
+                }
+                println!();
+            }
+        }
+        SwitchCommand::Set {
+            indicator,
+            prefecture,
+            from,
+        } => {
+            let key = SwitchKey::parse(&indicator).map_err(cli_error)?;
+            let from = parse_day(&from)?;
+            let prefectures: Vec<PrefectureCode> = if prefecture == "all" {
+                PrefectureCode::all().collect()
+            } else {
+                vec![PrefectureCode::parse(&prefecture).map_err(|e| cli_error(e.0))?]
+            };
+            for p in &prefectures {
+                db.set_source_switch(
+                    &AuditContext::cli(),
+                    &todoke_storage::publications::SourceSwitch {
+                        indicator: key.as_str().to_owned(),
+                        prefecture_code: p.to_string(),
+                        registry_from: from,
+                    },
+                )
+                .await?;
+            }
+            println!(
+                "{} is taken from the registry from {from} in {} prefecture(s); publish again to apply",
+                key.as_str(),
+                prefectures.len()
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

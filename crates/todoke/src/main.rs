@@ -53,6 +53,16 @@ enum Command {
     /// Maintain the live counters the statistics read.
     #[command(subcommand)]
     Aggregates(commands::AggregatesCommand),
+    /// Make a publication: every indicator as of a day, suppressed, stored as an immutable snapshot.
+    Publish(commands::PublishArgs),
+    /// Write the open-data CSV files (MHLW format) of a publication.
+    Opendata(commands::OpendataArgs),
+    /// List, compare and audit publications; the difference indicator's follow-up list.
+    #[command(subcommand)]
+    Publications(commands::PublicationsCommand),
+    /// The source switch table: from which day each indicator is taken from the registry.
+    #[command(subcommand)]
+    Switch(commands::SwitchCommand),
 }
 
 fn init_logging() {
@@ -93,6 +103,10 @@ fn main() -> ExitCode {
             Command::Import(args) => commands::import(cli.database, args).await,
             Command::Export(args) => commands::export(cli.database, args).await,
             Command::Aggregates(cmd) => commands::aggregates(cli.database, cmd).await,
+            Command::Publish(args) => commands::publish(cli.database, args).await,
+            Command::Opendata(args) => commands::opendata(cli.database, args).await,
+            Command::Publications(cmd) => commands::publications(cli.database, cmd).await,
+            Command::Switch(cmd) => commands::switch(cli.database, cmd).await,
         }
     });
     match result {

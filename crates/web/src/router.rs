@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{accounts, audit, clusters, follow_up, imports, notifications, orgs, system};
+use crate::api::{accounts, audit, clusters, follow_up, imports, notifications, orgs, statistics, system};
 use crate::middleware::{REQUEST_ID_HEADER, SESSION_COOKIE, authenticate, render_errors};
 use crate::pages;
 use crate::state::AppState;
@@ -41,6 +41,7 @@ use crate::state::AppState;
         (name = "accounts", description = "Your account, API tokens, user administration"),
         (name = "notifications", description = "Notifications (発生届): filing, reading, confirming, withdrawing, status"),
         (name = "clusters", description = "Clusters (集団感染等) and active investigations (積極的疫学調査)"),
+        (name = "statistics", description = "Publications (公表), the 11 indicators, open data and the difference indicator"),
         (name = "audit", description = "The audit log"),
         (name = "pages", description = "Server-rendered pages for browsers"),
     )
@@ -92,6 +93,13 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(follow_up::observations, follow_up::add_observation))
         .routes(routes!(follow_up::issue_self_report_code))
         .routes(routes!(follow_up::self_report))
+        .routes(routes!(statistics::opendata_file))
+        .routes(routes!(statistics::list_publications))
+        .routes(routes!(statistics::revisions))
+        .routes(routes!(statistics::list_series))
+        .routes(routes!(statistics::difference))
+        .routes(routes!(statistics::follow_up))
+        .routes(routes!(statistics::series))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
         .routes(routes!(pages::home))

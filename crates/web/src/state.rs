@@ -39,6 +39,8 @@ impl Default for ServerConfig {
 pub struct App {
     pub db: Db,
     pub config: ServerConfig,
+    /// Decoded publications (immutable, so cached without invalidation).
+    pub publications: crate::api::statistics::PublicationCache,
 }
 
 impl App {
@@ -55,7 +57,11 @@ pub struct AppState(pub Arc<App>);
 
 impl AppState {
     pub fn new(db: Db, config: ServerConfig) -> AppState {
-        AppState(Arc::new(App { db, config }))
+        AppState(Arc::new(App {
+            db,
+            config,
+            publications: Default::default(),
+        }))
     }
 }
 

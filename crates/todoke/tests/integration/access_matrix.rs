@@ -126,6 +126,26 @@ fn expected(method: &str, path: &str, who: Who, target: Target) -> Option<u16> {
             (National, _) | (_, Target::Own) => 200,
             (_, Target::Other) => 422,
         },
+        // Published statistics are public; the difference indicator is for the prefecture's
+        // own analysts and the ministry.
+        (
+            "GET",
+            "/opendata/{file}"
+            | "/api/publications"
+            | "/api/publications/{id}/revisions"
+            | "/api/statistics"
+            | "/api/statistics/{series}",
+        ) => 200,
+        ("GET", "/api/statistics/difference") => match (who, target) {
+            (Public, _) => 401,
+            (National, _) | (Prefecture, Target::Own) => 200,
+            _ => 403,
+        },
+        ("GET", "/api/statistics/difference/follow-up") => match who {
+            Public => 401,
+            National => 200,
+            _ => 403,
+        },
         _ => return None,
     })
 }
@@ -198,6 +218,10 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
             path.replace("{id}", &id.to_string())
         }
         "/api/imports/{kind}" => path.replace("{kind}", "notifications"),
+        "/opendata/{file}" => path.replace("{file}", "newly_confirmed_cases_daily.csv"),
+        "/api/publications/{id}/revisions" => path.replace("{id}", "1") + "?against=1",
+        "/api/statistics/{series}" => path.replace("{series}", "newly_confirmed_cases_daily") + "?area=13",
+        "/api/statistics/difference" => format!("{path}?prefecture={}", if own { "13" } else { "27" }),
         "/api/clusters/{id}" => {
             let new = todoke_storage::clusters::NewCluster {
                 health_centre: todoke_domain::HealthCentreCode::parse(if own { "H13" } else { "H27" }).unwrap(),
@@ -285,6 +309,14 @@ async fn probe(app: &TestApp, method: &str, path: &str, who: Who, target: Target
 }
 
 async fn run_matrix(app: &TestApp) {
+    let published = todoke_statistics::publish(
+        &app.db,
+        &todoke_storage::AuditContext::cli(),
+        chrono::NaiveDate::from_ymd_opt(2023, 5, 8).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(published.id, 1, "the probes name the first publication");
     let routes = todoke_web::inventory();
     assert!(
         routes.len() >= 20,

@@ -190,3 +190,123 @@ fn the_server_stops_cleanly_on_sigterm() {
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     assert!(rest.contains("todoke stopped"), "{rest}");
 }
+
+#[test]
+fn an_analyst_publishes_renders_open_data_audits_and_compares() {
+    let (dir, db) = temp_db();
+    let (code, _, err) = todoke(
+        &db,
+        &["synth", "--scale", "tiny", "--prefectures", "31,32", "--quiet"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = todoke(&db, &["publish", "--as-of", "2023-05-08"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("publication 1 as of 2023-05-08: 1209 days, 156 weeks"),
+        "{out}"
+    );
+    let files = dir.path().join("opendata");
+    let (code, out, err) = todoke(&db, &["opendata", "--out", files.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("wrote 10 files of publication 1"), "{out}");
+    for name in [
+        "newly_confirmed_cases_daily.csv",
+        "newly_confirmed_cases_per_100_thousand_population_daily.csv",
+        "confirmed_cases_cumulative_daily.csv",
+        "severe_cases_daily.csv",
+        "deaths_cumulative_daily.csv",
+        "number_of_deaths_daily.csv",
+        "requiring_inpatient_care_etc_daily.csv",
+        "newly_confirmed_cases_detail_weekly.csv",
+        "severe_cases_detail_weekly.csv",
+        "deaths_detail_cumulative_weekly.csv",
+    ] {
+        let bytes = std::fs::read(files.join(name)).unwrap();
+        assert!(bytes.starts_with("\u{feff}".as_bytes()), "{name} starts with a BOM");
+    }
+    let (code, out, _) = todoke(&db, &["publications", "audit"], None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 not proven"), "{out}");
+
+    // A prefecture's corrected figure, imported and exported in the municipal format, shows up
+    // as a revision of the next publication.
+    let csv = dir.path().join("municipal.csv");
+    std::fs::write(&csv, "date,prefecture,new_positives\n2020-04-10,31,5\n").unwrap();
+    let (code, out, err) = todoke(&db, &["import", "municipal", csv.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{out}{err}");
+    let exported = dir.path().join("municipal-out.csv");
+    let (code, _, err) = todoke(
+        &db,
+        &[
+            "export",
+            "municipal",
+            "--out",
+            exported.to_str().unwrap(),
+            "--prefecture",
+            "31",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(
+        text.starts_with("date,prefecture,new_positives,cumulative_positives,severe,"),
+        "{text:.80}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("2020-04-10,31,5,")),
+        "the corrected figure is exported"
+    );
+    let (code, _, err) = todoke(&db, &["publish", "--as-of", "2023-05-08"], None);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = todoke(&db, &["publications", "compare", "1", "2"], None);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("newly_confirmed_cases_daily\t31\t2020-04-10\t\t") && l.ends_with("-> 5")),
+        "{out}"
+    );
+    let (code, out, _) = todoke(&db, &["publications", "list"], None);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 2, "{out}");
+
+    // The switch table: a later switch for Tottori's severe cases is stored and listed.
+    let (code, _, err) = todoke(
+        &db,
+        &[
+            "switch",
+            "set",
+            "--indicator",
+            "severe",
+            "--prefecture",
+            "31",
+            "--from",
+            "2022-01-01",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = todoke(&db, &["switch", "list"], None);
+    let tottori = out.lines().find(|l| l.starts_with("31\t")).unwrap();
+    assert_eq!(tottori.split('\t').nth(3), Some("2022-01-01"), "{tottori}");
+    let (code, _, err) = todoke(
+        &db,
+        &[
+            "switch",
+            "set",
+            "--indicator",
+            "clusters",
+            "--prefecture",
+            "31",
+            "--from",
+            "2022-01-01",
+        ],
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("切替の対象ではありません") && err.contains("not a switchable indicator"),
+        "{err}"
+    );
+}

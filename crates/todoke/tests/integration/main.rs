@@ -12,3 +12,4 @@ mod imports;
 mod notifications;
 mod openapi;
 mod organisations;
+mod statistics;

@@ -8,6 +8,7 @@ pub mod follow_up;
 pub mod imports;
 pub mod notifications;
 pub mod orgs;
+pub mod statistics;
 pub mod system;
 
 use todoke_domain::codes::CodeError;
