@@ -421,6 +421,34 @@ mod tests {
     }
 
     #[test]
+    fn the_difference_indicator_is_for_the_prefecture_and_the_ministry() {
+        let open = LifecyclePhase::Open;
+        let own = Action::ReadDifference(Some(pc("13")));
+        let other = Action::ReadDifference(Some(pc("27")));
+        let all = Action::ReadDifference(None);
+        let national = principal(Role::National);
+        for a in [&own, &other, &all] {
+            assert_eq!(decide(Some(&national), a, &open), Ok(()));
+            assert_eq!(decide(None, a, &open), Err(Denial::Unauthenticated), "not public");
+        }
+        let prefecture = principal(Role::Prefecture);
+        assert_eq!(decide(Some(&prefecture), &own, &open), Ok(()));
+        assert_eq!(decide(Some(&prefecture), &other, &open), Err(Denial::Forbidden));
+        assert_eq!(
+            decide(Some(&prefecture), &all, &open),
+            Err(Denial::Forbidden),
+            "the national list"
+        );
+        for role in [Role::Doctor, Role::HealthCentre, Role::Admin] {
+            assert_eq!(
+                decide(Some(&principal(role)), &own, &open),
+                Err(Denial::Forbidden),
+                "{role:?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_public_reads_public_pages_only() {
         assert_eq!(decide(None, &Action::ReadPublic, &LifecyclePhase::Open), Ok(()));
         assert_eq!(

@@ -140,7 +140,9 @@ impl Checker<'_> {
                 }
                 for (w1, w2) in intervals {
                     for d in [-1i64, 1] {
-                        if self.verify(&corners, w1, w2, d, (in_flow, w, area, col)) {
+                        if self.plausible(&corners, w1, w2, d)
+                            && self.verify(&corners, w1, w2, d, (in_flow, w, area, col))
+                        {
                             return true;
                         }
                     }
@@ -148,6 +150,47 @@ impl Checker<'_> {
             }
         }
         false
+    }
+
+    /// The underlying count a move enters or leaves at week `w`.
+    fn underlying(&self, w: usize, area: usize, col: usize) -> Option<i64> {
+        match self.family {
+            Family::Stock => self.main.get(w, area, col).value,
+            Family::FlowWithCumulative => self.flow.and_then(|f| f.get(w, area, col).value),
+            Family::Cumulative => {
+                let now = self.main.get(w, area, col).value?;
+                Some(
+                    now - if w == 0 {
+                        0
+                    } else {
+                        self.main.get(w - 1, area, col).value.unwrap_or(0)
+                    },
+                )
+            }
+        }
+    }
+
+    /// A quick necessary condition (the prefecture counts where the move enters and leaves stay
+    /// non-negative), so that [`Checker::verify`] runs only on candidates that can pass.
+    fn plausible(&self, corners: &[(usize, usize); 4], w1: usize, w2: usize, d: i64) -> bool {
+        let (a, b) = (corners[0].0, corners[3].0);
+        let other = if a == 0 || b == 0 { 1 } else { -1 };
+        let weeks = self.main.weeks;
+        [
+            (corners[0], 1),
+            (corners[1], -1),
+            (corners[2], other),
+            (corners[3], -other),
+        ]
+        .iter()
+        .filter(|((area, _), _)| *area != 0)
+        .all(|&((area, col), sign)| {
+            let delta = sign * d;
+            self.underlying(w1, area, col).is_some_and(|v| v + delta >= 0)
+                && (self.family == Family::Stock
+                    || w2 + 1 >= weeks
+                    || self.underlying(w2 + 1, area, col).is_some_and(|v| v - delta >= 0))
+        })
     }
 
     /// Builds the change to the underlying prefecture-level counts that the rectangle implies,

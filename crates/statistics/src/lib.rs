@@ -55,6 +55,15 @@ pub struct Published {
 
 /// Makes and stores a publication from the data as of the end of the JST day `as_of`.
 pub async fn publish(db: &Db, ctx: &AuditContext, as_of: NaiveDate) -> todoke_storage::Result<Published> {
+    Ok(publish_keeping(db, ctx, as_of).await?.0)
+}
+
+/// [`publish`], also returning the publication (to render open data without reading it back).
+pub async fn publish_keeping(
+    db: &Db,
+    ctx: &AuditContext,
+    as_of: NaiveDate,
+) -> todoke_storage::Result<(Published, Publication)> {
     let t0 = std::time::Instant::now();
     let inputs = Inputs::load(db, as_of).await?;
     let t1 = std::time::Instant::now();
@@ -77,15 +86,18 @@ pub async fn publish(db: &Db, ctx: &AuditContext, as_of: NaiveDate) -> todoke_st
         )
         .await?;
     let t3 = std::time::Instant::now();
-    Ok(Published {
-        id,
-        content_sha256: sha,
-        summary,
-        unprotected: outcome.unprotected,
-        load_ms: (t1 - t0).as_millis(),
-        compute_ms: (t2 - t1).as_millis(),
-        store_ms: (t3 - t2).as_millis(),
-    })
+    Ok((
+        Published {
+            id,
+            content_sha256: sha,
+            summary,
+            unprotected: outcome.unprotected,
+            load_ms: (t1 - t0).as_millis(),
+            compute_ms: (t2 - t1).as_millis(),
+            store_ms: (t3 - t2).as_millis(),
+        },
+        publication,
+    ))
 }
 
 /// Reads a stored publication (the latest when `id` is `None`).

@@ -669,6 +669,28 @@ pub struct PublishArgs {
     /// Publish the data as of the end of this JST day (default: yesterday). 和暦 accepted.
     #[arg(long)]
     as_of: Option<String>,
+    /// Also write the publication's open-data files into this directory.
+    #[arg(long)]
+    opendata: Option<std::path::PathBuf>,
+}
+
+/// Writes every open-data file of a publication into `dir`.
+async fn write_opendata(
+    db: &Db,
+    publication: &todoke_statistics::publication::Publication,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let names = todoke_statistics::area_names(db).await?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for file in todoke_statistics::opendata::OpenDataFile::ALL {
+        let path = dir.join(file.file_name());
+        let f = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut w = std::io::BufWriter::new(f);
+        todoke_statistics::opendata::write(file, publication, &names, &mut w)
+            .and_then(|()| std::io::Write::flush(&mut w))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// `todoke publish`: computes every indicator from the live counters, suppresses, stores an
@@ -680,7 +702,12 @@ pub async fn publish(database: Option<String>, args: PublishArgs) -> anyhow::Res
     };
     let db = open(database).await?;
     let started = std::time::Instant::now();
-    let p = todoke_statistics::publish(&db, &AuditContext::cli(), as_of).await?;
+    let (p, publication) = todoke_statistics::publish_keeping(&db, &AuditContext::cli(), as_of).await?;
+    let rendering = std::time::Instant::now();
+    if let Some(dir) = &args.opendata {
+        write_opendata(&db, &publication, dir).await?;
+    }
+    let render_ms = rendering.elapsed().as_millis();
     println!(
         "publication {} as of {as_of}: {} days, {} weeks, {} cells; suppressed {} primary + {} secondary; sha256 {}",
         p.id,
@@ -691,8 +718,11 @@ pub async fn publish(database: Option<String>, args: PublishArgs) -> anyhow::Res
         p.summary.secondary_suppressed,
         p.content_sha256
     );
+    if let Some(dir) = &args.opendata {
+        println!("wrote the open-data files to {}", dir.display());
+    }
     println!(
-        "took {:.3} s (read counters {} ms, compute and suppress {} ms, store {} ms)",
+        "took {:.3} s (read counters {} ms, compute and suppress {} ms, store {} ms, open data {render_ms} ms)",
         started.elapsed().as_secs_f64(),
         p.load_ms,
         p.compute_ms,
@@ -728,16 +758,7 @@ pub async fn opendata(database: Option<String>, args: OpendataArgs) -> anyhow::R
             StorageError::NotFound => anyhow::anyhow!("no such publication; run `todoke publish` first"),
             other => other.into(),
         })?;
-    let names = todoke_statistics::area_names(&db).await?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    for file in todoke_statistics::opendata::OpenDataFile::ALL {
-        let path = args.out.join(file.file_name());
-        let f = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let mut w = std::io::BufWriter::new(f);
-        todoke_statistics::opendata::write(file, &publication, &names, &mut w)
-            .and_then(|()| std::io::Write::flush(&mut w))
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+    write_opendata(&db, &publication, &args.out).await?;
     println!(
         "wrote {} files of publication {} (as of {}) to {} in {:.3} s",
         todoke_statistics::opendata::OpenDataFile::ALL.len(),
