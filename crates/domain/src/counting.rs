@@ -183,6 +183,82 @@ pub fn total_report_contribution(
     (key, count)
 }
 
+/// The flows the published daily indicators read per prefecture and day (docs/indicators.md),
+/// in the order of [`AreaFlows`]: new positives, total-count positives, deaths, severe net,
+/// requiring care net, released net, to-be-confirmed net (net = entries minus exits).
+pub type AreaFlows = [i64; 7];
+
+/// The flows the weekly sex/age tables read: new positives, deaths, severe net.
+pub type SexAgeFlows = [i64; 3];
+
+impl Measure {
+    /// What a counter of this measure adds to [`AreaFlows`]: `(index, sign)` pairs.
+    pub fn area_flows(self) -> &'static [(usize, i64)] {
+        let requiring = |s: Status| {
+            matches!(
+                s,
+                Status::Hospitalized | Status::Hotel | Status::Home | Status::Facility | Status::Adjusting
+            )
+        };
+        match self {
+            Measure::NewPositive => &[(0, 1)],
+            Measure::ReportedPositives => &[(1, 1)],
+            Measure::Death => &[(2, 1)],
+            Measure::SevereIn => &[(3, 1)],
+            Measure::SevereOut => &[(3, -1)],
+            Measure::StatusIn(s) if requiring(s) => &[(4, 1)],
+            Measure::StatusOut(s) if requiring(s) => &[(4, -1)],
+            Measure::StatusIn(Status::Released) => &[(5, 1)],
+            Measure::StatusOut(Status::Released) => &[(5, -1)],
+            Measure::StatusIn(Status::Unknown) => &[(6, 1)],
+            Measure::StatusOut(Status::Unknown) => &[(6, -1)],
+            Measure::StatusIn(_) | Measure::StatusOut(_) => &[],
+        }
+    }
+
+    /// What a counter of this measure adds to [`SexAgeFlows`].
+    pub fn sex_age_flow(self) -> Option<(usize, i64)> {
+        match self {
+            Measure::NewPositive => Some((0, 1)),
+            Measure::Death => Some((1, 1)),
+            Measure::SevereIn => Some((2, 1)),
+            Measure::SevereOut => Some((2, -1)),
+            _ => None,
+        }
+    }
+}
+
+/// The Sunday that starts the week (Sunday to Saturday) of `day`.
+pub fn week_start(day: NaiveDate) -> NaiveDate {
+    day - chrono::Days::new(u64::from(chrono::Datelike::weekday(&day).num_days_from_sunday()))
+}
+
+/// The rollups of counter changes that storage keeps beside the counters, so that a publication
+/// reads one row per prefecture and day and one per prefecture, week, sex and age band.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rollups {
+    pub area: BTreeMap<(NaiveDate, PrefectureCode), AreaFlows>,
+    pub sex_age: BTreeMap<(NaiveDate, PrefectureCode, Sex, AgeBand), SexAgeFlows>,
+}
+
+/// Rolls counter changes up; entries whose flows are all zero are left out.
+pub fn rollups<'a>(delta: impl IntoIterator<Item = &'a (CounterKey, i64)>) -> Rollups {
+    let mut r = Rollups::default();
+    for (k, n) in delta {
+        for (i, sign) in k.measure.area_flows() {
+            r.area.entry((k.day, k.prefecture)).or_default()[*i] += sign * n;
+        }
+        if let Some((i, sign)) = k.measure.sex_age_flow() {
+            r.sex_age
+                .entry((week_start(k.day), k.prefecture, k.sex, k.age_band))
+                .or_default()[i] += sign * n;
+        }
+    }
+    r.area.retain(|_, v| v.iter().any(|x| *x != 0));
+    r.sex_age.retain(|_, v| v.iter().any(|x| *x != 0));
+    r
+}
+
 /// The change to the counters when a case goes from `before` to `after` (either may be absent),
 /// with zero entries removed.
 pub fn difference(before: Option<&CaseFacts>, after: Option<&CaseFacts>) -> Vec<(CounterKey, i64)> {
@@ -239,6 +315,38 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn rollups_sum_flows_by_area_day_and_by_sex_age_week() {
+        let key = |day: u32, measure| CounterKey {
+            day: d(day),
+            prefecture: PrefectureCode::parse("13").unwrap(),
+            sex: Sex::Female,
+            age_band: AgeBand::of_age(72),
+            measure,
+        };
+        let delta = vec![
+            (key(3, Measure::NewPositive), 2),
+            (key(3, Measure::StatusIn(Status::Home)), 2),
+            (key(3, Measure::StatusIn(Status::Dead)), 1),
+            (key(4, Measure::StatusOut(Status::Home)), 1),
+            (key(4, Measure::StatusIn(Status::Released)), 1),
+            (key(4, Measure::SevereIn), 1),
+            (key(5, Measure::SevereOut), 1),
+        ];
+        let r = rollups(&delta);
+        let tokyo = PrefectureCode::parse("13").unwrap();
+        assert_eq!(
+            r.area[&(d(3), tokyo)],
+            [2, 0, 0, 0, 2, 0, 0],
+            "dead is neither care nor released"
+        );
+        assert_eq!(r.area[&(d(4), tokyo)], [0, 0, 0, 1, -1, 1, 0]);
+        // 2021-05-02 is a Sunday: the 3rd to the 5th fall in its week; severe in and out cancel.
+        assert_eq!(week_start(d(5)), d(2));
+        assert_eq!(week_start(d(2)), d(2));
+        assert_eq!(r.sex_age[&(d(2), tokyo, Sex::Female, AgeBand::of_age(72))], [2, 0, 0]);
     }
 
     #[test]

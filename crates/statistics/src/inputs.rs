@@ -1,19 +1,21 @@
-//! What a publication is computed from, held in memory as small dense arrays: the live counters
-//! folded into daily flows per prefecture and weekly flows per prefecture and sex/age column,
+//! What a publication is computed from, held in memory as small dense arrays: the rollups of
+//! the live counters (daily flows per prefecture, weekly flows per prefecture and sex/age column),
 //! the municipal-published figures, cluster counts, populations and the source switch table.
 //! Loading reads the counters once; nothing here reads notifications.
 
 use chrono::NaiveDate;
 use todoke_domain::codes::PrefectureCode;
+use todoke_domain::counting::{AreaFlows, CounterKey, SexAgeFlows, rollups};
 use todoke_domain::notification::ClusterSetting;
+use todoke_domain::notification::Sex;
 use todoke_storage::Db;
 use todoke_storage::bulk::MunicipalFigures;
-use todoke_storage::publications::{ClusterCount, CounterRow};
+use todoke_storage::publications::ClusterCount;
 
 use crate::model::{COLUMNS, Calendar, column};
 use crate::switch::Switches;
 
-/// Daily flows kept per prefecture.
+/// Daily flows kept per prefecture, in the order of `AreaFlows`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DailyFlow {
     NewPositive,
@@ -31,8 +33,9 @@ pub enum DailyFlow {
 }
 
 const DAILY_FLOWS: usize = 7;
+const _: () = assert!(DAILY_FLOWS == std::mem::size_of::<AreaFlows>() / 8);
 
-/// Weekly flows kept per prefecture and sex/age column.
+/// Weekly flows kept per prefecture and sex/age column, in the order of `SexAgeFlows`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeeklyFlow {
     NewPositive,
@@ -41,35 +44,7 @@ pub enum WeeklyFlow {
 }
 
 const WEEKLY_FLOWS: usize = 3;
-
-/// Which flows a counter feeds, with its sign.
-fn daily_flows_of(measure: i16) -> &'static [(DailyFlow, i64)] {
-    match measure {
-        1 => &[(DailyFlow::NewPositive, 1)],
-        60 => &[(DailyFlow::ReportedPositives, 1)],
-        2 => &[(DailyFlow::Death, 1)],
-        50 => &[(DailyFlow::SevereNet, 1)],
-        51 => &[(DailyFlow::SevereNet, -1)],
-        // StatusIn / StatusOut, by index in Status::ALL.
-        10..=14 => &[(DailyFlow::RequiringNet, 1)],
-        30..=34 => &[(DailyFlow::RequiringNet, -1)],
-        15 => &[(DailyFlow::ReleasedNet, 1)],
-        35 => &[(DailyFlow::ReleasedNet, -1)],
-        17 => &[(DailyFlow::ToBeConfirmedNet, 1)],
-        37 => &[(DailyFlow::ToBeConfirmedNet, -1)],
-        _ => &[],
-    }
-}
-
-fn weekly_flow_of(measure: i16) -> Option<(WeeklyFlow, i64)> {
-    match measure {
-        1 => Some((WeeklyFlow::NewPositive, 1)),
-        2 => Some((WeeklyFlow::Death, 1)),
-        50 => Some((WeeklyFlow::SevereNet, 1)),
-        51 => Some((WeeklyFlow::SevereNet, -1)),
-        _ => None,
-    }
-}
+const _: () = assert!(WEEKLY_FLOWS == std::mem::size_of::<SexAgeFlows>() / 8);
 
 /// The municipal fields, in CONTRACT.md order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,25 +99,58 @@ impl Inputs {
         (((flow as usize) * 47 + pref) * (self.calendar.weeks() + 1) + slot) * COLUMNS + col
     }
 
-    /// Folds one counter row in. Days after `as_of` are ignored; days before the first day (or
-    /// week) go to the opening slot, which cumulative figures and stocks include.
-    pub fn add_counter(&mut self, row: &CounterRow) {
-        let pref = usize::from(row.prefecture) - 1;
-        if row.day > self.calendar.as_of || pref >= 47 {
+    /// Takes in one row of the per-prefecture daily rollup (flows in the order of
+    /// `todoke_domain::counting::AreaFlows`, which [`DailyFlow`] follows). Days after `as_of`
+    /// are ignored; days before the first day go to the opening balance.
+    pub fn add_area_day(&mut self, day: NaiveDate, prefecture: u8, flows: AreaFlows) {
+        let pref = usize::from(prefecture).wrapping_sub(1);
+        if day > self.calendar.as_of || pref >= 47 {
             return;
         }
-        let slot = self.calendar.day_index(row.day).map_or(0, |i| i + 1);
-        for (flow, sign) in daily_flows_of(row.measure) {
-            let i = self.daily_at(*flow, pref, slot);
-            self.daily[i] += sign * row.count;
+        let slot = self.calendar.day_index(day).map_or(0, |i| i + 1);
+        for (i, v) in flows.iter().enumerate() {
+            let at = (i * 47 + pref) * (self.calendar.days() + 1) + slot;
+            self.daily[at] += v;
         }
-        if let (Some((flow, sign)), Some(col)) = (weekly_flow_of(row.measure), column(row.sex, row.age_band)) {
-            let slot = self.calendar.week_index(row.day).map_or(0, |i| i + 1);
-            // Flows in the incomplete week after the last complete one are not published.
-            if slot <= self.calendar.weeks() {
-                let i = self.weekly_at(flow, pref, slot, col);
-                self.weekly[i] += sign * row.count;
-            }
+    }
+
+    /// Takes in one row of the weekly sex/age rollup (week starting on Sunday `week_start`;
+    /// flows in the order of `SexAgeFlows`, which [`WeeklyFlow`] follows). Cells outside the
+    /// public columns and weeks after the last complete one are ignored; weeks before the first
+    /// go to the opening balance.
+    pub fn add_sex_age_week(
+        &mut self,
+        week_start: NaiveDate,
+        prefecture: u8,
+        sex: i16,
+        age_band: i16,
+        flows: SexAgeFlows,
+    ) {
+        let pref = usize::from(prefecture).wrapping_sub(1);
+        let Some(col) = column(sex, age_band) else { return };
+        if pref >= 47 {
+            return;
+        }
+        let slot = self.calendar.week_index(week_start).map_or(0, |i| i + 1);
+        if slot > self.calendar.weeks() {
+            return;
+        }
+        for (i, v) in flows.iter().enumerate() {
+            let at = (((i * 47) + pref) * (self.calendar.weeks() + 1) + slot) * COLUMNS + col;
+            self.weekly[at] += v;
+        }
+    }
+
+    /// Folds counter changes in through the same rollup storage keeps (for tests and tools
+    /// that hold counters in memory).
+    pub fn add_counters<'a>(&mut self, counters: impl IntoIterator<Item = &'a (CounterKey, i64)>) {
+        let r = rollups(counters);
+        for ((day, pref), flows) in r.area {
+            self.add_area_day(day, pref.number(), flows);
+        }
+        for ((week, pref, sex, band), flows) in r.sex_age {
+            let sex = Sex::ALL.iter().position(|s| *s == sex).expect("listed") as i16;
+            self.add_sex_age_week(week, pref.number(), sex, i16::from(band.index()), flows);
         }
     }
 
@@ -220,11 +228,23 @@ impl Inputs {
         }
         let switches = Switches::from_rows(&db.source_switches().await?);
         let mut inputs = Inputs::new(Calendar::new(as_of), populations, switches);
-        db.for_each_counter(as_of, |row| inputs.add_counter(&row)).await?;
-        for m in db.municipal_figures(None).await? {
+        // The four reads are independent: run them side by side on the reader connections.
+        let (area, weekly, municipal, clusters) = tokio::join!(
+            db.area_days(as_of),
+            db.sex_age_weeks(as_of, true),
+            db.municipal_figures_through(as_of),
+            db.cluster_counts(as_of),
+        );
+        for (day, pref, flows) in area? {
+            inputs.add_area_day(day, pref, flows);
+        }
+        for (week, pref, sex, band, flows) in weekly? {
+            inputs.add_sex_age_week(week, pref, sex, band, flows);
+        }
+        for m in municipal? {
             inputs.add_municipal(&m);
         }
-        for c in db.cluster_counts(as_of).await? {
+        for c in clusters? {
             inputs.add_clusters(&c);
         }
         Ok(inputs)

@@ -81,6 +81,8 @@ struct Tables<'a> {
     family: Family,
     main: &'a WeeklyTable,
     flow: Option<&'a WeeklyTable>,
+    /// [`Run`]s of every (area, column) of the main table.
+    runs: &'a [Vec<Run>],
 }
 
 impl Tables<'_> {
@@ -187,6 +189,9 @@ fn protect(ind: &mut Indicators, family: Family, main_s: WeeklySeries, flow_s: O
             }
         }
     }
+    let mut runs: Vec<Vec<Run>> = (0..AREAS * COLUMNS)
+        .map(|i| runs_of(&ind.weekly[main_s.index()], i / COLUMNS, i % COLUMNS))
+        .collect();
     for (is_flow, w, area, col) in targets {
         let at = ind.weekly[main_s.index()].at(w, area, col);
         if (if is_flow { &covered.1 } else { &covered.0 })[at] {
@@ -196,6 +201,7 @@ fn protect(ind: &mut Indicators, family: Family, main_s: WeeklySeries, flow_s: O
             family,
             main: &ind.weekly[main_s.index()],
             flow: flow_s.map(|f| &ind.weekly[f.index()]),
+            runs: &runs,
         };
         let Some(block) = best_block(&tables, is_flow, w, area, col, false)
             .or_else(|| best_block(&tables, is_flow, w, area, col, true))
@@ -203,7 +209,8 @@ fn protect(ind: &mut Indicators, family: Family, main_s: WeeklySeries, flow_s: O
             unprotected += 1;
             continue;
         };
-        for (in_flow, cw, ca, cc) in tables.changed(&block) {
+        let changed = tables.changed(&block);
+        for &(in_flow, cw, ca, cc) in &changed {
             let s = if in_flow { flow_s.expect("flow") } else { main_s };
             let t = &mut ind.weekly[s.index()];
             let i = t.at(cw, ca, cc);
@@ -215,6 +222,9 @@ fn protect(ind: &mut Indicators, family: Family, main_s: WeeklySeries, flow_s: O
             } else {
                 covered.0[i] = true;
             }
+        }
+        for (ca, cc, _) in block.corners() {
+            runs[ca * COLUMNS + cc] = runs_of(&ind.weekly[main_s.index()], ca, cc);
         }
     }
     unprotected
@@ -277,7 +287,46 @@ fn best_block(t: &Tables<'_>, is_flow: bool, w: usize, area: usize, col: usize, 
     let mut best: Option<(Block, (usize, i64, bool))> = None;
     for &b in &partners {
         for e in (0..COLUMNS).filter(|e| *e != col) {
+            let corners = [(area, col), (area, e), (b, col), (b, e)];
             for &(w1, w2) in &intervals {
+                // What the block would hide: the main table over the interval (from the running
+                // sums) and, for ③/④, the ③ cells where the move enters and leaves.
+                let mut cost = 0usize;
+                let mut value_lost = 0i64;
+                let mut valid = true;
+                for &(ca, cc) in &corners {
+                    let run = &t.runs[ca * COLUMNS + cc];
+                    let (lo, hi) = (run[w1], run[w2 + 1]);
+                    if hi.none != lo.none {
+                        valid = false;
+                        break;
+                    }
+                    cost += (hi.shown - lo.shown) as usize;
+                    value_lost += hi.value - lo.value;
+                    if t.family == Family::FlowWithCumulative {
+                        let flow = t.flow.expect("flow");
+                        for fw in [Some(w1), (w2 + 1 < weeks).then_some(w2 + 1)].into_iter().flatten() {
+                            let cell = flow.get(fw, ca, cc);
+                            match cell.value {
+                                None => valid = false,
+                                Some(v) if cell.suppression == Suppression::Shown => {
+                                    cost += 1;
+                                    value_lost += v;
+                                }
+                                Some(_) => {}
+                            }
+                        }
+                    }
+                }
+                if !valid {
+                    continue;
+                }
+                let key = (cost, value_lost, b == 0);
+                if let Some((_, k)) = &best
+                    && (key.0, key.2, key.1) >= (k.0, k.2, k.1)
+                {
+                    continue;
+                }
                 for d in [-1, 1] {
                     let block = Block {
                         a: area,
@@ -288,35 +337,41 @@ fn best_block(t: &Tables<'_>, is_flow: bool, w: usize, area: usize, col: usize, 
                         w2,
                         d,
                     };
-                    let mut cost = 0usize;
-                    let mut value_lost = 0i64;
-                    let mut valid = true;
-                    for (in_flow, cw, ca, cc) in t.changed(&block) {
-                        let table = if in_flow { t.flow.expect("flow") } else { t.main };
-                        let cell = table.get(cw, ca, cc);
-                        if cell.value.is_none() {
-                            valid = false;
-                            break;
-                        }
-                        if cell.suppression == Suppression::Shown {
-                            cost += 1;
-                            value_lost += cell.value.unwrap_or(0);
-                        }
-                    }
-                    if !valid || !t.feasible(&block) {
-                        continue;
-                    }
-                    let key = (cost, value_lost, b == 0);
-                    let better = match &best {
-                        None => true,
-                        Some((_, k)) => (key.0, key.2, key.1) < (k.0, k.2, k.1),
-                    };
-                    if better {
+                    if t.feasible(&block) {
                         best = Some((block, key));
+                        break;
                     }
                 }
             }
         }
     }
     best.map(|(b, _)| b)
+}
+
+/// Running sums over the weeks of one cell of the main table: shown cells, their values, and
+/// unpublished cells, for the weeks before each index.
+#[derive(Debug, Clone, Copy, Default)]
+struct Run {
+    shown: u32,
+    value: i64,
+    none: u32,
+}
+
+fn runs_of(t: &WeeklyTable, area: usize, col: usize) -> Vec<Run> {
+    let mut out = Vec::with_capacity(t.weeks + 1);
+    let mut acc = Run::default();
+    out.push(acc);
+    for w in 0..t.weeks {
+        let cell = t.get(w, area, col);
+        match cell.value {
+            None => acc.none += 1,
+            Some(v) if cell.suppression == Suppression::Shown => {
+                acc.shown += 1;
+                acc.value += v;
+            }
+            Some(_) => {}
+        }
+        out.push(acc);
+    }
+    out
 }

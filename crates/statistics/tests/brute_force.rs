@@ -13,7 +13,7 @@ use todoke_statistics::compute::{compute, per_100k_hundredths};
 use todoke_statistics::inputs::Inputs;
 use todoke_statistics::model::{AREAS, COLUMNS, Calendar, DailySeries, WeeklySeries, column, first_day};
 use todoke_statistics::switch::{SwitchKey, Switches};
-use todoke_storage::publications::{ClusterCount, CounterRow};
+use todoke_storage::publications::ClusterCount;
 
 fn day0() -> NaiveDate {
     NaiveDate::from_ymd_opt(2022, 9, 1).unwrap()
@@ -139,19 +139,8 @@ fn engine_inputs(ds: &Dataset) -> Inputs {
         *counters.entry(k).or_default() += n;
     }
     let mut inputs = Inputs::new(Calendar::new(as_of()), populations(), registry_switches());
-    for (k, n) in counters {
-        if n == 0 {
-            continue;
-        }
-        inputs.add_counter(&CounterRow {
-            day: k.day,
-            prefecture: k.prefecture.number(),
-            sex: Sex::ALL.iter().position(|s| *s == k.sex).unwrap() as i16,
-            age_band: i16::from(k.age_band.index()),
-            measure: k.measure.code(),
-            count: n,
-        });
-    }
+    let counters: Vec<_> = counters.into_iter().filter(|(_, n)| *n != 0).collect();
+    inputs.add_counters(&counters);
     let mut clusters: HashMap<(NaiveDate, u8, ClusterSetting), i64> = HashMap::new();
     for c in &ds.clusters {
         *clusters.entry(*c).or_default() += 1;

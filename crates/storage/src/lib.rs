@@ -18,6 +18,7 @@ pub mod follow_up;
 pub mod orgs;
 pub mod publications;
 pub mod registry;
+mod rollups_sql;
 pub mod testing;
 pub mod totals;
 

@@ -5,8 +5,22 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
 
+use todoke_domain::PrefectureCode;
+use todoke_domain::counting::{AreaFlows, Rollups, SexAgeFlows};
+use todoke_domain::i18n::Message;
+use todoke_domain::notification::{AgeBand, Sex};
+
 use crate::audit::{AuditContext, AuditEvent, AuditTx};
 use crate::{Backend, Db, Result, StorageError, dispatch, dispatch_write};
+
+fn prefecture_number(code: &str) -> Result<u8> {
+    code.parse::<u8>().ok().filter(|n| (1..=47).contains(n)).ok_or_else(|| {
+        StorageError::Invalid(Message::fixed(
+            "集計表に不正な都道府県コードがあります",
+            "an aggregate holds an invalid prefecture code",
+        ))
+    })
+}
 
 /// One live counter row, as stored (see `todoke_domain::counting`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +74,215 @@ pub struct NewPublication<'a> {
 }
 
 impl Db {
+    /// Runs a query that returns one JSON array of row arrays and decodes it. Bulk reads of
+    /// small rows go this way: one value crosses from the database instead of hundreds of
+    /// thousands of rows, each of which costs the driver microseconds.
+    async fn json_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        sqlite: &str,
+        postgres: &str,
+        through: NaiveDate,
+    ) -> Result<Vec<T>> {
+        let text: Option<String> = match self {
+            Db::Sqlite(readers, _) => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sqlite))
+                    .bind(through)
+                    .fetch_one(readers)
+                    .await?
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(postgres))
+                    .bind(through)
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        match text {
+            None => Ok(Vec::new()),
+            Some(t) => serde_json::from_str(&t).map_err(|e| {
+                tracing::error!(error = %e, "an aggregate read did not decode");
+                StorageError::Invalid(Message::fixed("集計表を読み取れません", "an aggregate cannot be read"))
+            }),
+        }
+    }
+
+    /// The per-prefecture daily rollup (see migration 0011) up to and including `through`:
+    /// day, prefecture number, and the flows of `todoke_domain::counting::AreaFlows`.
+    pub async fn area_days(&self, through: NaiveDate) -> Result<Vec<(NaiveDate, u8, AreaFlows)>> {
+        type Row = (NaiveDate, String, i64, i64, i64, i64, i64, i64, i64);
+        let cols = "day, prefecture_code, new_positive, reported_positives, deaths, severe_net, requiring_net, \
+                    released_net, to_be_confirmed_net";
+        let rows: Vec<Row> = self
+            .json_rows(
+                &format!("SELECT json_group_array(json_array({cols})) FROM area_daily_flows WHERE day <= $1"),
+                &format!("SELECT json_agg(json_build_array({cols}))::text FROM area_daily_flows WHERE day <= $1"),
+                through,
+            )
+            .await?;
+        rows.into_iter()
+            .map(|(day, pref, a, b, c, d, e, g, h)| Ok((day, prefecture_number(&pref)?, [a, b, c, d, e, g, h])))
+            .collect()
+    }
+
+    /// Calls `f` for each row of [`Db::area_days`].
+    pub async fn for_each_area_day(
+        &self,
+        through: NaiveDate,
+        mut f: impl FnMut(NaiveDate, u8, AreaFlows),
+    ) -> Result<()> {
+        for (day, pref, flows) in self.area_days(through).await? {
+            f(day, pref, flows);
+        }
+        Ok(())
+    }
+
+    /// The weekly sex/age rollup for weeks starting on or before `through`: week start
+    /// (Sunday), prefecture number, sex index, age band index, and `SexAgeFlows`. With
+    /// `shown_only`, only the sexes and age bands the public tables show (not unknown).
+    pub async fn sex_age_weeks(
+        &self,
+        through: NaiveDate,
+        shown_only: bool,
+    ) -> Result<Vec<(NaiveDate, u8, i16, i16, SexAgeFlows)>> {
+        type Row = (NaiveDate, String, i16, i16, i64, i64, i64);
+        let cols = "week_start, prefecture_code, sex, age_band, new_positive, deaths, severe_net";
+        let filter = if shown_only {
+            " AND sex < 2 AND age_band < 10"
+        } else {
+            ""
+        };
+        let rows: Vec<Row> = self
+            .json_rows(
+                &format!("SELECT json_group_array(json_array({cols})) FROM sex_age_weekly_flows WHERE week_start <= $1{filter}"),
+                &format!("SELECT json_agg(json_build_array({cols}))::text FROM sex_age_weekly_flows WHERE week_start <= $1{filter}"),
+                through,
+            )
+            .await?;
+        rows.into_iter()
+            .map(|(week, pref, sex, band, a, b, c)| Ok((week, prefecture_number(&pref)?, sex, band, [a, b, c])))
+            .collect()
+    }
+
+    /// Calls `f` for each row of [`Db::sex_age_weeks`].
+    pub async fn for_each_sex_age_week(
+        &self,
+        through: NaiveDate,
+        shown_only: bool,
+        mut f: impl FnMut(NaiveDate, u8, i16, i16, SexAgeFlows),
+    ) -> Result<()> {
+        for (week, pref, sex, band, flows) in self.sex_age_weeks(through, shown_only).await? {
+            f(week, pref, sex, band, flows);
+        }
+        Ok(())
+    }
+
+    /// Every municipal-published figure up to `through`, read in bulk (see [`Db::json_rows`]).
+    pub async fn municipal_figures_through(&self, through: NaiveDate) -> Result<Vec<crate::bulk::MunicipalFigures>> {
+        type Row = (
+            NaiveDate,
+            String,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        );
+        let cols = "report_date, prefecture_code, new_positives, cumulative_positives, severe, deaths_cumulative, \
+                    requiring_inpatient, discharged_cumulative, to_be_confirmed";
+        let rows: Vec<Row> = self
+            .json_rows(
+                &format!("SELECT json_group_array(json_array({cols})) FROM municipal_figures WHERE report_date <= $1"),
+                &format!(
+                    "SELECT json_agg(json_build_array({cols}))::text FROM municipal_figures WHERE report_date <= $1"
+                ),
+                through,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(report_date, prefecture_code, a, b, c, d, e, f, g)| crate::bulk::MunicipalFigures {
+                    report_date,
+                    prefecture_code,
+                    new_positives: a,
+                    cumulative_positives: b,
+                    severe: c,
+                    deaths_cumulative: d,
+                    requiring_inpatient: e,
+                    discharged_cumulative: f,
+                    to_be_confirmed: g,
+                },
+            )
+            .collect())
+    }
+
+    /// The stored rollups, nonzero rows only, for checking them against the counters.
+    pub async fn stored_rollups(&self) -> Result<Rollups> {
+        let mut r = Rollups::default();
+        let pref = |n: u8| PrefectureCode::from_number(n).expect("checked");
+        // Not NaiveDate::MAX: SQLite compares dates as text, and "+262142-..." sorts first.
+        let end = NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid date");
+        self.for_each_area_day(end, |day, p, flows| {
+            if flows.iter().any(|v| *v != 0) {
+                r.area.insert((day, pref(p)), flows);
+            }
+        })
+        .await?;
+        let mut bad = None;
+        self.for_each_sex_age_week(end, false, |week, p, sex, band, flows| {
+            let key = (
+                usize::try_from(sex).ok().and_then(|i| Sex::ALL.get(i).copied()),
+                u8::try_from(band).ok().and_then(AgeBand::from_index),
+            );
+            match key {
+                (Some(sex), Some(band)) if flows.iter().any(|v| *v != 0) => {
+                    r.sex_age.insert((week, pref(p), sex, band), flows);
+                }
+                (Some(_), Some(_)) => {}
+                _ => bad = Some(()),
+            }
+        })
+        .await?;
+        match bad {
+            Some(()) => Err(StorageError::Invalid(Message::fixed(
+                "集計表に不正な性別・年齢区分があります",
+                "a rollup holds an invalid sex or age band",
+            ))),
+            None => Ok(r),
+        }
+    }
+
+    /// Recomputes the rollups from the counters in SQL (the statements of migration 0011).
+    pub async fn recompute_rollups_in_sql(&self) -> Result<()> {
+        match self {
+            Db::Sqlite(_, w) => {
+                let mut tx = Backend::begin_write(w).await?;
+                sqlx::query("DELETE FROM area_daily_flows").execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM sex_age_weekly_flows")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::raw_sql(crate::rollups_sql::REBUILD_SQLITE)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Db::Postgres(p) => {
+                let mut tx = Backend::begin_write(p).await?;
+                sqlx::query("DELETE FROM area_daily_flows").execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM sex_age_weekly_flows")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::raw_sql(crate::rollups_sql::REBUILD_POSTGRES)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Streams every nonzero counter up to and including `through`, in no particular order.
     pub async fn for_each_counter(&self, through: NaiveDate, mut f: impl FnMut(CounterRow)) -> Result<()> {
         let sql = "SELECT day, prefecture_code, sex, age_band, measure, count FROM daily_counts \
@@ -69,14 +292,7 @@ impl Db {
                 .bind(through)
                 .fetch(pool);
             while let Some((day, pref, sex, age_band, measure, count)) = rows.try_next().await? {
-                let prefecture = pref
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|n| (1..=47).contains(n))
-                    .ok_or_else(|| StorageError::Invalid(todoke_domain::i18n::Message::fixed(
-                        "集計表に不正な都道府県コードがあります",
-                        "a counter holds an invalid prefecture code",
-                    )))?;
+                let prefecture = prefecture_number(&pref)?;
                 f(CounterRow { day, prefecture, sex, age_band, measure, count });
             }
         });

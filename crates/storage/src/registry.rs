@@ -339,6 +339,7 @@ fn facts_of_draft(draft: &NotificationDraft, prefecture: PrefectureCode, history
 trait RegistryTx {
     fn case_facts(&mut self, id: i64) -> impl Future<Output = Result<Option<CaseFacts>>> + Send;
     fn apply(&mut self, delta: &[(CounterKey, i64)]) -> impl Future<Output = Result<()>> + Send;
+    fn apply_rollups(&mut self, rollups: &counting::Rollups) -> impl Future<Output = Result<()>> + Send;
     fn file(
         &mut self,
         ctx: Option<&AuditContext>,
@@ -424,6 +425,56 @@ macro_rules! impl_registry_tx {
                     .bind(*n)
                     .execute(&mut **self)
                     .await?;
+                }
+                self.apply_rollups(&counting::rollups(delta)).await
+            }
+
+            async fn apply_rollups(&mut self, r: &counting::Rollups) -> Result<()> {
+                let area: Vec<_> = r.area.iter().collect();
+                for chunk in area.chunks(BULK_ROWS) {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO area_daily_flows (day, prefecture_code, new_positive, reported_positives, deaths, \
+                         severe_net, requiring_net, released_net, to_be_confirmed_net) ",
+                    );
+                    q.push_values(chunk, |mut b, ((day, pref), f)| {
+                        b.push_bind(*day).push_bind(pref.to_string());
+                        for v in f.iter() {
+                            b.push_bind(*v);
+                        }
+                    });
+                    q.push(
+                        " ON CONFLICT (day, prefecture_code) DO UPDATE SET \
+                         new_positive = area_daily_flows.new_positive + excluded.new_positive, \
+                         reported_positives = area_daily_flows.reported_positives + excluded.reported_positives, \
+                         deaths = area_daily_flows.deaths + excluded.deaths, \
+                         severe_net = area_daily_flows.severe_net + excluded.severe_net, \
+                         requiring_net = area_daily_flows.requiring_net + excluded.requiring_net, \
+                         released_net = area_daily_flows.released_net + excluded.released_net, \
+                         to_be_confirmed_net = area_daily_flows.to_be_confirmed_net + excluded.to_be_confirmed_net",
+                    );
+                    q.build().execute(&mut **self).await?;
+                }
+                let weekly: Vec<_> = r.sex_age.iter().collect();
+                for chunk in weekly.chunks(BULK_ROWS) {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO sex_age_weekly_flows (week_start, prefecture_code, sex, age_band, new_positive, deaths, severe_net) ",
+                    );
+                    q.push_values(chunk, |mut b, ((week, pref, sex, band), f)| {
+                        b.push_bind(*week)
+                            .push_bind(pref.to_string())
+                            .push_bind(sex_index(*sex))
+                            .push_bind(i16::from(band.index()));
+                        for v in f.iter() {
+                            b.push_bind(*v);
+                        }
+                    });
+                    q.push(
+                        " ON CONFLICT (week_start, prefecture_code, sex, age_band) DO UPDATE SET \
+                         new_positive = sex_age_weekly_flows.new_positive + excluded.new_positive, \
+                         deaths = sex_age_weekly_flows.deaths + excluded.deaths, \
+                         severe_net = sex_age_weekly_flows.severe_net + excluded.severe_net",
+                    );
+                    q.build().execute(&mut **self).await?;
                 }
                 Ok(())
             }
@@ -916,6 +967,8 @@ impl Db {
                 }
             }
             sqlx::query("DELETE FROM daily_counts").execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM area_daily_flows").execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM sex_age_weekly_flows").execute(&mut *tx).await?;
             let delta: Vec<(CounterKey, i64)> = totals.into_iter().filter(|(_, n)| *n != 0).collect();
             tx.apply(&delta).await?;
             tx.append_audit(ctx, AuditEvent { action: "aggregates.rebuild", record_type: "daily_counts", record_id: None,
@@ -1327,6 +1380,8 @@ impl WriteTx {
                 q.build().execute(&mut **tx).await?;
             });
         }
+        let rollups = counting::rollups(delta);
+        on_tx!(self, tx => tx.apply_rollups(&rollups).await?);
         Ok(())
     }
 

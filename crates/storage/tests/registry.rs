@@ -375,9 +375,28 @@ async fn run(db: &Db, ops: &[Op]) {
         }
     }
     let live = db.counters().await.unwrap();
+    // The rollups the statistics read are kept by the same writes: they equal the counters
+    // rolled up, and what the migration's SQL computes from the counters.
+    let live_rollups = db.stored_rollups().await.unwrap();
+    assert_eq!(
+        live_rollups,
+        todoke_domain::counting::rollups(&live),
+        "rollups follow every write after {ops:?}"
+    );
+    db.recompute_rollups_in_sql().await.unwrap();
+    assert_eq!(
+        db.stored_rollups().await.unwrap(),
+        live_rollups,
+        "the SQL recomputation agrees"
+    );
     db.rebuild_counters(&cli()).await.unwrap();
     let rebuilt = db.counters().await.unwrap();
     assert_eq!(live, rebuilt, "live counters must equal a rebuild after {ops:?}");
+    assert_eq!(
+        db.stored_rollups().await.unwrap(),
+        live_rollups,
+        "and so do the rollups"
+    );
 }
 
 fn day_of(d: u32) -> NaiveDate {

@@ -722,7 +722,7 @@ pub async fn publish(database: Option<String>, args: PublishArgs) -> anyhow::Res
         println!("wrote the open-data files to {}", dir.display());
     }
     println!(
-        "took {:.3} s (read counters {} ms, compute and suppress {} ms, store {} ms, open data {render_ms} ms)",
+        "took {:.3} s (read aggregates {} ms, compute and suppress {} ms, store {} ms, open data {render_ms} ms)",
         started.elapsed().as_secs_f64(),
         p.load_ms,
         p.compute_ms,
