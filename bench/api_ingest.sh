@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-30s}
 PORT=${PORT:-18182}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release --quiet
-BIN=target/release/todoke
+BIN=${TODOKE_BIN:-target/release/todoke}
+[ -n "${TODOKE_BIN:-}" ] || cargo build --release --quiet
 WORK=$(mktemp -d)
 DB="sqlite://$WORK/ingest.db"
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT

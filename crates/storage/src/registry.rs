@@ -25,6 +25,15 @@ pub struct Placement {
     pub institution: Option<InstitutionCode>,
 }
 
+/// One notification to file with [`Db::file_notifications`].
+#[derive(Debug, Clone, Copy)]
+pub struct Filing<'a> {
+    pub ctx: &'a AuditContext,
+    pub draft: &'a NotificationDraft,
+    pub place: &'a Placement,
+    pub mode: FileMode,
+}
+
 /// Whether filing may update the notification that already has the same external id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileMode {
@@ -702,6 +711,34 @@ impl Db {
             let filed = tx.file(Some(ctx), draft, place, mode).await?;
             tx.commit().await?;
             Ok(filed)
+        })
+    }
+
+    /// Files several notifications in one transaction (group commit), each in its own savepoint:
+    /// one refused (a conflict, a placement that does not fit) is rolled back alone and its
+    /// error returned in its place; the others commit together. An error of the database itself
+    /// fails the whole batch (nothing is written).
+    pub async fn file_notifications(&self, filings: &[Filing<'_>]) -> Result<Vec<Result<Filed>>> {
+        dispatch_write!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let mut out = Vec::with_capacity(filings.len());
+            for f in filings {
+                sqlx::query("SAVEPOINT filing").execute(&mut *tx).await?;
+                match tx.file(Some(f.ctx), f.draft, f.place, f.mode).await {
+                    Ok(filed) => {
+                        sqlx::query("RELEASE SAVEPOINT filing").execute(&mut *tx).await?;
+                        out.push(Ok(filed));
+                    }
+                    Err(e @ (StorageError::Invalid(_) | StorageError::Conflict(_) | StorageError::NotFound)) => {
+                        sqlx::query("ROLLBACK TO SAVEPOINT filing").execute(&mut *tx).await?;
+                        sqlx::query("RELEASE SAVEPOINT filing").execute(&mut *tx).await?;
+                        out.push(Err(e));
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            tx.commit().await?;
+            Ok(out)
         })
     }
 

@@ -10,7 +10,7 @@ use todoke_domain::counting::{Measure, StatusEntry};
 use todoke_domain::notification::{Intake, NotificationDraft, Severity, Status, parse_notification};
 use todoke_domain::{HealthCentreCode, PrefectureCode};
 use todoke_storage::orgs::NewHealthCentre;
-use todoke_storage::registry::{FileMode, NotificationFilter, Placement};
+use todoke_storage::registry::{FileMode, Filing, NotificationFilter, Placement};
 use todoke_storage::testing::TestDb;
 use todoke_storage::{AuditContext, Db, StorageError, now};
 
@@ -263,6 +263,67 @@ async fn status_history_keeps_corrections_and_counts_stocks(db: &Db) {
     assert_eq!(db.counters().await.unwrap(), before, "the rebuild agrees");
 }
 
+/// Group commit: filings in one transaction, each in its own savepoint. A refused filing in
+/// the middle leaves no trace; the others are written, counted and audited.
+async fn a_group_commit_keeps_the_good_filings(db: &Db) {
+    seed(db).await;
+    let first = draft(&[("external_id", "G1"), ("health_centre", "H13")]);
+    let repeat = draft(&[("external_id", "G1"), ("health_centre", "H13"), ("age", "30")]);
+    let misplaced = draft(&[("external_id", "G2"), ("health_centre", "H27")]); // H27 is Osaka's
+    let third = draft(&[("external_id", "G3"), ("prefecture", "27"), ("health_centre", "H27")]);
+    let ctx = cli();
+    let filings: Vec<(NotificationDraft, Placement)> = [first, repeat, misplaced, third]
+        .into_iter()
+        .map(|d| {
+            let p = placed(&d);
+            (d, p)
+        })
+        .collect();
+    let batch: Vec<Filing<'_>> = filings
+        .iter()
+        .map(|(d, p)| Filing {
+            ctx: &ctx,
+            draft: d,
+            place: p,
+            mode: FileMode::CreateOnly,
+        })
+        .collect();
+    let audit_before = db.audit_entries(0, 10_000).await.unwrap().len();
+    let results = db.file_notifications(&batch).await.unwrap();
+    assert!(results[0].as_ref().is_ok_and(|f| f.created));
+    assert!(matches!(results[1], Err(StorageError::Conflict(_))), "{:?}", results[1]);
+    assert!(matches!(results[2], Err(StorageError::Invalid(_))), "{:?}", results[2]);
+    assert!(results[3].as_ref().is_ok_and(|f| f.created));
+    assert_eq!(
+        db.notification_count().await.unwrap(),
+        2,
+        "the refused filings left no row"
+    );
+    let mut positives = new_positives(db).await;
+    positives.sort();
+    assert_eq!(
+        positives,
+        [
+            (day(2021, 5, 1), "13".to_owned(), 1),
+            (day(2021, 5, 1), "27".to_owned(), 1)
+        ],
+        "only the written filings are counted"
+    );
+    assert_eq!(
+        db.audit_entries(0, 10_000).await.unwrap().len(),
+        audit_before + 2,
+        "one audit entry per filing written"
+    );
+    assert!(matches!(
+        db.verify_audit().await.unwrap(),
+        todoke_storage::audit::AuditVerdict::Intact { .. }
+    ));
+    assert_eq!(
+        db.stored_rollups().await.unwrap(),
+        todoke_domain::counting::rollups(&db.counters().await.unwrap())
+    );
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod sqlite { $(#[tokio::test] async fn $name() { let t = super::TestDb::sqlite().await.unwrap(); super::$name(&t.db).await; })* }
@@ -274,6 +335,7 @@ macro_rules! both {
 }
 
 both!(
+    a_group_commit_keeps_the_good_filings,
     filing_counts_on_the_jst_day_and_refiling_updates,
     placements_must_fit_the_organisation_tree,
     confirmation_and_withdrawal,

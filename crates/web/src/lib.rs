@@ -11,6 +11,7 @@ pub mod auth;
 pub mod context;
 pub mod error;
 pub mod extract;
+pub mod filing;
 pub mod middleware;
 pub mod pages;
 pub mod router;

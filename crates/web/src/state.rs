@@ -41,6 +41,8 @@ pub struct App {
     pub config: ServerConfig,
     /// Decoded publications (immutable, so cached without invalidation).
     pub publications: crate::api::statistics::PublicationCache,
+    /// The group-commit queue of API filings.
+    pub filings: crate::filing::Filings,
 }
 
 impl App {
@@ -58,6 +60,7 @@ pub struct AppState(pub Arc<App>);
 impl AppState {
     pub fn new(db: Db, config: ServerConfig) -> AppState {
         AppState(Arc::new(App {
+            filings: crate::filing::Filings::start(db.clone()),
             db,
             config,
             publications: Default::default(),

@@ -71,6 +71,41 @@ async fn a_doctor_files_and_the_notification_goes_to_their_health_centre() {
     );
 }
 
+/// Filings that arrive together are committed together; each still gets its own answer, and a
+/// refused one does not take the others with it.
+#[tokio::test]
+async fn a_rush_of_filings_is_committed_together_and_answered_one_by_one() {
+    let app = TestApp::spawn().await;
+    let before = app.db.notification_count().await.unwrap();
+    let mut requests = Vec::new();
+    for i in 0..40 {
+        let mut body = filing();
+        // Two filings share an external id: exactly one of them must be refused.
+        body["external_id"] = json!(if i == 7 || i == 23 {
+            "RUSH-SAME".to_owned()
+        } else {
+            format!("RUSH-{i}")
+        });
+        requests.push(app.post(Who::Doctor, "/api/notifications").json(&body).send());
+    }
+    let mut statuses: Vec<u16> = Vec::new();
+    for r in futures_util::future::join_all(requests).await {
+        statuses.push(r.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 39, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 1, "{statuses:?}");
+    assert_eq!(app.db.notification_count().await.unwrap(), before + 39);
+    let audited = app
+        .db
+        .audit_entries(0, 100_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.action == "notification.file")
+        .count();
+    assert!(audited >= 39, "every written filing is audited ({audited})");
+}
+
 #[tokio::test]
 async fn a_bad_filing_names_every_field_and_stores_nothing() {
     let app = TestApp::spawn().await;

@@ -18,7 +18,7 @@ use todoke_domain::policy::{self, Action};
 use todoke_domain::{HealthCentreCode, InstitutionCode, Message, PrefectureCode, Principal, Role, dates};
 use todoke_storage::audit::AuditEvent;
 use todoke_storage::now;
-use todoke_storage::registry::{FileMode, NotificationFilter, NotificationRecord, Placement};
+use todoke_storage::registry::{NotificationFilter, NotificationRecord, Placement};
 
 use super::{ListPage, PageQuery};
 use crate::context::Caller;
@@ -246,10 +246,7 @@ pub async fn file(
         health_centre: place.health_centre,
         institution: place.institution,
     };
-    let filed = state
-        .db
-        .file_notification(&caller.audit(), &draft, &placement, FileMode::CreateOnly)
-        .await?;
+    let filed = state.filings.file(caller.audit(), draft, placement).await?;
     Ok((StatusCode::CREATED, axum::Json(FiledView { id: filed.id })))
 }
 
