@@ -494,21 +494,23 @@ macro_rules! impl_registry_tx {
                 let t = now();
                 // The organisation tree must agree with the placement: load the part it touches.
                 let mut tree = OrgTree::default();
-                if let Some(inst) = &place.institution {
-                    let hc: Option<String> = sqlx::query_scalar("SELECT health_centre_code FROM institutions WHERE code = $1")
-                        .bind(inst.as_str()).fetch_optional(&mut **self).await?;
-                    if let Some(hc) = hc {
-                        tree.institution_hc.insert(inst.to_string(), hc);
-                    }
+                // One query for both links: the institution's health centre, and the prefecture
+                // of the health centre given (or else the institution's).
+                let (institution_hc, hc_prefecture): (Option<String>, Option<String>) = sqlx::query_as(
+                    "SELECT (SELECT health_centre_code FROM institutions WHERE code = CAST($1 AS TEXT)), \
+                     (SELECT prefecture_code FROM health_centres WHERE code = COALESCE(CAST($2 AS TEXT), \
+                     (SELECT health_centre_code FROM institutions WHERE code = CAST($1 AS TEXT))))",
+                )
+                .bind(place.institution.as_ref().map(|i| i.as_str().to_owned()))
+                .bind(place.health_centre.as_ref().map(|h| h.to_string()))
+                .fetch_one(&mut **self)
+                .await?;
+                if let (Some(inst), Some(hc)) = (&place.institution, &institution_hc) {
+                    tree.institution_hc.insert(inst.to_string(), hc.clone());
                 }
-                let hc_to_check = place.health_centre.as_ref().map(|h| h.to_string())
-                    .or_else(|| place.institution.as_ref().and_then(|i| tree.institution_hc.get(i.as_str()).cloned()));
-                if let Some(hc) = &hc_to_check {
-                    let pref: Option<String> = sqlx::query_scalar("SELECT prefecture_code FROM health_centres WHERE code = $1")
-                        .bind(hc).fetch_optional(&mut **self).await?;
-                    if let Some(pref) = pref {
-                        tree.health_centre_prefecture.insert(hc.clone(), pref);
-                    }
+                let hc_to_check = place.health_centre.as_ref().map(|h| h.to_string()).or(institution_hc);
+                if let (Some(hc), Some(pref)) = (hc_to_check, hc_prefecture) {
+                    tree.health_centre_prefecture.insert(hc, pref);
                 }
                 let health_centre = tree.resolve(place)?;
                 let existing: Option<(i64, i64)> = match &draft.external_id {
@@ -714,22 +716,43 @@ impl Db {
         })
     }
 
-    /// Files several notifications in one transaction (group commit), each in its own savepoint:
-    /// one refused (a conflict, a placement that does not fit) is rolled back alone and its
-    /// error returned in its place; the others commit together. An error of the database itself
-    /// fails the whole batch (nothing is written).
+    /// Files several notifications in one transaction (group commit), their audit entries
+    /// appended together at the end. A filing that is refused (a conflict, a placement that
+    /// does not fit) gets its error in its place and leaves no trace; the others commit
+    /// together. The batch is first tried straight through; only if one filing is refused is it
+    /// redone with a savepoint around each. An error of the database itself fails the whole
+    /// batch (nothing is written).
     pub async fn file_notifications(&self, filings: &[Filing<'_>]) -> Result<Vec<Result<Filed>>> {
+        match self.file_batch(filings, false).await? {
+            Some(results) => Ok(results),
+            None => Ok(self.file_batch(filings, true).await?.unwrap_or_default()),
+        }
+    }
+
+    /// One attempt of [`Db::file_notifications`]; `None` when a filing was refused and there
+    /// were no savepoints to roll back to (the transaction is dropped, writing nothing).
+    async fn file_batch(&self, filings: &[Filing<'_>], savepoints: bool) -> Result<Option<Vec<Result<Filed>>>> {
         dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let mut out = Vec::with_capacity(filings.len());
+            let mut events = Vec::with_capacity(filings.len());
             for f in filings {
-                sqlx::query("SAVEPOINT filing").execute(&mut *tx).await?;
-                match tx.file(Some(f.ctx), f.draft, f.place, f.mode).await {
+                if savepoints {
+                    sqlx::query("SAVEPOINT filing").execute(&mut *tx).await?;
+                }
+                match tx.file(None, f.draft, f.place, f.mode).await {
                     Ok(filed) => {
-                        sqlx::query("RELEASE SAVEPOINT filing").execute(&mut *tx).await?;
+                        if savepoints {
+                            sqlx::query("RELEASE SAVEPOINT filing").execute(&mut *tx).await?;
+                        }
+                        let action = if filed.created { "notification.file" } else { "notification.update" };
+                        events.push((f.ctx, AuditEvent::new(action, "notification", filed.id)));
                         out.push(Ok(filed));
                     }
                     Err(e @ (StorageError::Invalid(_) | StorageError::Conflict(_) | StorageError::NotFound)) => {
+                        if !savepoints {
+                            return Ok(None);
+                        }
                         sqlx::query("ROLLBACK TO SAVEPOINT filing").execute(&mut *tx).await?;
                         sqlx::query("RELEASE SAVEPOINT filing").execute(&mut *tx).await?;
                         out.push(Err(e));
@@ -737,8 +760,9 @@ impl Db {
                     Err(other) => return Err(other),
                 }
             }
+            tx.append_audits(&events).await?;
             tx.commit().await?;
-            Ok(out)
+            Ok(Some(out))
         })
     }
 
