@@ -5,7 +5,7 @@
 //! `todoke_domain::counting::difference(before, after)` to `daily_counts`, all in one
 //! transaction with its audit entry. A rebuild recomputes the counters from the cases alone.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
@@ -356,6 +356,16 @@ trait RegistryTx {
         place: &Placement,
         mode: FileMode,
     ) -> impl Future<Output = Result<Filed>> + Send;
+    /// [`RegistryTx::file`] without touching the counters: the changes are added to `counts`
+    /// for the caller to apply once for many filings.
+    fn file_counting_into(
+        &mut self,
+        ctx: Option<&AuditContext>,
+        draft: &NotificationDraft,
+        place: &Placement,
+        mode: FileMode,
+        counts: &mut Vec<(CounterKey, i64)>,
+    ) -> impl Future<Output = Result<Filed>> + Send;
     fn status(
         &mut self,
         ctx: Option<&AuditContext>,
@@ -421,19 +431,18 @@ macro_rules! impl_registry_tx {
             }
 
             async fn apply(&mut self, delta: &[(CounterKey, i64)]) -> Result<()> {
-                for (key, n) in delta {
-                    sqlx::query(
-                        "INSERT INTO daily_counts (day, prefecture_code, sex, age_band, measure, count) VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (day, prefecture_code, sex, age_band, measure) DO UPDATE SET count = daily_counts.count + excluded.count",
-                    )
-                    .bind(key.day)
-                    .bind(key.prefecture.to_string())
-                    .bind(sex_index(key.sex))
-                    .bind(i16::from(key.age_band.index()))
-                    .bind(key.measure.code())
-                    .bind(*n)
-                    .execute(&mut **self)
-                    .await?;
+                for chunk in delta.chunks(BULK_ROWS) {
+                    let mut q = sqlx::QueryBuilder::new("INSERT INTO daily_counts (day, prefecture_code, sex, age_band, measure, count) ");
+                    q.push_values(chunk, |mut b, (key, n)| {
+                        b.push_bind(key.day)
+                            .push_bind(key.prefecture.to_string())
+                            .push_bind(sex_index(key.sex))
+                            .push_bind(i16::from(key.age_band.index()))
+                            .push_bind(key.measure.code())
+                            .push_bind(*n);
+                    });
+                    q.push(" ON CONFLICT (day, prefecture_code, sex, age_band, measure) DO UPDATE SET count = daily_counts.count + excluded.count");
+                    q.build().execute(&mut **self).await?;
                 }
                 self.apply_rollups(&counting::rollups(delta)).await
             }
@@ -491,6 +500,20 @@ macro_rules! impl_registry_tx {
             /// See [`Db::file_notification`]. `ctx` is `None` when the caller audits the whole
             /// batch itself (an import is one audited action).
             async fn file(&mut self, ctx: Option<&AuditContext>, draft: &NotificationDraft, place: &Placement, mode: FileMode) -> Result<Filed> {
+                let mut counts = Vec::new();
+                let filed = self.file_counting_into(ctx, draft, place, mode, &mut counts).await?;
+                self.apply(&counts).await?;
+                Ok(filed)
+            }
+
+            async fn file_counting_into(
+                &mut self,
+                ctx: Option<&AuditContext>,
+                draft: &NotificationDraft,
+                place: &Placement,
+                mode: FileMode,
+                counts: &mut Vec<(CounterKey, i64)>,
+            ) -> Result<Filed> {
                 let t = now();
                 // The organisation tree must agree with the placement: load the part it touches.
                 let mut tree = OrgTree::default();
@@ -584,7 +607,7 @@ macro_rules! impl_registry_tx {
                 let merged = before.as_ref().is_some_and(|b| b.merged);
                 let mut after = facts_of_draft(draft, place.prefecture, history);
                 after.merged = merged;
-                self.apply(&counting::difference(before.as_ref(), Some(&after))).await?;
+                counts.extend(counting::difference(before.as_ref(), Some(&after)));
                 if let Some(ctx) = ctx {
                     let action = if existing.is_some() { "notification.update" } else { "notification.file" };
                     self.append_audit(ctx, AuditEvent::new(action, "notification", id)).await?;
@@ -736,12 +759,18 @@ impl Db {
             let mut tx = pool.begin_write().await?;
             let mut out = Vec::with_capacity(filings.len());
             let mut events = Vec::with_capacity(filings.len());
+            // Counter changes of the filings written, applied once for the batch.
+            let mut counts: BTreeMap<CounterKey, i64> = BTreeMap::new();
             for f in filings {
                 if savepoints {
                     sqlx::query("SAVEPOINT filing").execute(&mut *tx).await?;
                 }
-                match tx.file(None, f.draft, f.place, f.mode).await {
+                let mut mine = Vec::new();
+                match tx.file_counting_into(None, f.draft, f.place, f.mode, &mut mine).await {
                     Ok(filed) => {
+                        for (k, n) in mine {
+                            *counts.entry(k).or_default() += n;
+                        }
                         if savepoints {
                             sqlx::query("RELEASE SAVEPOINT filing").execute(&mut *tx).await?;
                         }
@@ -760,6 +789,8 @@ impl Db {
                     Err(other) => return Err(other),
                 }
             }
+            let counts: Vec<(CounterKey, i64)> = counts.into_iter().filter(|(_, n)| *n != 0).collect();
+            tx.apply(&counts).await?;
             tx.append_audits(&events).await?;
             tx.commit().await?;
             Ok(Some(out))
