@@ -89,7 +89,11 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn hidden(&self, in_flow: bool, w: usize, area: usize, col: usize) -> bool {
         let t = if in_flow { self.flow } else { Some(self.main) };
-        t.is_some_and(|t| t.get(w, area, col).suppression.is_hidden())
+        t.is_some_and(|t| {
+            let cell = t.get(w, area, col);
+            // An ALL cell that is not published at all is as unknown as a hidden one.
+            cell.suppression.is_hidden() || (area == 0 && cell.value.is_none())
+        })
     }
 
     /// Searches rectangles whose corners are hidden at the target's week, over the intervals
@@ -265,8 +269,12 @@ impl Checker<'_> {
                 return false;
             }
             let table = if f { self.flow.expect("flow") } else { self.main };
-            if table.get(w, area, col).value.is_none_or(|x| x + v < 0) {
-                return false;
+            // Unpublished ALL cells are sums of the prefectures, whose counts are checked.
+            match table.get(w, area, col).value {
+                None if area == 0 => {}
+                None => return false,
+                Some(x) if x + v < 0 => return false,
+                Some(_) => {}
             }
             *rows.entry((f, w, area)).or_default() += v;
         }

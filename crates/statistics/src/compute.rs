@@ -25,6 +25,33 @@ struct Running {
     value: i64,
 }
 
+/// A cumulative series that switches source: after the switch it continues from the last value
+/// published before it (however many days back), adding the registry's change since that day, so
+/// that the switch adds no jump of its own.
+#[derive(Default)]
+struct Chain {
+    /// The last published value and the registry's cumulative figure on that day.
+    last: Option<(i64, i64)>,
+}
+
+impl Chain {
+    fn next(&mut self, registry_day: bool, registry_now: i64, municipal: Option<i64>) -> Cell {
+        let cell = if registry_day {
+            let value = match self.last {
+                Some((published, registry_then)) => published + (registry_now - registry_then),
+                None => registry_now,
+            };
+            Cell::of(value, Source::Registry)
+        } else {
+            municipal.map_or(Cell::EMPTY, |v| Cell::of(v, Source::Municipal))
+        };
+        if let Some(v) = cell.value {
+            self.last = Some((v, registry_now));
+        }
+        cell
+    }
+}
+
 /// Computes every series.
 pub fn compute(inputs: &Inputs) -> Indicators {
     let cal = inputs.calendar;
@@ -55,6 +82,8 @@ pub fn compute(inputs: &Inputs) -> Indicators {
             value: inputs.daily_opening(DailyFlow::ToBeConfirmedNet, p),
         };
         let mut cumulative: Option<i64> = None;
+        let mut deaths_chain = Chain::default();
+        let mut discharged_chain = Chain::default();
         for d in 0..days {
             let flow = |f: DailyFlow| inputs.daily(f, p, d);
             let municipal = |f: MunicipalField| inputs.municipal(f, p, d);
@@ -64,10 +93,8 @@ pub fn compute(inputs: &Inputs) -> Indicators {
                 flow(DailyFlow::NewPositive)
             };
             severe.value += flow(DailyFlow::SevereNet);
-            let deaths_before = deaths.value;
             deaths.value += flow(DailyFlow::Death);
             requiring.value += flow(DailyFlow::RequiringNet);
-            let released_before = released.value;
             released.value += flow(DailyFlow::ReleasedNet);
             confirming.value += flow(DailyFlow::ToBeConfirmedNet);
 
@@ -91,38 +118,22 @@ pub fn compute(inputs: &Inputs) -> Indicators {
                     municipal(field).map_or(Cell::EMPTY, |v| Cell::of(v, Source::Municipal))
                 }
             };
-            // A cumulative figure continues from the last published value when it switches to
-            // the registry, so that the switch adds no jump of its own.
-            let chained = |key: SwitchKey, previous: Option<&Cell>, before: i64, now: i64, field: MunicipalField| {
-                if registry_day(key, d) {
-                    let base = previous.and_then(|c| c.value).unwrap_or(before);
-                    Cell::of(base + (now - before), Source::Registry)
-                } else {
-                    municipal(field).map_or(Cell::EMPTY, |v| Cell::of(v, Source::Municipal))
-                }
-            };
             *daily[DailySeries::Severe.index()].get_mut(area, d) =
                 stock(SwitchKey::Severe, severe.value, MunicipalField::Severe);
-            let prev = (d > 0).then(|| *daily[DailySeries::DeathsCumulative.index()].get(area, d - 1));
-            *daily[DailySeries::DeathsCumulative.index()].get_mut(area, d) = chained(
-                SwitchKey::Deaths,
-                prev.as_ref(),
-                deaths_before,
+            *daily[DailySeries::DeathsCumulative.index()].get_mut(area, d) = deaths_chain.next(
+                registry_day(SwitchKey::Deaths, d),
                 deaths.value,
-                MunicipalField::DeathsCumulative,
+                municipal(MunicipalField::DeathsCumulative),
             );
             *daily[DailySeries::RequiringInpatient.index()].get_mut(area, d) = stock(
                 SwitchKey::Inpatient,
                 requiring.value,
                 MunicipalField::RequiringInpatient,
             );
-            let prev = (d > 0).then(|| *daily[DailySeries::Discharged.index()].get(area, d - 1));
-            *daily[DailySeries::Discharged.index()].get_mut(area, d) = chained(
-                SwitchKey::Inpatient,
-                prev.as_ref(),
-                released_before,
+            *daily[DailySeries::Discharged.index()].get_mut(area, d) = discharged_chain.next(
+                registry_day(SwitchKey::Inpatient, d),
                 released.value,
-                MunicipalField::DischargedCumulative,
+                municipal(MunicipalField::DischargedCumulative),
             );
             *daily[DailySeries::ToBeConfirmed.index()].get_mut(area, d) =
                 stock(SwitchKey::Inpatient, confirming.value, MunicipalField::ToBeConfirmed);
@@ -266,6 +277,30 @@ pub fn render_hundredths(v: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cumulative_series_continues_across_the_switch_and_across_missing_days() {
+        let mut chain = Chain::default();
+        // Municipal 1,200 on Friday, nothing on the weekend, registry from Monday; the registry
+        // counted 950 by Friday, 953 by Sunday and 955 by Monday.
+        assert_eq!(chain.next(false, 950, Some(1200)).value, Some(1200));
+        assert_eq!(chain.next(false, 951, None).value, None);
+        assert_eq!(chain.next(false, 953, None).value, None);
+        let monday = chain.next(true, 955, None);
+        assert_eq!(
+            monday.value,
+            Some(1205),
+            "1,200 plus the registry's 5 deaths since Friday"
+        );
+        assert_eq!(monday.source, Source::Registry);
+        assert_eq!(
+            chain.next(true, 956, Some(9999)).value,
+            Some(1206),
+            "municipal figures no longer count"
+        );
+        // Without any earlier figure the registry's own cumulative is published.
+        assert_eq!(Chain::default().next(true, 42, None).value, Some(42));
+    }
 
     #[test]
     fn per_100k_rounds_half_up_in_hundredths() {

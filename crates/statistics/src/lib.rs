@@ -53,24 +53,45 @@ pub struct Published {
     pub store_ms: u128,
 }
 
-/// Makes and stores a publication from the data as of the end of the JST day `as_of`.
+/// Makes and stores a publication from the data as of the end of the JST day `as_of`; refuses
+/// (stores nothing) if suppression left a small count unprotected.
 pub async fn publish(db: &Db, ctx: &AuditContext, as_of: NaiveDate) -> todoke_storage::Result<Published> {
-    Ok(publish_keeping(db, ctx, as_of).await?.0)
+    Ok(publish_keeping(db, ctx, as_of, false).await?.0)
 }
 
 /// [`publish`], also returning the publication (to render open data without reading it back).
+/// `allow_unprotected` publishes even when suppression left small counts unprotected (their
+/// number is recorded in the summary): for synthetic data only, such as the demo's.
 pub async fn publish_keeping(
     db: &Db,
     ctx: &AuditContext,
     as_of: NaiveDate,
+    allow_unprotected: bool,
 ) -> todoke_storage::Result<(Published, Publication)> {
     let t0 = std::time::Instant::now();
     let inputs = Inputs::load(db, as_of).await?;
     let t1 = std::time::Instant::now();
     let (publication, outcome) = build(&inputs);
+    // Never store (and so never serve) a publication in which a small count could be derived.
+    if outcome.unprotected > 0 && !allow_unprotected {
+        tracing::error!(unprotected = outcome.unprotected, %as_of, "suppression left cells unprotected; nothing published");
+        return Err(todoke_storage::StorageError::Invalid(
+            todoke_domain::i18n::Message::new(
+                format!(
+                    "{}個の小さい値を秘匿で保護できなかったため、公表しませんでした",
+                    outcome.unprotected
+                ),
+                format!(
+                    "{} small counts could not be protected by suppression; nothing was published",
+                    outcome.unprotected
+                ),
+            ),
+        ));
+    }
     let bytes = publication.encode();
     let sha = publication::content_sha256(&bytes);
-    let summary = publication.summary();
+    let mut summary = publication.summary();
+    summary.unprotected = outcome.unprotected;
     let summary_json = serde_json::to_string(&summary).expect("a summary serialises");
     let t2 = std::time::Instant::now();
     let id = db

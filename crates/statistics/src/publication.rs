@@ -31,6 +31,10 @@ pub struct Summary {
     pub cells: usize,
     pub primary_suppressed: usize,
     pub secondary_suppressed: usize,
+    /// Primary cells secondary suppression could not protect (published only when explicitly
+    /// allowed, for synthetic data).
+    #[serde(default)]
+    pub unprotected: usize,
 }
 
 /// The content could not be read back.
@@ -71,6 +75,7 @@ impl Publication {
             cells: 0,
             primary_suppressed: 0,
             secondary_suppressed: 0,
+            unprotected: 0,
         };
         for cells in self.tables() {
             s.cells += cells.len();

@@ -109,6 +109,10 @@ impl Tables<'_> {
     fn feasible(&self, b: &Block) -> bool {
         let weeks = self.main.weeks;
         for (area, col, sign) in b.corners() {
+            // An ALL cell follows the prefectures; one not published at all constrains nothing.
+            if area == 0 {
+                continue;
+            }
             let delta = b.d * sign;
             let ok = match self.family {
                 Family::Stock => self.main.get(b.w1, area, col).value.is_some_and(|v| v + delta >= 0),
@@ -214,7 +218,8 @@ fn protect(ind: &mut Indicators, family: Family, main_s: WeeklySeries, flow_s: O
             let s = if in_flow { flow_s.expect("flow") } else { main_s };
             let t = &mut ind.weekly[s.index()];
             let i = t.at(cw, ca, cc);
-            if t.cells[i].suppression == Suppression::Shown {
+            // An unpublished cell stays unpublished (empty, not `*`).
+            if t.cells[i].suppression == Suppression::Shown && t.cells[i].value.is_some() {
                 t.cells[i].suppression = Suppression::Secondary;
             }
             if in_flow {
@@ -297,7 +302,9 @@ fn best_block(t: &Tables<'_>, is_flow: bool, w: usize, area: usize, col: usize, 
                 for &(ca, cc) in &corners {
                     let run = &t.runs[ca * COLUMNS + cc];
                     let (lo, hi) = (run[w1], run[w2 + 1]);
-                    if hi.none != lo.none {
+                    // A prefecture cell must be published to move; an ALL cell that is not
+                    // published (while some prefecture is before its switch) moves unseen.
+                    if ca != 0 && hi.none != lo.none {
                         valid = false;
                         break;
                     }
@@ -308,7 +315,8 @@ fn best_block(t: &Tables<'_>, is_flow: bool, w: usize, area: usize, col: usize, 
                         for fw in [Some(w1), (w2 + 1 < weeks).then_some(w2 + 1)].into_iter().flatten() {
                             let cell = flow.get(fw, ca, cc);
                             match cell.value {
-                                None => valid = false,
+                                None if ca != 0 => valid = false,
+                                None => {}
                                 Some(v) if cell.suppression == Suppression::Shown => {
                                     cost += 1;
                                     value_lost += v;

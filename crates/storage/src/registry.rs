@@ -356,11 +356,10 @@ trait RegistryTx {
         place: &Placement,
         mode: FileMode,
     ) -> impl Future<Output = Result<Filed>> + Send;
-    /// [`RegistryTx::file`] without touching the counters: the changes are added to `counts`
-    /// for the caller to apply once for many filings.
+    /// [`RegistryTx::file`] without touching the counters or the audit log: the counter changes
+    /// are added to `counts`, for the caller to apply (once for many filings) and to audit.
     fn file_counting_into(
         &mut self,
-        ctx: Option<&AuditContext>,
         draft: &NotificationDraft,
         place: &Placement,
         mode: FileMode,
@@ -501,14 +500,19 @@ macro_rules! impl_registry_tx {
             /// batch itself (an import is one audited action).
             async fn file(&mut self, ctx: Option<&AuditContext>, draft: &NotificationDraft, place: &Placement, mode: FileMode) -> Result<Filed> {
                 let mut counts = Vec::new();
-                let filed = self.file_counting_into(ctx, draft, place, mode, &mut counts).await?;
+                let filed = self.file_counting_into(draft, place, mode, &mut counts).await?;
                 self.apply(&counts).await?;
+                // Counters before the audit head, as every other write takes them: on PostgreSQL
+                // the opposite order could deadlock with a concurrent status change.
+                if let Some(ctx) = ctx {
+                    let action = if filed.created { "notification.file" } else { "notification.update" };
+                    self.append_audit(ctx, AuditEvent::new(action, "notification", filed.id)).await?;
+                }
                 Ok(filed)
             }
 
             async fn file_counting_into(
                 &mut self,
-                ctx: Option<&AuditContext>,
                 draft: &NotificationDraft,
                 place: &Placement,
                 mode: FileMode,
@@ -584,7 +588,16 @@ macro_rules! impl_registry_tx {
                         .bind(d.death_date).bind(&d.infection_route).bind(&d.vaccinations).bind(&d.risk_factors).bind(d.immunosuppressed)
                         .bind(d.pregnant).bind(d.severity.map(Severity::as_str)).bind(d.needs_admission).bind(d.notified_group.map(NotifiedGroup::as_str))
                         .bind(d.withdrawn).bind(t)
-                        .fetch_one(&mut **self).await?,
+                        .fetch_one(&mut **self).await
+                        // Another writer took the external id since the check above (PostgreSQL).
+                        .map_err(|e| StorageError::from_constraint(
+                            e,
+                            Message::new(
+                                format!("外部ID「{}」の発生届は既に登録されています", draft.external_id.as_deref().unwrap_or_default()),
+                                format!("a notification with external_id \"{}\" already exists", draft.external_id.as_deref().unwrap_or_default()),
+                            ),
+                            Message::fixed("参照先が存在しません", "a referenced record does not exist"),
+                        ))?,
                     Some((id, _)) => {
                         sqlx::query(
                             "UPDATE notifications SET disease = $2, case_type = $3, reported_at = $4, report_day = $5, prefecture_code = $6, \
@@ -608,10 +621,6 @@ macro_rules! impl_registry_tx {
                 let mut after = facts_of_draft(draft, place.prefecture, history);
                 after.merged = merged;
                 counts.extend(counting::difference(before.as_ref(), Some(&after)));
-                if let Some(ctx) = ctx {
-                    let action = if existing.is_some() { "notification.update" } else { "notification.file" };
-                    self.append_audit(ctx, AuditEvent::new(action, "notification", id)).await?;
-                }
                 // Only a notification naming its person (kana and birth date) can match another.
                 if existing.is_none() && draft.person.name_kana.is_some() && draft.person.birth_date.is_some() {
                     self.flag_possible_duplicates(&[id]).await?;
@@ -766,7 +775,7 @@ impl Db {
                     sqlx::query("SAVEPOINT filing").execute(&mut *tx).await?;
                 }
                 let mut mine = Vec::new();
-                match tx.file_counting_into(None, f.draft, f.place, f.mode, &mut mine).await {
+                match tx.file_counting_into(f.draft, f.place, f.mode, &mut mine).await {
                     Ok(filed) => {
                         for (k, n) in mine {
                             *counts.entry(k).or_default() += n;
