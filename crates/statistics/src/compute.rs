@@ -20,11 +20,6 @@ pub struct Indicators {
     pub difference: Vec<DailyTable>,
 }
 
-/// A running stock or cumulative figure of the registry: opening balance plus daily flows.
-struct Running {
-    value: i64,
-}
-
 /// A cumulative series that switches source: after the switch it continues from the last value
 /// published before it (however many days back), adding the registry's change since that day, so
 /// that the switch adds no jump of its own.
@@ -66,21 +61,11 @@ pub fn compute(inputs: &Inputs) -> Indicators {
         let number = (p + 1) as u8;
         let from = |key: SwitchKey| inputs.switches.registry_from(key, number);
         let registry_day = |key: SwitchKey, d: usize| cal.day(d) >= from(key);
-        let mut severe = Running {
-            value: inputs.daily_opening(DailyFlow::SevereNet, p),
-        };
-        let mut deaths = Running {
-            value: inputs.daily_opening(DailyFlow::Death, p),
-        };
-        let mut requiring = Running {
-            value: inputs.daily_opening(DailyFlow::RequiringNet, p),
-        };
-        let mut released = Running {
-            value: inputs.daily_opening(DailyFlow::ReleasedNet, p),
-        };
-        let mut confirming = Running {
-            value: inputs.daily_opening(DailyFlow::ToBeConfirmedNet, p),
-        };
+        let mut severe = inputs.daily_opening(DailyFlow::SevereNet, p);
+        let mut deaths = inputs.daily_opening(DailyFlow::Death, p);
+        let mut requiring = inputs.daily_opening(DailyFlow::RequiringNet, p);
+        let mut released = inputs.daily_opening(DailyFlow::ReleasedNet, p);
+        let mut confirming = inputs.daily_opening(DailyFlow::ToBeConfirmedNet, p);
         let mut cumulative: Option<i64> = None;
         let mut deaths_chain = Chain::default();
         let mut discharged_chain = Chain::default();
@@ -92,11 +77,11 @@ pub fn compute(inputs: &Inputs) -> Indicators {
             } else {
                 flow(DailyFlow::NewPositive)
             };
-            severe.value += flow(DailyFlow::SevereNet);
-            deaths.value += flow(DailyFlow::Death);
-            requiring.value += flow(DailyFlow::RequiringNet);
-            released.value += flow(DailyFlow::ReleasedNet);
-            confirming.value += flow(DailyFlow::ToBeConfirmedNet);
+            severe += flow(DailyFlow::SevereNet);
+            deaths += flow(DailyFlow::Death);
+            requiring += flow(DailyFlow::RequiringNet);
+            released += flow(DailyFlow::ReleasedNet);
+            confirming += flow(DailyFlow::ToBeConfirmedNet);
 
             // ① and ⑤ (running sum of the published ①).
             let new = if registry_day(SwitchKey::NewPositives, d) {
@@ -119,32 +104,29 @@ pub fn compute(inputs: &Inputs) -> Indicators {
                 }
             };
             *daily[DailySeries::Severe.index()].get_mut(area, d) =
-                stock(SwitchKey::Severe, severe.value, MunicipalField::Severe);
+                stock(SwitchKey::Severe, severe, MunicipalField::Severe);
             *daily[DailySeries::DeathsCumulative.index()].get_mut(area, d) = deaths_chain.next(
                 registry_day(SwitchKey::Deaths, d),
-                deaths.value,
+                deaths,
                 municipal(MunicipalField::DeathsCumulative),
             );
-            *daily[DailySeries::RequiringInpatient.index()].get_mut(area, d) = stock(
-                SwitchKey::Inpatient,
-                requiring.value,
-                MunicipalField::RequiringInpatient,
-            );
+            *daily[DailySeries::RequiringInpatient.index()].get_mut(area, d) =
+                stock(SwitchKey::Inpatient, requiring, MunicipalField::RequiringInpatient);
             *daily[DailySeries::Discharged.index()].get_mut(area, d) = discharged_chain.next(
                 registry_day(SwitchKey::Inpatient, d),
-                released.value,
+                released,
                 municipal(MunicipalField::DischargedCumulative),
             );
             *daily[DailySeries::ToBeConfirmed.index()].get_mut(area, d) =
-                stock(SwitchKey::Inpatient, confirming.value, MunicipalField::ToBeConfirmed);
+                stock(SwitchKey::Inpatient, confirming, MunicipalField::ToBeConfirmed);
 
             let reg = |v: i64| Cell::of(v, Source::Registry);
             let mun = |f: MunicipalField| municipal(f).map_or(Cell::EMPTY, |v| Cell::of(v, Source::Municipal));
             *difference[DifferenceSeries::RegistryNew.index()].get_mut(area, d) = reg(registry_new);
             *difference[DifferenceSeries::MunicipalNew.index()].get_mut(area, d) = mun(MunicipalField::NewPositives);
-            *difference[DifferenceSeries::RegistrySevere.index()].get_mut(area, d) = reg(severe.value);
+            *difference[DifferenceSeries::RegistrySevere.index()].get_mut(area, d) = reg(severe);
             *difference[DifferenceSeries::MunicipalSevere.index()].get_mut(area, d) = mun(MunicipalField::Severe);
-            *difference[DifferenceSeries::RegistryDeathsCumulative.index()].get_mut(area, d) = reg(deaths.value);
+            *difference[DifferenceSeries::RegistryDeathsCumulative.index()].get_mut(area, d) = reg(deaths);
             *difference[DifferenceSeries::MunicipalDeathsCumulative.index()].get_mut(area, d) =
                 mun(MunicipalField::DeathsCumulative);
         }

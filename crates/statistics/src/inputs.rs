@@ -91,12 +91,12 @@ impl Inputs {
         }
     }
 
-    fn daily_at(&self, flow: DailyFlow, pref: usize, slot: usize) -> usize {
-        ((flow as usize) * 47 + pref) * (self.calendar.days() + 1) + slot
+    fn daily_at(&self, flow: usize, pref: usize, slot: usize) -> usize {
+        (flow * 47 + pref) * (self.calendar.days() + 1) + slot
     }
 
-    fn weekly_at(&self, flow: WeeklyFlow, pref: usize, slot: usize, col: usize) -> usize {
-        (((flow as usize) * 47 + pref) * (self.calendar.weeks() + 1) + slot) * COLUMNS + col
+    fn weekly_at(&self, flow: usize, pref: usize, slot: usize, col: usize) -> usize {
+        ((flow * 47 + pref) * (self.calendar.weeks() + 1) + slot) * COLUMNS + col
     }
 
     /// Takes in one row of the per-prefecture daily rollup (flows in the order of
@@ -109,7 +109,7 @@ impl Inputs {
         }
         let slot = self.calendar.day_index(day).map_or(0, |i| i + 1);
         for (i, v) in flows.iter().enumerate() {
-            let at = (i * 47 + pref) * (self.calendar.days() + 1) + slot;
+            let at = self.daily_at(i, pref, slot);
             self.daily[at] += v;
         }
     }
@@ -136,7 +136,7 @@ impl Inputs {
             return;
         }
         for (i, v) in flows.iter().enumerate() {
-            let at = (((i * 47) + pref) * (self.calendar.weeks() + 1) + slot) * COLUMNS + col;
+            let at = self.weekly_at(i, pref, slot, col);
             self.weekly[at] += v;
         }
     }
@@ -194,20 +194,20 @@ impl Inputs {
 
     /// A daily flow of prefecture `pref` (0-based) on day `day`.
     pub fn daily(&self, flow: DailyFlow, pref: usize, day: usize) -> i64 {
-        self.daily[self.daily_at(flow, pref, day + 1)]
+        self.daily[self.daily_at(flow as usize, pref, day + 1)]
     }
 
     /// The sum of a daily flow before the first day.
     pub fn daily_opening(&self, flow: DailyFlow, pref: usize) -> i64 {
-        self.daily[self.daily_at(flow, pref, 0)]
+        self.daily[self.daily_at(flow as usize, pref, 0)]
     }
 
     pub fn weekly(&self, flow: WeeklyFlow, pref: usize, week: usize, col: usize) -> i64 {
-        self.weekly[self.weekly_at(flow, pref, week + 1, col)]
+        self.weekly[self.weekly_at(flow as usize, pref, week + 1, col)]
     }
 
     pub fn weekly_opening(&self, flow: WeeklyFlow, pref: usize, col: usize) -> i64 {
-        self.weekly[self.weekly_at(flow, pref, 0, col)]
+        self.weekly[self.weekly_at(flow as usize, pref, 0, col)]
     }
 
     pub fn municipal(&self, field: MunicipalField, pref: usize, day: usize) -> Option<i64> {

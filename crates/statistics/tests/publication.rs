@@ -128,7 +128,7 @@ async fn japan_scale_tottori_and_shimane_equal_the_real_series_in_every_daily_fi
         report.hidden,
         published.summary.primary_suppressed + published.summary.secondary_suppressed
     );
-    assert_eq!(published.unprotected, 0);
+    assert_eq!(published.summary.unprotected, 0);
 }
 
 /// Publishes tiny synthetic Japan, where a few hundred small cells of the weeks around the

@@ -3,7 +3,6 @@
 //! crate owns the meaning of these rows; storage only moves them.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use futures_util::TryStreamExt;
 
 use todoke_domain::PrefectureCode;
 use todoke_domain::counting::{AreaFlows, Rollups, SexAgeFlows};
@@ -20,18 +19,6 @@ fn prefecture_number(code: &str) -> Result<u8> {
             "an aggregate holds an invalid prefecture code",
         ))
     })
-}
-
-/// One live counter row, as stored (see `todoke_domain::counting`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CounterRow {
-    pub day: NaiveDate,
-    /// The prefecture number, 1..=47.
-    pub prefecture: u8,
-    pub sex: i16,
-    pub age_band: i16,
-    pub measure: i16,
-    pub count: i64,
 }
 
 /// New clusters of one prefecture, setting and first-case date.
@@ -124,18 +111,6 @@ impl Db {
             .collect()
     }
 
-    /// Calls `f` for each row of [`Db::area_days`].
-    pub async fn for_each_area_day(
-        &self,
-        through: NaiveDate,
-        mut f: impl FnMut(NaiveDate, u8, AreaFlows),
-    ) -> Result<()> {
-        for (day, pref, flows) in self.area_days(through).await? {
-            f(day, pref, flows);
-        }
-        Ok(())
-    }
-
     /// The weekly sex/age rollup for weeks starting on or before `through`: week start
     /// (Sunday), prefecture number, sex index, age band index, and `SexAgeFlows`. With
     /// `shown_only`, only the sexes and age bands the public tables show (not unknown).
@@ -161,19 +136,6 @@ impl Db {
         rows.into_iter()
             .map(|(week, pref, sex, band, a, b, c)| Ok((week, prefecture_number(&pref)?, sex, band, [a, b, c])))
             .collect()
-    }
-
-    /// Calls `f` for each row of [`Db::sex_age_weeks`].
-    pub async fn for_each_sex_age_week(
-        &self,
-        through: NaiveDate,
-        shown_only: bool,
-        mut f: impl FnMut(NaiveDate, u8, i16, i16, SexAgeFlows),
-    ) -> Result<()> {
-        for (week, pref, sex, band, flows) in self.sex_age_weeks(through, shown_only).await? {
-            f(week, pref, sex, band, flows);
-        }
-        Ok(())
     }
 
     /// Every municipal-published figure up to `through`, read in bulk (see [`Db::json_rows`]).
@@ -224,14 +186,12 @@ impl Db {
         let pref = |n: u8| PrefectureCode::from_number(n).expect("checked");
         // Not NaiveDate::MAX: SQLite compares dates as text, and "+262142-..." sorts first.
         let end = NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid date");
-        self.for_each_area_day(end, |day, p, flows| {
+        for (day, p, flows) in self.area_days(end).await? {
             if flows.iter().any(|v| *v != 0) {
                 r.area.insert((day, pref(p)), flows);
             }
-        })
-        .await?;
-        let mut bad = None;
-        self.for_each_sex_age_week(end, false, |week, p, sex, band, flows| {
+        }
+        for (week, p, sex, band, flows) in self.sex_age_weeks(end, false).await? {
             let key = (
                 usize::try_from(sex).ok().and_then(|i| Sex::ALL.get(i).copied()),
                 u8::try_from(band).ok().and_then(AgeBand::from_index),
@@ -241,17 +201,20 @@ impl Db {
                     r.sex_age.insert((week, pref(p), sex, band), flows);
                 }
                 (Some(_), Some(_)) => {}
-                _ => bad = Some(()),
+                _ => {
+                    return Err(StorageError::Invalid(Message::fixed(
+                        "集計表に不正な性別・年齢区分があります",
+                        "a rollup holds an invalid sex or age band",
+                    )));
+                }
             }
-        })
-        .await?;
-        match bad {
-            Some(()) => Err(StorageError::Invalid(Message::fixed(
-                "集計表に不正な性別・年齢区分があります",
-                "a rollup holds an invalid sex or age band",
-            ))),
-            None => Ok(r),
         }
+        Ok(r)
+    }
+
+    /// The id of the latest publication, if any.
+    pub async fn latest_publication_id(&self) -> Result<Option<i64>> {
+        Ok(dispatch!(self, pool => sqlx::query_scalar("SELECT MAX(id) FROM publications").fetch_one(pool).await?))
     }
 
     /// Recomputes the rollups from the counters in SQL (the statements of migration 0011).
@@ -280,22 +243,6 @@ impl Db {
                 tx.commit().await?;
             }
         }
-        Ok(())
-    }
-
-    /// Streams every nonzero counter up to and including `through`, in no particular order.
-    pub async fn for_each_counter(&self, through: NaiveDate, mut f: impl FnMut(CounterRow)) -> Result<()> {
-        let sql = "SELECT day, prefecture_code, sex, age_band, measure, count FROM daily_counts \
-                   WHERE day <= $1 AND count <> 0";
-        dispatch!(self, pool => {
-            let mut rows = sqlx::query_as::<_, (NaiveDate, String, i16, i16, i16, i64)>(sql)
-                .bind(through)
-                .fetch(pool);
-            while let Some((day, pref, sex, age_band, measure, count)) = rows.try_next().await? {
-                let prefecture = prefecture_number(&pref)?;
-                f(CounterRow { day, prefecture, sex, age_band, measure, count });
-            }
-        });
         Ok(())
     }
 

@@ -1464,26 +1464,9 @@ impl WriteTx {
         Ok(previous.is_none())
     }
 
-    /// Adds to many counters in multi-row upserts (each key once per statement).
+    /// Adds to many counters (and their rollups) in multi-row upserts.
     async fn add_to_counters(&mut self, delta: &[(CounterKey, i64)]) -> Result<()> {
-        for chunk in delta.chunks(BULK_ROWS) {
-            on_tx!(self, tx => {
-                let mut q = sqlx::QueryBuilder::new("INSERT INTO daily_counts (day, prefecture_code, sex, age_band, measure, count) ");
-                q.push_values(chunk, |mut b, (key, n)| {
-                    b.push_bind(key.day)
-                        .push_bind(key.prefecture.to_string())
-                        .push_bind(sex_index(key.sex))
-                        .push_bind(i16::from(key.age_band.index()))
-                        .push_bind(key.measure.code())
-                        .push_bind(*n);
-                });
-                q.push(" ON CONFLICT (day, prefecture_code, sex, age_band, measure) DO UPDATE SET count = daily_counts.count + excluded.count");
-                q.build().execute(&mut **tx).await?;
-            });
-        }
-        let rollups = counting::rollups(delta);
-        on_tx!(self, tx => tx.apply_rollups(&rollups).await?);
-        Ok(())
+        on_tx!(self, tx => tx.apply(delta).await)
     }
 
     /// Flags possible duplicates among notifications just inserted, by external id.

@@ -35,12 +35,7 @@ impl PublicationCache {
     async fn get(&self, state: &AppState, id: Option<i64>) -> Result<Arc<(PublicationInfo, Publication)>, AppError> {
         let id = match id {
             Some(id) => id,
-            None => match state.db.publications().await?.first() {
-                Some(latest) => latest.id,
-                None => {
-                    return Err(AppError::NotFound);
-                }
-            },
+            None => state.db.latest_publication_id().await?.ok_or(AppError::NotFound)?,
         };
         let mut entries = self.entries.lock().await;
         if let Some(hit) = entries.get(&id) {
