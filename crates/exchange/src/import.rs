@@ -873,14 +873,7 @@ async fn flush(
     if pending.is_empty() {
         return Ok(());
     }
-    let ids: Vec<&str> = pending.iter().filter_map(|p| p.draft.external_id.as_deref()).collect();
-    let existing = tx.existing_external_ids(&ids).await?;
-    let mut first_in_batch = std::collections::HashSet::new();
-    let (new, later): (Vec<&Pending>, Vec<&Pending>) = pending.iter().partition(|p| {
-        let ext = p.draft.external_id.as_deref().unwrap_or_default();
-        !existing.contains(ext) && first_in_batch.insert(ext.to_owned())
-    });
-    let rows: Vec<NewNotification> = new
+    let rows: Vec<NewNotification> = pending
         .iter()
         .map(|p| NewNotification {
             draft: &p.draft,
@@ -889,7 +882,19 @@ async fn flush(
             history: &[],
         })
         .collect();
-    tx.insert_new_notifications(&rows).await?;
+    let left_out = tx.insert_notifications(&rows).await?;
+    let mut inserted = vec![true; rows.len()];
+    for &i in &left_out {
+        inserted[i] = false;
+    }
+    // Re-imports, and repeats of an id within the batch, are written one by one as updates.
+    let later: Vec<&Pending> = left_out.iter().map(|&i| &pending[i]).collect();
+    let rows: Vec<&NewNotification> = rows
+        .iter()
+        .zip(&inserted)
+        .filter(|(_, kept)| **kept)
+        .map(|(r, _)| r)
+        .collect();
     // Only rows that name a person (kana and birth date) can match an earlier notification.
     let identified: Vec<&str> = rows
         .iter()

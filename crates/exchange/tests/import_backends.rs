@@ -6,13 +6,18 @@ use todoke_storage::testing::TestDb;
 use todoke_storage::{AuditContext, Db};
 
 /// 1,203 rows (three batches), with row 700 repeating the id of row 3 (a correction in the
-/// same file), across prefectures, types and days.
+/// same file, in a later batch) and row 10 that of row 5 (in the same batch), across
+/// prefectures, types and days.
 fn file() -> String {
     let mut csv = String::from("external_id,case_type,reported_at,prefecture,sex,age,withdrawn\n");
     let types = ["confirmed", "asymptomatic", "suspected", "dead_confirmed"];
     for i in 0..1203u32 {
-        let id = if i == 700 { 3 } else { i };
-        let withdrawn = if i == 700 { "true" } else { "false" };
+        let id = match i {
+            700 => 3,
+            10 => 5,
+            i => i,
+        };
+        let withdrawn = if i == 700 || i == 10 { "true" } else { "false" };
         csv.push_str(&format!(
             "X-{id},{},2021-06-{:02}T{:02}:00:00+09:00,{:02},{},{},{withdrawn}\n",
             types[(i % 4) as usize],
@@ -113,7 +118,7 @@ async fn run(db: &Db) {
     assert!(report.committed, "{:?}", report.rejections);
     assert_eq!(
         (report.rows, report.accepted, report.created, report.updated),
-        (1203, 1203, 1202, 1)
+        (1203, 1203, 1201, 2)
     );
     let live = db.counters().await.unwrap();
     db.rebuild_counters(&AuditContext::cli()).await.unwrap();

@@ -68,7 +68,7 @@ async fn copy(tx: &mut sqlx::PgConnection, statement: &str, data: String) -> Res
 /// Writes `batch` (ids already reserved) by three COPYs.
 pub(crate) async fn notifications(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    batch: &[NewNotification<'_>],
+    batch: &[&NewNotification<'_>],
     person_ids: &[i64],
     notification_ids: &[i64],
     t: DateTime<Utc>,

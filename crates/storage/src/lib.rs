@@ -19,6 +19,7 @@ pub mod orgs;
 pub mod publications;
 pub mod registry;
 mod rollups_sql;
+mod sqlite_bulk;
 pub mod testing;
 pub mod totals;
 
@@ -117,6 +118,9 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// An error of SQLite's bulk path (`sqlite_bulk`), which talks to SQLite directly.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 impl StorageError {

@@ -274,7 +274,7 @@ pub struct NotificationFilter {
     pub duplicate: Option<bool>,
 }
 
-fn sex_index(s: Sex) -> i16 {
+pub(crate) fn sex_index(s: Sex) -> i16 {
     Sex::ALL.iter().position(|x| *x == s).expect("listed") as i16
 }
 
@@ -820,42 +820,61 @@ impl Db {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<NotificationRecord>> {
-        let sql = concat!(
-            notification_select!(),
-            " WHERE n.id > $1 AND (CAST($2 AS TEXT) IS NULL OR n.prefecture_code = $2) \
-             AND (CAST($3 AS TEXT) IS NULL OR n.health_centre_code = $3) AND (CAST($4 AS TEXT) IS NULL OR n.institution_code = $4) \
-             AND n.report_day >= $5 AND n.report_day <= $6 \
-             AND (CAST($7 AS BOOLEAN) IS NULL OR (n.confirmed_at IS NOT NULL) = $7) \
-             AND (CAST($8 AS BOOLEAN) IS NULL OR n.withdrawn = $8) \
-             AND (CAST($9 AS TEXT) IS NULL OR (SELECT s.status FROM status_history s WHERE s.notification_id = n.id \
-                  ORDER BY s.effective_date DESC, s.recorded_at DESC, s.id DESC LIMIT 1) = $9) \
-             AND (CAST($11 AS TEXT) IS NULL OR n.external_id = $11) \
-             AND (CAST($12 AS TEXT) IS NULL OR (p.name_kana >= $12 AND p.name_kana < $13)) \
-             AND (CAST($14 AS TEXT) IS NULL OR p.phone_digits = $14) \
-             AND (CAST($15 AS BOOLEAN) IS NULL OR (n.duplicate_of IS NOT NULL AND n.merged_into IS NULL) = $15) \
-             ORDER BY n.id LIMIT $10"
-        );
+        // Only the filters in use become SQL, so that the planner sees `scope = ? AND id > ?`
+        // and walks the matching index in id order; a catch-all `(? IS NULL OR col = ?)` form
+        // would make it scan every notification from `after_id` on.
         let rows: Vec<NotificationRow> = dispatch!(self, pool => {
-            sqlx::query_as(sql)
-                .bind(after_id)
-                .bind(filter.prefecture.map(|p| p.to_string()))
-                .bind(filter.health_centre.as_ref().map(|c| c.to_string()))
-                .bind(filter.institution.as_ref().map(|c| c.to_string()))
-                .bind(filter.report_from.unwrap_or(NaiveDate::from_ymd_opt(1, 1, 1).expect("valid")))
-                .bind(filter.report_to.unwrap_or(NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid")))
-                .bind(filter.confirmed)
-                .bind(filter.withdrawn)
-                .bind(filter.status.map(Status::as_str))
-                .bind(limit)
-                .bind(filter.external_id.as_deref())
-                .bind(filter.kana_prefix.as_deref())
+            let mut q = sqlx::QueryBuilder::new(concat!(notification_select!(), " WHERE n.id > "));
+            q.push_bind(after_id);
+            if let Some(p) = filter.prefecture {
+                q.push(" AND n.prefecture_code = ").push_bind(p.to_string());
+            }
+            if let Some(h) = &filter.health_centre {
+                q.push(" AND n.health_centre_code = ").push_bind(h.to_string());
+            }
+            if let Some(i) = &filter.institution {
+                q.push(" AND n.institution_code = ").push_bind(i.to_string());
+            }
+            if let Some(from) = filter.report_from {
+                q.push(" AND n.report_day >= ").push_bind(from);
+            }
+            if let Some(to) = filter.report_to {
+                q.push(" AND n.report_day <= ").push_bind(to);
+            }
+            if let Some(confirmed) = filter.confirmed {
+                q.push(if confirmed { " AND n.confirmed_at IS NOT NULL" } else { " AND n.confirmed_at IS NULL" });
+            }
+            if let Some(withdrawn) = filter.withdrawn {
+                q.push(" AND n.withdrawn = ").push_bind(withdrawn);
+            }
+            if let Some(status) = filter.status {
+                q.push(
+                    " AND (SELECT s.status FROM status_history s WHERE s.notification_id = n.id \
+                     ORDER BY s.effective_date DESC, s.recorded_at DESC, s.id DESC LIMIT 1) = ",
+                )
+                .push_bind(status.as_str());
+            }
+            if let Some(ext) = &filter.external_id {
+                q.push(" AND n.external_id = ").push_bind(ext.as_str());
+            }
+            if let Some(k) = &filter.kana_prefix {
                 // Everything starting with the prefix sorts below the prefix followed by the
                 // highest character: a range an index can serve on both backends.
-                .bind(filter.kana_prefix.as_ref().map(|k| format!("{k}\u{10FFFF}")))
-                .bind(phone_digits(filter.phone.as_deref()))
-                .bind(filter.duplicate)
-                .fetch_all(pool)
-                .await?
+                q.push(" AND p.name_kana >= ").push_bind(k.as_str());
+                q.push(" AND p.name_kana < ").push_bind(format!("{k}\u{10FFFF}"));
+            }
+            if let Some(digits) = phone_digits(filter.phone.as_deref()) {
+                q.push(" AND p.phone_digits = ").push_bind(digits);
+            }
+            if let Some(duplicate) = filter.duplicate {
+                q.push(if duplicate {
+                    " AND n.duplicate_of IS NOT NULL AND n.merged_into IS NULL"
+                } else {
+                    " AND NOT (n.duplicate_of IS NOT NULL AND n.merged_into IS NULL)"
+                });
+            }
+            q.push(" ORDER BY n.id LIMIT ").push_bind(limit);
+            q.build_query_as().fetch_all(pool).await?
         });
         rows.into_iter().map(NotificationRow::into_record).collect()
     }
@@ -1254,16 +1273,6 @@ impl Db {
 }
 
 impl WriteTx {
-    /// Which of these external ids are already used (inside this transaction's view).
-    pub async fn existing_external_ids(&mut self, ids: &[&str]) -> Result<std::collections::HashSet<String>> {
-        Ok(self
-            .ids_by_external_id(ids)
-            .await?
-            .into_iter()
-            .map(|(_, ext)| ext)
-            .collect())
-    }
-
     /// The (id, external id) of the notifications with these external ids, in chunks that stay
     /// under the backends' limits on bound parameters.
     async fn ids_by_external_id(&mut self, external_ids: &[&str]) -> Result<Vec<(i64, String)>> {
@@ -1283,114 +1292,71 @@ impl WriteTx {
         Ok(found)
     }
 
-    /// Inserts notifications none of which exist yet, with their persons, in multi-row
-    /// statements; their counter contributions are summed in memory and written when many
-    /// keys are held or at commit ([`WriteTx::commit`]). The caller has
-    /// checked placements and that no external id is taken; a failure here is a system error.
-    pub async fn insert_new_notifications(&mut self, rows: &[NewNotification<'_>]) -> Result<()> {
+    /// Inserts notifications with their persons and status histories, leaving out each whose
+    /// external id is already taken (by a stored notification or an earlier row of `rows`);
+    /// returns the positions in `rows` of those left out. Their counter contributions are summed
+    /// in memory and written when many keys are held or at commit ([`WriteTx::commit`]). The
+    /// caller has checked placements; any other failure here is a system error.
+    pub async fn insert_notifications(&mut self, rows: &[NewNotification<'_>]) -> Result<Vec<usize>> {
         let t = now();
-        // SQLite keeps a statement journal (a copy of every page touched) for a multi-row
-        // statement that might abort half-way. With foreign keys checked at commit and OR FAIL,
-        // none can, and any failure here ends the whole transaction anyway.
-        let insert = match self.tx {
-            Tx::Sqlite(_) => "INSERT OR FAIL INTO",
-            Tx::Postgres(_) => "INSERT INTO",
-        };
-        // PostgreSQL takes whole batches by COPY; SQLite by multi-row statements.
-        let batch_rows = match self.tx {
-            Tx::Sqlite(_) => BULK_ROWS,
-            Tx::Postgres(_) => crate::copy::COPY_ROWS,
-        };
-        for batch in rows.chunks(batch_rows) {
-            let person_ids = self.reserve_ids(IdTable::Persons, batch.len()).await?;
-            let notification_ids = self.reserve_ids(IdTable::Notifications, batch.len()).await?;
-            if let Tx::Postgres(pg) = &mut self.tx {
-                crate::copy::notifications(pg, batch, &person_ids, &notification_ids, t).await?;
-            } else {
-                on_tx!(self, tx => {
-                    let mut q = sqlx::QueryBuilder::new(insert);
-                    q.push(
-                        " persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits, created_at) ",
-                    );
-                    q.push_values(batch.iter().zip(&person_ids), |mut b, (row, id)| {
-                        let p = &row.draft.person;
-                        b.push_bind(*id)
-                            .push_bind(p.name.as_deref())
-                            .push_bind(p.name_kana.as_deref())
-                            .push_bind(p.sex.unwrap_or(Sex::Unknown).as_str())
-                            .push_bind(p.birth_date)
-                            .push_bind(p.occupation.as_deref())
-                            .push_bind(p.postal_code.as_deref())
-                            .push_bind(p.address.as_deref())
-                            .push_bind(p.phone.as_deref())
-                            .push_bind(phone_digits(p.phone.as_deref()))
-                            .push_bind(t);
-                    });
-                    q.build().execute(&mut **tx).await?;
-                    let mut q = sqlx::QueryBuilder::new(insert);
-                    q.push(
-                        " notifications (id, external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
-                         institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
-                         infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
-                         needs_admission, notified_group, withdrawn, updated_at, created_at) ",
-                    );
-                    q.push_values(batch.iter().zip(&person_ids).zip(&notification_ids), |mut b, ((row, person_id), id)| {
-                        let d = row.draft;
-                        b.push_bind(*id)
-                            .push_bind(d.external_id.as_deref())
-                            .push_bind(d.disease.as_str())
-                            .push_bind(d.case_type.as_str())
-                            .push_bind(d.reported_at)
-                            .push_bind(d.report_day())
-                            .push_bind(row.placement.prefecture.to_string())
-                            .push_bind(row.health_centre.as_deref())
-                            .push_bind(row.placement.institution.as_ref().map(|i| i.to_string()))
-                            .push_bind(d.doctor_name.as_deref())
-                            .push_bind(*person_id)
-                            .push_bind(i64::from(d.age))
-                            .push_bind(join_symptoms(&d.symptoms))
-                            .push_bind(d.spo2.map(i64::from))
-                            .push_bind(d.diagnosis_method.as_deref())
-                            .push_bind(d.first_visit_date)
-                            .push_bind(d.diagnosis_date)
-                            .push_bind(d.infection_date)
-                            .push_bind(d.onset_date)
-                            .push_bind(d.death_date)
-                            .push_bind(d.infection_route.as_deref())
-                            .push_bind(d.vaccinations.as_deref())
-                            .push_bind(d.risk_factors.as_deref())
-                            .push_bind(d.immunosuppressed)
-                            .push_bind(d.pregnant)
-                            .push_bind(d.severity.map(Severity::as_str))
-                            .push_bind(d.needs_admission)
-                            .push_bind(d.notified_group.map(NotifiedGroup::as_str))
-                            .push_bind(d.withdrawn)
-                            .push_bind(t)
-                            .push_bind(t);
-                    });
-                    q.build().execute(&mut **tx).await?;
-                });
-                let history: Vec<(i64, &StatusEntry)> = batch
-                    .iter()
-                    .zip(&notification_ids)
-                    .flat_map(|(row, id)| row.history.iter().map(move |e| (*id, e)))
-                    .collect();
-                for chunk in history.chunks(BULK_ROWS) {
-                    on_tx!(self, tx => {
-                        let mut q = sqlx::QueryBuilder::new(insert);
-                        q.push(" status_history (notification_id, status, severity, effective_date, recorded_at) ");
-                        q.push_values(chunk, |mut b, (id, e)| {
-                            b.push_bind(*id)
-                                .push_bind(e.status.as_str())
-                                .push_bind(e.severity.map(Severity::as_str))
-                                .push_bind(e.effective)
-                                .push_bind(bulk_recorded_at(e.effective));
-                        });
-                        q.build().execute(&mut **tx).await?;
-                    });
+        let mut left_out = Vec::new();
+        // PostgreSQL takes whole batches by COPY; SQLite row by row through prepared
+        // statements (sqlite_bulk), both in batches that bound the time the connection is held.
+        for (number, all) in rows.chunks(crate::copy::COPY_ROWS).enumerate() {
+            let offset = number * crate::copy::COPY_ROWS;
+            let taken = match &mut self.tx {
+                // SQLite finds a taken external id in the unique index while inserting the row
+                // anyway: no lookup before.
+                Tx::Sqlite(_) => {
+                    let person_ids = self.reserve_ids(IdTable::Persons, all.len()).await?;
+                    let notification_ids = self.reserve_ids(IdTable::Notifications, all.len()).await?;
+                    let Tx::Sqlite(tx) = &mut self.tx else {
+                        unreachable!("matched above")
+                    };
+                    crate::sqlite_bulk::notifications(tx, all, &person_ids, &notification_ids, t).await?
                 }
+                // COPY cannot skip a row: taken ids are looked up first.
+                Tx::Postgres(_) => {
+                    let ids: Vec<&str> = all.iter().filter_map(|r| r.draft.external_id.as_deref()).collect();
+                    let stored: std::collections::HashSet<String> = self
+                        .ids_by_external_id(&ids)
+                        .await?
+                        .into_iter()
+                        .map(|(_, ext)| ext)
+                        .collect();
+                    let mut seen = std::collections::HashSet::new();
+                    let taken: Vec<usize> = all
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| {
+                            r.draft
+                                .external_id
+                                .as_deref()
+                                .is_some_and(|ext| stored.contains(ext) || !seen.insert(ext))
+                        })
+                        .map(|(i, _)| i)
+                        .collect();
+                    let batch: Vec<&NewNotification> = all
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| taken.binary_search(i).is_err())
+                        .map(|(_, r)| r)
+                        .collect();
+                    let person_ids = self.reserve_ids(IdTable::Persons, batch.len()).await?;
+                    let notification_ids = self.reserve_ids(IdTable::Notifications, batch.len()).await?;
+                    let Tx::Postgres(pg) = &mut self.tx else {
+                        unreachable!("matched above")
+                    };
+                    crate::copy::notifications(pg, &batch, &person_ids, &notification_ids, t).await?;
+                    taken
+                }
+            };
+            left_out.extend(taken.iter().map(|i| offset + i));
+            let mut inserted = vec![true; all.len()];
+            for i in taken {
+                inserted[i] = false;
             }
-            for row in batch {
+            for row in all.iter().zip(&inserted).filter(|(_, kept)| **kept).map(|(r, _)| r) {
                 let history = row
                     .history
                     .iter()
@@ -1409,7 +1375,7 @@ impl WriteTx {
                 self.flush_counts().await?;
             }
         }
-        Ok(())
+        Ok(left_out)
     }
 
     /// Stores (or replaces) one line of a daily total-count report; returns true when it was
@@ -1466,7 +1432,10 @@ impl WriteTx {
 
     /// Adds to many counters (and their rollups) in multi-row upserts.
     async fn add_to_counters(&mut self, delta: &[(CounterKey, i64)]) -> Result<()> {
-        on_tx!(self, tx => tx.apply(delta).await)
+        match &mut self.tx {
+            Tx::Sqlite(tx) => crate::sqlite_bulk::add_to_counters(tx, delta).await,
+            Tx::Postgres(tx) => tx.apply(delta).await,
+        }
     }
 
     /// Flags possible duplicates among notifications just inserted, by external id.

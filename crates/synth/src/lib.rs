@@ -390,7 +390,19 @@ async fn write_notifications(
             history: &s.history,
         })
         .collect();
-    tx.insert_new_notifications(&rows).await?;
+    let left_out = tx.insert_notifications(&rows).await?;
+    if let Some(&i) = left_out.first() {
+        return Err(StorageError::Invalid(todoke_domain::Message::new(
+            format!(
+                "合成データの外部ID「{}」が重複しています",
+                rows[i].draft.external_id.as_deref().unwrap_or_default()
+            ),
+            format!(
+                "synthetic external id \"{}\" is used twice",
+                rows[i].draft.external_id.as_deref().unwrap_or_default()
+            ),
+        )));
+    }
     let entries: u64 = pending.iter().map(|s| s.history.len() as u64).sum();
     summary.notifications += pending.len() as u64;
     summary.status_entries += entries;

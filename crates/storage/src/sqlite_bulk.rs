@@ -1,0 +1,282 @@
+//! SQLite's bulk path, the counterpart of PostgreSQL's COPY (`copy.rs`): new notifications,
+//! their persons and status histories, and the external-id check before them, written through
+//! the write transaction's own connection with statements prepared once per batch and values
+//! bound natively. Row after row costs only SQLite's own work: no SQL text per batch, no
+//! argument vectors, no hop to the driver's worker thread per statement.
+//!
+//! The values written are exactly those the multi-row sqlx statements wrote (the same text for
+//! dates and instants), so both paths leave identical databases.
+
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, ToSql};
+use todoke_domain::counting::{self, CounterKey, StatusEntry};
+use todoke_domain::notification::{NotifiedGroup, Severity, Sex};
+
+use crate::Result;
+use crate::registry::{NewNotification, bulk_recorded_at, join_symptoms, phone_digits, sex_index};
+
+/// Runs `work` on the connection of `tx`, inside its transaction.
+///
+/// sqlx owns the connection and normally drives it from its worker thread; the lock taken here
+/// keeps that thread away until `work` returns, so this thread is the connection's only user.
+/// SQLite's own locking is not involved: the transaction already holds the write lock.
+async fn with_connection<T>(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T> {
+    let mut handle = tx.lock_handle().await?;
+    let raw = handle.as_raw_handle().as_ptr();
+    // SAFETY: `raw` is the open connection `handle` locks for this thread alone until it is
+    // dropped, after `conn`. `from_handle` makes a view that never closes the connection, and
+    // `conn` (with every statement it prepares) is dropped before `handle`.
+    #[allow(unsafe_code)]
+    let conn = unsafe { Connection::from_handle(raw) }?;
+    let result = work(&conn);
+    drop(conn);
+    drop(handle);
+    Ok(result?)
+}
+
+/// A date as sqlx writes it to SQLite (`YYYY-MM-DD`), without allocating.
+struct Day(NaiveDate);
+
+impl ToSql for Day {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        let (y, m, d) = (self.0.year(), self.0.month(), self.0.day());
+        if !(0..=9999).contains(&y) {
+            // Out of the four-digit range: the general formatter, as sqlx would.
+            return Ok(ToSqlOutput::from(self.0.format("%F").to_string()));
+        }
+        let y = y as u32;
+        let digits = [
+            b'0' + (y / 1000) as u8,
+            b'0' + (y / 100 % 10) as u8,
+            b'0' + (y / 10 % 10) as u8,
+            b'0' + (y % 10) as u8,
+            b'-',
+            b'0' + (m / 10) as u8,
+            b'0' + (m % 10) as u8,
+            b'-',
+            b'0' + (d / 10) as u8,
+            b'0' + (d % 10) as u8,
+        ];
+        let text = String::from_utf8(digits.to_vec()).expect("ASCII digits");
+        Ok(ToSqlOutput::from(text))
+    }
+}
+
+/// An instant as sqlx writes it to SQLite (RFC 3339, `+00:00`, fractions only when present).
+fn instant(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+fn day(d: Option<NaiveDate>) -> Option<Day> {
+    d.map(Day)
+}
+
+/// Writes `batch` (ids already reserved) with its persons and status histories, except the rows
+/// whose external id is already taken; returns their positions in `batch`. The unique index on
+/// external ids, which the insert searches anyway, is what finds a taken id; the person written
+/// just before is then removed again. (The person goes first: a notification whose person is
+/// still missing would make SQLite look for rows referring to every later notification, a scan
+/// of the table each, while that deferred violation is outstanding.)
+pub(crate) async fn notifications(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    batch: &[NewNotification<'_>],
+    person_ids: &[i64],
+    notification_ids: &[i64],
+    t: DateTime<Utc>,
+) -> Result<Vec<usize>> {
+    let now = instant(t);
+    with_connection(tx, |conn| {
+        // OR FAIL: a failing row stops the statement without a statement journal (foreign keys
+        // are checked at commit); any failure here ends the whole transaction anyway.
+        let mut person = conn.prepare(
+            "INSERT OR FAIL INTO persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, \
+             phone_digits, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        let mut notification = conn.prepare(
+            "INSERT OR FAIL INTO notifications (id, external_id, disease, case_type, reported_at, report_day, prefecture_code, \
+             health_centre_code, institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, \
+             first_visit_date, diagnosis_date, infection_date, onset_date, death_date, infection_route, vaccinations, \
+             risk_factors, immunosuppressed, pregnant, severity, needs_admission, notified_group, withdrawn, updated_at, \
+             created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+             ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?30)",
+        )?;
+        let mut forget_person = conn.prepare("DELETE FROM persons WHERE id = ?1")?;
+        let mut status = conn.prepare(
+            "INSERT OR FAIL INTO status_history (notification_id, status, severity, effective_date, recorded_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut prefecture = String::with_capacity(2);
+        let mut taken = Vec::new();
+        for (i, ((row, person_id), id)) in batch.iter().zip(person_ids).zip(notification_ids).enumerate() {
+            let p = &row.draft.person;
+            person.execute(rusqlite::params![
+                person_id,
+                p.name,
+                p.name_kana,
+                p.sex.unwrap_or(Sex::Unknown).as_str(),
+                day(p.birth_date),
+                p.occupation,
+                p.postal_code,
+                p.address,
+                p.phone,
+                phone_digits(p.phone.as_deref()),
+                now,
+            ])?;
+            let d = row.draft;
+            prefecture.clear();
+            {
+                use std::fmt::Write;
+                write!(prefecture, "{}", row.placement.prefecture).expect("writing to a String");
+            }
+            let inserted = notification.execute(rusqlite::params![
+                id,
+                d.external_id,
+                d.disease,
+                d.case_type.as_str(),
+                instant(d.reported_at),
+                Day(d.report_day()),
+                prefecture,
+                row.health_centre,
+                row.placement.institution.as_ref().map(|i| i.as_str()),
+                d.doctor_name,
+                person_id,
+                i64::from(d.age),
+                join_symptoms(&d.symptoms),
+                d.spo2.map(i64::from),
+                d.diagnosis_method,
+                day(d.first_visit_date),
+                day(d.diagnosis_date),
+                day(d.infection_date),
+                day(d.onset_date),
+                day(d.death_date),
+                d.infection_route,
+                d.vaccinations,
+                d.risk_factors,
+                d.immunosuppressed,
+                d.pregnant,
+                d.severity.map(Severity::as_str),
+                d.needs_admission,
+                d.notified_group.map(NotifiedGroup::as_str),
+                d.withdrawn,
+                now,
+            ]);
+            match inserted {
+                Ok(_) => {}
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => {
+                    forget_person.execute([person_id])?;
+                    taken.push(i);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            for e in row.history {
+                write_status(&mut status, *id, e)?;
+            }
+        }
+        Ok(taken)
+    })
+    .await
+}
+
+/// Adds `delta` to the counters and their rollups, one prepared upsert per row.
+pub(crate) async fn add_to_counters(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    delta: &[(CounterKey, i64)],
+) -> Result<()> {
+    let rollups = counting::rollups(delta);
+    with_connection(tx, |conn| {
+        let mut counter = conn.prepare(
+            "INSERT INTO daily_counts (day, prefecture_code, sex, age_band, measure, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (day, prefecture_code, sex, age_band, measure) DO UPDATE SET count = daily_counts.count + excluded.count",
+        )?;
+        for (key, n) in delta {
+            counter.execute(rusqlite::params![
+                Day(key.day),
+                key.prefecture.to_string(),
+                sex_index(key.sex),
+                key.age_band.index(),
+                key.measure.code(),
+                n,
+            ])?;
+        }
+        let mut area = conn.prepare(
+            "INSERT INTO area_daily_flows (day, prefecture_code, new_positive, reported_positives, deaths, severe_net, \
+             requiring_net, released_net, to_be_confirmed_net) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (day, prefecture_code) DO UPDATE SET \
+             new_positive = area_daily_flows.new_positive + excluded.new_positive, \
+             reported_positives = area_daily_flows.reported_positives + excluded.reported_positives, \
+             deaths = area_daily_flows.deaths + excluded.deaths, \
+             severe_net = area_daily_flows.severe_net + excluded.severe_net, \
+             requiring_net = area_daily_flows.requiring_net + excluded.requiring_net, \
+             released_net = area_daily_flows.released_net + excluded.released_net, \
+             to_be_confirmed_net = area_daily_flows.to_be_confirmed_net + excluded.to_be_confirmed_net",
+        )?;
+        for ((day, prefecture), f) in &rollups.area {
+            area.execute(rusqlite::params![Day(*day), prefecture.to_string(), f[0], f[1], f[2], f[3], f[4], f[5], f[6]])?;
+        }
+        let mut weekly = conn.prepare(
+            "INSERT INTO sex_age_weekly_flows (week_start, prefecture_code, sex, age_band, new_positive, deaths, severe_net) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (week_start, prefecture_code, sex, age_band) DO UPDATE SET \
+             new_positive = sex_age_weekly_flows.new_positive + excluded.new_positive, \
+             deaths = sex_age_weekly_flows.deaths + excluded.deaths, \
+             severe_net = sex_age_weekly_flows.severe_net + excluded.severe_net",
+        )?;
+        for ((week, prefecture, sex, band), f) in &rollups.sex_age {
+            weekly.execute(rusqlite::params![Day(*week), prefecture.to_string(), sex_index(*sex), band.index(), f[0], f[1], f[2]])?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+fn write_status(
+    statement: &mut rusqlite::Statement<'_>,
+    notification_id: i64,
+    e: &StatusEntry,
+) -> rusqlite::Result<()> {
+    statement.execute(rusqlite::params![
+        notification_id,
+        e.status.as_str(),
+        e.severity.map(Severity::as_str),
+        Day(e.effective),
+        instant(bulk_recorded_at(e.effective)),
+    ])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::types::ValueRef;
+
+    use super::*;
+
+    fn text(v: &impl ToSql) -> String {
+        match v.to_sql().expect("converts") {
+            ToSqlOutput::Owned(rusqlite::types::Value::Text(s)) => s,
+            ToSqlOutput::Borrowed(ValueRef::Text(s)) => String::from_utf8(s.to_vec()).expect("UTF-8"),
+            other => panic!("not text: {other:?}"),
+        }
+    }
+
+    /// Dates and instants must be stored exactly as the sqlx path stores them, or range
+    /// comparisons and reads would differ between rows written by the two paths.
+    #[test]
+    fn dates_and_instants_are_written_as_sqlx_writes_them() {
+        for (y, m, d) in [(2021, 5, 17), (1900, 1, 1), (2023, 12, 31), (999, 2, 3)] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).expect("valid");
+            assert_eq!(text(&Day(date)), date.format("%F").to_string());
+        }
+        let t = DateTime::parse_from_rfc3339("2022-09-26T01:02:03Z")
+            .expect("valid")
+            .to_utc();
+        assert_eq!(instant(t), "2022-09-26T01:02:03+00:00");
+        let t = DateTime::parse_from_rfc3339("2022-09-26T01:02:03.250Z")
+            .expect("valid")
+            .to_utc();
+        assert_eq!(instant(t), "2022-09-26T01:02:03.250+00:00");
+    }
+}
