@@ -304,6 +304,23 @@ impl Db {
         Ok(())
     }
 
+    /// Lets SQLite's writer keep up to 1 GiB of pages in memory while a national dataset is
+    /// loaded (`on`), or returns it to the usual 64 MiB (`off`, which frees the rest). Once the
+    /// tables outgrow 64 MiB, each insert into a large index would otherwise read its pages back
+    /// from the file and spill others to the WAL mid-transaction (BENCHMARKS.md, synthetic
+    /// Japan). PostgreSQL sizes its own buffers.
+    pub async fn set_bulk_load(&self, on: bool) -> Result<()> {
+        if let Db::Sqlite(_, writer) = self {
+            let pragma = if on {
+                "PRAGMA cache_size = -1048576"
+            } else {
+                "PRAGMA cache_size = -65536"
+            };
+            sqlx::query(pragma).execute(writer).await?;
+        }
+        Ok(())
+    }
+
     /// Refreshes the planner's statistics after a bulk load. PostgreSQL plans lookups on
     /// freshly loaded tables as if they were empty until it has statistics; without them, each
     /// follow-up write after a national load scanned whole tables. SQLite plans by its indexes

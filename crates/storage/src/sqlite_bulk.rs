@@ -1,11 +1,12 @@
-//! SQLite's bulk path, the counterpart of PostgreSQL's COPY (`copy.rs`): new notifications,
-//! their persons and status histories, and the external-id check before them, written through
-//! the write transaction's own connection with statements prepared once per batch and values
-//! bound natively. Row after row costs only SQLite's own work: no SQL text per batch, no
-//! argument vectors, no hop to the driver's worker thread per statement.
+//! SQLite's bulk path, the counterpart of PostgreSQL's COPY (`copy.rs`): new notifications with
+//! their persons and status histories, and counter changes, written through the write
+//! transaction's own connection by statements prepared once per batch (several rows each) with
+//! values bound natively: no SQL text built per batch, no argument vectors, no hop to the
+//! driver's worker thread per statement. A taken external id is found by the unique index the
+//! insert searches anyway.
 //!
-//! The values written are exactly those the multi-row sqlx statements wrote (the same text for
-//! dates and instants), so both paths leave identical databases.
+//! The values written are exactly those the sqlx statements write (the same text for dates and
+//! instants), so rows written either way are alike.
 
 use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
 use rusqlite::types::ToSqlOutput;
@@ -38,7 +39,8 @@ async fn with_connection<T>(
     Ok(result?)
 }
 
-/// A date as sqlx writes it to SQLite (`YYYY-MM-DD`), without allocating.
+/// A date as sqlx writes it to SQLite (`YYYY-MM-DD`), formatted without chrono's general
+/// formatter (which showed in profiles).
 struct Day(NaiveDate);
 
 impl ToSql for Day {

@@ -118,6 +118,18 @@ pub async fn synthesize(
     options: &Options,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Summary, StorageError> {
+    db.set_bulk_load(true).await?;
+    let result = load(db, ctx, options, progress).await;
+    db.set_bulk_load(false).await?;
+    result
+}
+
+async fn load(
+    db: &Db,
+    ctx: &AuditContext,
+    options: &Options,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Summary, StorageError> {
     let started = Instant::now();
     if db.notification_count().await? > 0 {
         return Err(StorageError::Invalid(todoke_domain::Message::fixed(
