@@ -395,6 +395,28 @@ const FLAG_DUPLICATES_POSTGRES: &str = "UPDATE notifications SET duplicate_of = 
      AND o.report_day BETWEEN notifications.report_day - 60 AND notifications.report_day + 60 \
      ORDER BY o.id LIMIT 1) WHERE duplicate_of IS NULL AND NOT duplicate_dismissed AND id IN (";
 
+// How counter changes are added: the head of each INSERT (its VALUES follow) and the upsert
+// that adds to a stored row. Shared by the sqlx statements here and SQLite's bulk path.
+pub(crate) const COUNTER_INSERT: &str =
+    "INSERT INTO daily_counts (day, prefecture_code, sex, age_band, measure, count) ";
+pub(crate) const COUNTER_ADD: &str = " ON CONFLICT (day, prefecture_code, sex, age_band, measure) DO UPDATE SET count = daily_counts.count + excluded.count";
+pub(crate) const AREA_FLOWS_INSERT: &str = "INSERT INTO area_daily_flows (day, prefecture_code, new_positive, reported_positives, deaths, \
+     severe_net, requiring_net, released_net, to_be_confirmed_net) ";
+pub(crate) const AREA_FLOWS_ADD: &str = " ON CONFLICT (day, prefecture_code) DO UPDATE SET \
+     new_positive = area_daily_flows.new_positive + excluded.new_positive, \
+     reported_positives = area_daily_flows.reported_positives + excluded.reported_positives, \
+     deaths = area_daily_flows.deaths + excluded.deaths, \
+     severe_net = area_daily_flows.severe_net + excluded.severe_net, \
+     requiring_net = area_daily_flows.requiring_net + excluded.requiring_net, \
+     released_net = area_daily_flows.released_net + excluded.released_net, \
+     to_be_confirmed_net = area_daily_flows.to_be_confirmed_net + excluded.to_be_confirmed_net";
+pub(crate) const WEEKLY_FLOWS_INSERT: &str =
+    "INSERT INTO sex_age_weekly_flows (week_start, prefecture_code, sex, age_band, new_positive, deaths, severe_net) ";
+pub(crate) const WEEKLY_FLOWS_ADD: &str = " ON CONFLICT (week_start, prefecture_code, sex, age_band) DO UPDATE SET \
+     new_positive = sex_age_weekly_flows.new_positive + excluded.new_positive, \
+     deaths = sex_age_weekly_flows.deaths + excluded.deaths, \
+     severe_net = sex_age_weekly_flows.severe_net + excluded.severe_net";
+
 macro_rules! impl_registry_tx {
     ($db:ty, $flag_duplicates:expr) => {
         impl RegistryTx for sqlx::Transaction<'_, $db> {
@@ -431,7 +453,7 @@ macro_rules! impl_registry_tx {
 
             async fn apply(&mut self, delta: &[(CounterKey, i64)]) -> Result<()> {
                 for chunk in delta.chunks(BULK_ROWS) {
-                    let mut q = sqlx::QueryBuilder::new("INSERT INTO daily_counts (day, prefecture_code, sex, age_band, measure, count) ");
+                    let mut q = sqlx::QueryBuilder::new(COUNTER_INSERT);
                     q.push_values(chunk, |mut b, (key, n)| {
                         b.push_bind(key.day)
                             .push_bind(key.prefecture.to_string())
@@ -440,7 +462,7 @@ macro_rules! impl_registry_tx {
                             .push_bind(key.measure.code())
                             .push_bind(*n);
                     });
-                    q.push(" ON CONFLICT (day, prefecture_code, sex, age_band, measure) DO UPDATE SET count = daily_counts.count + excluded.count");
+                    q.push(COUNTER_ADD);
                     q.build().execute(&mut **self).await?;
                 }
                 self.apply_rollups(&counting::rollups(delta)).await
@@ -449,33 +471,19 @@ macro_rules! impl_registry_tx {
             async fn apply_rollups(&mut self, r: &counting::Rollups) -> Result<()> {
                 let area: Vec<_> = r.area.iter().collect();
                 for chunk in area.chunks(BULK_ROWS) {
-                    let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO area_daily_flows (day, prefecture_code, new_positive, reported_positives, deaths, \
-                         severe_net, requiring_net, released_net, to_be_confirmed_net) ",
-                    );
+                    let mut q = sqlx::QueryBuilder::new(AREA_FLOWS_INSERT);
                     q.push_values(chunk, |mut b, ((day, pref), f)| {
                         b.push_bind(*day).push_bind(pref.to_string());
                         for v in f.iter() {
                             b.push_bind(*v);
                         }
                     });
-                    q.push(
-                        " ON CONFLICT (day, prefecture_code) DO UPDATE SET \
-                         new_positive = area_daily_flows.new_positive + excluded.new_positive, \
-                         reported_positives = area_daily_flows.reported_positives + excluded.reported_positives, \
-                         deaths = area_daily_flows.deaths + excluded.deaths, \
-                         severe_net = area_daily_flows.severe_net + excluded.severe_net, \
-                         requiring_net = area_daily_flows.requiring_net + excluded.requiring_net, \
-                         released_net = area_daily_flows.released_net + excluded.released_net, \
-                         to_be_confirmed_net = area_daily_flows.to_be_confirmed_net + excluded.to_be_confirmed_net",
-                    );
+                    q.push(AREA_FLOWS_ADD);
                     q.build().execute(&mut **self).await?;
                 }
                 let weekly: Vec<_> = r.sex_age.iter().collect();
                 for chunk in weekly.chunks(BULK_ROWS) {
-                    let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO sex_age_weekly_flows (week_start, prefecture_code, sex, age_band, new_positive, deaths, severe_net) ",
-                    );
+                    let mut q = sqlx::QueryBuilder::new(WEEKLY_FLOWS_INSERT);
                     q.push_values(chunk, |mut b, ((week, pref, sex, band), f)| {
                         b.push_bind(*week)
                             .push_bind(pref.to_string())
@@ -485,12 +493,7 @@ macro_rules! impl_registry_tx {
                             b.push_bind(*v);
                         }
                     });
-                    q.push(
-                        " ON CONFLICT (week_start, prefecture_code, sex, age_band) DO UPDATE SET \
-                         new_positive = sex_age_weekly_flows.new_positive + excluded.new_positive, \
-                         deaths = sex_age_weekly_flows.deaths + excluded.deaths, \
-                         severe_net = sex_age_weekly_flows.severe_net + excluded.severe_net",
-                    );
+                    q.push(WEEKLY_FLOWS_ADD);
                     q.build().execute(&mut **self).await?;
                 }
                 Ok(())

@@ -15,7 +15,10 @@ use todoke_domain::counting::{self, CounterKey, StatusEntry};
 use todoke_domain::notification::{NotifiedGroup, Severity, Sex};
 
 use crate::Result;
-use crate::registry::{NewNotification, bulk_recorded_at, join_symptoms, phone_digits, sex_index};
+use crate::registry::{
+    AREA_FLOWS_ADD, AREA_FLOWS_INSERT, COUNTER_ADD, COUNTER_INSERT, NewNotification, WEEKLY_FLOWS_ADD,
+    WEEKLY_FLOWS_INSERT, bulk_recorded_at, join_symptoms, phone_digits, sex_index,
+};
 
 /// Runs `work` on the connection of `tx`, inside its transaction.
 ///
@@ -282,6 +285,11 @@ pub(crate) async fn notifications(
     .await
 }
 
+/// One row of `columns` values into `head`, added to a stored row by `add`.
+fn upsert_sql(head: &str, columns: usize, add: &str) -> String {
+    format!("{}{add}", values_sql(head, columns, 1))
+}
+
 /// Adds `delta` to the counters and their rollups, one prepared upsert per row.
 pub(crate) async fn add_to_counters(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
@@ -289,10 +297,7 @@ pub(crate) async fn add_to_counters(
 ) -> Result<()> {
     let rollups = counting::rollups(delta);
     with_connection(tx, |conn| {
-        let mut counter = conn.prepare(
-            "INSERT INTO daily_counts (day, prefecture_code, sex, age_band, measure, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-             ON CONFLICT (day, prefecture_code, sex, age_band, measure) DO UPDATE SET count = daily_counts.count + excluded.count",
-        )?;
+        let mut counter = conn.prepare(&upsert_sql(COUNTER_INSERT, 6, COUNTER_ADD))?;
         for (key, n) in delta {
             counter.execute(rusqlite::params![
                 Day(key.day),
@@ -303,30 +308,31 @@ pub(crate) async fn add_to_counters(
                 n,
             ])?;
         }
-        let mut area = conn.prepare(
-            "INSERT INTO area_daily_flows (day, prefecture_code, new_positive, reported_positives, deaths, severe_net, \
-             requiring_net, released_net, to_be_confirmed_net) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-             ON CONFLICT (day, prefecture_code) DO UPDATE SET \
-             new_positive = area_daily_flows.new_positive + excluded.new_positive, \
-             reported_positives = area_daily_flows.reported_positives + excluded.reported_positives, \
-             deaths = area_daily_flows.deaths + excluded.deaths, \
-             severe_net = area_daily_flows.severe_net + excluded.severe_net, \
-             requiring_net = area_daily_flows.requiring_net + excluded.requiring_net, \
-             released_net = area_daily_flows.released_net + excluded.released_net, \
-             to_be_confirmed_net = area_daily_flows.to_be_confirmed_net + excluded.to_be_confirmed_net",
-        )?;
+        let mut area = conn.prepare(&upsert_sql(AREA_FLOWS_INSERT, 9, AREA_FLOWS_ADD))?;
         for ((day, prefecture), f) in &rollups.area {
-            area.execute(rusqlite::params![Day(*day), prefecture.to_string(), f[0], f[1], f[2], f[3], f[4], f[5], f[6]])?;
+            area.execute(rusqlite::params![
+                Day(*day),
+                prefecture.to_string(),
+                f[0],
+                f[1],
+                f[2],
+                f[3],
+                f[4],
+                f[5],
+                f[6]
+            ])?;
         }
-        let mut weekly = conn.prepare(
-            "INSERT INTO sex_age_weekly_flows (week_start, prefecture_code, sex, age_band, new_positive, deaths, severe_net) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (week_start, prefecture_code, sex, age_band) DO UPDATE SET \
-             new_positive = sex_age_weekly_flows.new_positive + excluded.new_positive, \
-             deaths = sex_age_weekly_flows.deaths + excluded.deaths, \
-             severe_net = sex_age_weekly_flows.severe_net + excluded.severe_net",
-        )?;
+        let mut weekly = conn.prepare(&upsert_sql(WEEKLY_FLOWS_INSERT, 7, WEEKLY_FLOWS_ADD))?;
         for ((week, prefecture, sex, band), f) in &rollups.sex_age {
-            weekly.execute(rusqlite::params![Day(*week), prefecture.to_string(), sex_index(*sex), band.index(), f[0], f[1], f[2]])?;
+            weekly.execute(rusqlite::params![
+                Day(*week),
+                prefecture.to_string(),
+                sex_index(*sex),
+                band.index(),
+                f[0],
+                f[1],
+                f[2]
+            ])?;
         }
         Ok(())
     })

@@ -120,8 +120,11 @@ pub async fn synthesize(
 ) -> Result<Summary, StorageError> {
     db.set_bulk_load(true).await?;
     let result = load(db, ctx, options, progress).await;
-    db.set_bulk_load(false).await?;
-    result
+    // A failed load reports its own error, not a later one from the reset.
+    let reset = db.set_bulk_load(false).await;
+    let summary = result?;
+    reset?;
+    Ok(summary)
 }
 
 async fn load(
