@@ -880,6 +880,7 @@ async fn flush(
             placement: &p.placement,
             health_centre: p.health_centre.clone(),
             history: &[],
+            investigation: None,
         })
         .collect();
     let left_out = tx.insert_notifications(&rows).await?;

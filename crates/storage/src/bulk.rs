@@ -179,15 +179,6 @@ impl WriteTx {
     }
 }
 
-/// A cluster found by investigation, with the external ids of its cases.
-#[derive(Debug, Clone)]
-pub struct NewClusterWithCases {
-    pub cluster: crate::clusters::NewCluster,
-    pub prefecture: PrefectureCode,
-    pub infection_place: String,
-    pub cases: Vec<String>,
-}
-
 /// Follow-up of one notification (by external id): its close contacts and health observations.
 #[derive(Debug, Clone)]
 pub struct FollowUpOf {
@@ -198,36 +189,24 @@ pub struct FollowUpOf {
 }
 
 impl WriteTx {
-    /// Creates a cluster and links its cases (the caller audits the batch).
-    pub async fn insert_cluster(&mut self, c: &NewClusterWithCases) -> Result<i64> {
+    /// Creates a cluster in `prefecture`; its cases are linked as they are written (see
+    /// [`crate::registry::Investigation`]). The caller audits the batch.
+    pub async fn insert_cluster(&mut self, prefecture: PrefectureCode, c: &crate::clusters::NewCluster) -> Result<i64> {
         let t = now();
-        let id: i64 = on_tx!(self, tx => {
+        Ok(on_tx!(self, tx => {
             sqlx::query_scalar(
                 "INSERT INTO clusters (prefecture_code, health_centre_code, setting, name, first_case_date, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
-            .bind(c.prefecture.to_string())
-            .bind(c.cluster.health_centre.as_str())
-            .bind(c.cluster.setting.as_str())
-            .bind(&c.cluster.name)
-            .bind(c.cluster.first_case_date)
+            .bind(prefecture.to_string())
+            .bind(c.health_centre.as_str())
+            .bind(c.setting.as_str())
+            .bind(&c.name)
+            .bind(c.first_case_date)
             .bind(t)
             .fetch_one(&mut **tx)
             .await?
-        });
-        for chunk in c.cases.chunks(BULK_ROWS) {
-            on_tx!(self, tx => {
-                let mut q = sqlx::QueryBuilder::new("UPDATE notifications SET cluster_id = ");
-                q.push_bind(id).push(", infection_place = ").push_bind(&c.infection_place).push(" WHERE external_id IN (");
-                let mut list = q.separated(", ");
-                for ext in chunk {
-                    list.push_bind(ext);
-                }
-                q.push(")");
-                q.build().execute(&mut **tx).await?;
-            });
-        }
-        Ok(id)
+        }))
     }
 
     /// Stores the contacts and observations of a notification (the caller audits the batch).

@@ -122,6 +122,8 @@ pub(crate) async fn notifications(
             .value(d.needs_admission)
             .text(d.notified_group.map(NotifiedGroup::as_str))
             .value(Some(d.withdrawn))
+            .value(row.investigation.map(|i| i.cluster_id))
+            .text(row.investigation.map(|i| i.infection_place))
             .time(t)
             .time(t)
             .end();
@@ -147,7 +149,8 @@ pub(crate) async fn notifications(
         "COPY notifications (id, external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
          institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
          infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
-         needs_admission, notified_group, withdrawn, updated_at, created_at) FROM STDIN (FORMAT csv)",
+         needs_admission, notified_group, withdrawn, cluster_id, infection_place, updated_at, created_at) \
+         FROM STDIN (FORMAT csv)",
         notifications,
     )
     .await?;

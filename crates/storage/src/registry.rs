@@ -1248,6 +1248,17 @@ pub struct NewNotification<'a> {
     pub health_centre: Option<String>,
     /// Its status history, in date order (empty for an import of notifications alone).
     pub history: &'a [StatusEntry],
+    /// What the active investigation already found, when the row arrives with it (synthetic
+    /// data); imports and filings leave it to the health centre's later link.
+    pub investigation: Option<Investigation<'a>>,
+}
+
+/// The cluster (集団感染等) a notification is linked to and the infection place (感染場所)
+/// the investigation (積極的疫学調査) recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Investigation<'a> {
+    pub cluster_id: i64,
+    pub infection_place: &'a str,
 }
 
 /// When a status entry written in bulk counts as recorded: 09:00 JST of its effective date, so

@@ -139,8 +139,8 @@ const NOTIFICATION_INSERT: &str = "INSERT OR IGNORE INTO notifications (id, exte
      report_day, prefecture_code, health_centre_code, institution_code, doctor_name, person_id, age, symptoms, spo2, \
      diagnosis_method, first_visit_date, diagnosis_date, infection_date, onset_date, death_date, infection_route, \
      vaccinations, risk_factors, immunosuppressed, pregnant, severity, needs_admission, notified_group, withdrawn, \
-     updated_at, created_at)";
-const NOTIFICATION_COLUMNS: usize = 31;
+     cluster_id, infection_place, updated_at, created_at)";
+const NOTIFICATION_COLUMNS: usize = 33;
 const STATUS_INSERT: &str =
     "INSERT OR FAIL INTO status_history (notification_id, status, severity, effective_date, recorded_at)";
 const STATUS_COLUMNS: usize = 5;
@@ -234,6 +234,8 @@ pub(crate) async fn notifications(
                         &d.needs_admission,
                         &d.notified_group.map(NotifiedGroup::as_str),
                         &d.withdrawn,
+                        &row.investigation.map(|i| i.cluster_id),
+                        &row.investigation.map(|i| i.infection_place),
                         &now,
                         &now,
                     ],

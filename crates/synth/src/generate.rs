@@ -100,8 +100,11 @@ pub struct Synthesized {
     pub health_centre: String,
     pub history: Vec<StatusEntry>,
     pub aftermath: Aftermath,
-    /// The cluster investigation linked it to, if any.
+    /// The setting the investigation linked it to, if any.
     pub cluster: Option<ClusterKey>,
+    /// The cluster's id and the infection place, once the loader knows the setting had enough
+    /// cases that week to be a cluster.
+    pub investigation: Option<(i64, String)>,
     /// Close contacts and daily health observations, for a sample of cases.
     pub follow_up: Option<(Vec<NewContact>, Vec<NewObservation>)>,
 }
@@ -573,6 +576,7 @@ fn notification(
         history: course.history,
         aftermath: Aftermath::Stays,
         cluster: None,
+        investigation: None,
         follow_up: None,
     };
     place(&mut n, orgs, institution);

@@ -152,6 +152,17 @@ async fn japan_scale_tottori_and_shimane_equal_the_real_file() {
         "{summary:?}"
     );
     assert!(summary.contacts > 0 && summary.observations > 0, "{summary:?}");
+    // Stored clusters carry their cases: every clustered case is linked (withdrawn and merged
+    // ones are not counted), and each cluster is in a loaded prefecture.
+    let clusters = t.db.clusters(None, 0, 100_000).await.unwrap();
+    assert_eq!(clusters.len() as u64, summary.clusters);
+    let linked: i64 = clusters.iter().map(|c| c.cases).sum();
+    assert!(
+        linked as u64 <= summary.clustered_cases && linked as u64 >= summary.clustered_cases * 99 / 100,
+        "{linked} linked of {}",
+        summary.clustered_cases
+    );
+    assert!(clusters.iter().all(|c| ["31", "32"].contains(&c.prefecture_code.as_str()) && c.cases > 0));
 }
 
 /// A checksum of everything a user could export, in id order.
