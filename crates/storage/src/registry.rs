@@ -374,6 +374,10 @@ trait RegistryTx {
     ) -> impl Future<Output = Result<()>> + Send;
     fn id_by_external_id(&mut self, external_id: &str) -> impl Future<Output = Result<Option<i64>>> + Send;
     fn flag_possible_duplicates(&mut self, ids: &[i64]) -> impl Future<Output = Result<()>> + Send;
+    /// 取り下げ with a reason, audited; the notification stops counting.
+    fn withdraw(&mut self, ctx: &AuditContext, id: i64, reason: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Merges a duplicate into the notification it repeats, audited; it stops counting.
+    fn merge(&mut self, ctx: &AuditContext, id: i64, into: i64) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Flags, among the given notifications, each whose person matches a notification filed before
@@ -647,6 +651,51 @@ macro_rules! impl_registry_tx {
                 Ok(())
             }
 
+            async fn withdraw(&mut self, ctx: &AuditContext, id: i64, reason: &str) -> Result<()> {
+                let reason = crate::clean_text(reason, 1, 500, ("取り下げ理由", "reason"))?;
+                let Some(before) = self.case_facts(id).await? else { return Err(StorageError::NotFound) };
+                if before.withdrawn {
+                    return Err(StorageError::Conflict(Message::fixed("この発生届は既に取り下げられています", "this notification is already withdrawn")));
+                }
+                sqlx::query("UPDATE notifications SET withdrawn = TRUE, withdrawn_reason = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id).bind(&reason).bind(now()).execute(&mut **self).await?;
+                let after = CaseFacts { withdrawn: true, ..before.clone() };
+                self.apply(&counting::difference(Some(&before), Some(&after))).await?;
+                self.append_audit(ctx, AuditEvent::new("notification.withdraw", "notification", id)
+                    .with_detail(serde_json::json!({"reason": reason}))).await?;
+                Ok(())
+            }
+
+            async fn merge(&mut self, ctx: &AuditContext, id: i64, into: i64) -> Result<()> {
+                if id == into {
+                    return Err(StorageError::Invalid(Message::fixed(
+                        "同じ発生届には統合できません",
+                        "a notification cannot be merged into itself",
+                    )));
+                }
+                let Some(before) = self.case_facts(id).await? else { return Err(StorageError::NotFound) };
+                if before.merged {
+                    return Err(StorageError::Conflict(Message::fixed("この発生届は既に統合されています", "this notification is already merged")));
+                }
+                let target: Option<Option<i64>> = sqlx::query_scalar("SELECT merged_into FROM notifications WHERE id = $1")
+                    .bind(into).fetch_optional(&mut **self).await?;
+                match target {
+                    None => return Err(StorageError::NotFound),
+                    Some(Some(_)) => return Err(StorageError::Invalid(Message::fixed(
+                        "統合先の発生届も統合済みです。統合先の元の発生届を指定してください",
+                        "the target is itself merged; merge into the notification it was merged into",
+                    ))),
+                    Some(None) => {}
+                }
+                sqlx::query("UPDATE notifications SET merged_into = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id).bind(into).bind(now()).execute(&mut **self).await?;
+                let after = CaseFacts { merged: true, ..before.clone() };
+                self.apply(&counting::difference(Some(&before), Some(&after))).await?;
+                self.append_audit(ctx, AuditEvent::new("notification.merge", "notification", id)
+                    .with_detail(serde_json::json!({"into": into}))).await?;
+                Ok(())
+            }
+
             async fn id_by_external_id(&mut self, external_id: &str) -> Result<Option<i64>> {
                 Ok(sqlx::query_scalar("SELECT id FROM notifications WHERE external_id = $1")
                     .bind(external_id)
@@ -903,34 +952,9 @@ impl Db {
 
     /// Merges a duplicate into the notification it repeats: from then on it never counts.
     pub async fn merge_notification(&self, ctx: &AuditContext, id: i64, into: i64) -> Result<()> {
-        if id == into {
-            return Err(StorageError::Invalid(Message::fixed(
-                "同じ発生届には統合できません",
-                "a notification cannot be merged into itself",
-            )));
-        }
         dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let Some(before) = tx.case_facts(id).await? else { return Err(StorageError::NotFound) };
-            if before.merged {
-                return Err(StorageError::Conflict(Message::fixed("この発生届は既に統合されています", "this notification is already merged")));
-            }
-            let target: Option<Option<i64>> = sqlx::query_scalar("SELECT merged_into FROM notifications WHERE id = $1")
-                .bind(into).fetch_optional(&mut *tx).await?;
-            match target {
-                None => return Err(StorageError::NotFound),
-                Some(Some(_)) => return Err(StorageError::Invalid(Message::fixed(
-                    "統合先の発生届も統合済みです。統合先の元の発生届を指定してください",
-                    "the target is itself merged; merge into the notification it was merged into",
-                ))),
-                Some(None) => {}
-            }
-            sqlx::query("UPDATE notifications SET merged_into = $2, updated_at = $3 WHERE id = $1")
-                .bind(id).bind(into).bind(now()).execute(&mut *tx).await?;
-            let after = CaseFacts { merged: true, ..before.clone() };
-            tx.apply(&counting::difference(Some(&before), Some(&after))).await?;
-            tx.append_audit(ctx, AuditEvent::new("notification.merge", "notification", id)
-                .with_detail(serde_json::json!({"into": into}))).await?;
+            tx.merge(ctx, id, into).await?;
             tx.commit().await?;
         });
         Ok(())
@@ -958,19 +982,9 @@ impl Db {
 
     /// 取り下げ, with a reason: the notification stops counting from now on.
     pub async fn withdraw_notification(&self, ctx: &AuditContext, id: i64, reason: &str) -> Result<()> {
-        let reason = crate::clean_text(reason, 1, 500, ("取り下げ理由", "reason"))?;
         dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let Some(before) = tx.case_facts(id).await? else { return Err(StorageError::NotFound) };
-            if before.withdrawn {
-                return Err(StorageError::Conflict(Message::fixed("この発生届は既に取り下げられています", "this notification is already withdrawn")));
-            }
-            sqlx::query("UPDATE notifications SET withdrawn = TRUE, withdrawn_reason = $2, updated_at = $3 WHERE id = $1")
-                .bind(id).bind(&reason).bind(now()).execute(&mut *tx).await?;
-            let after = CaseFacts { withdrawn: true, ..before.clone() };
-            tx.apply(&counting::difference(Some(&before), Some(&after))).await?;
-            tx.append_audit(ctx, AuditEvent::new("notification.withdraw", "notification", id)
-                .with_detail(serde_json::json!({"reason": reason}))).await?;
+            tx.withdraw(ctx, id, reason).await?;
             tx.commit().await?;
         });
         Ok(())
@@ -1450,6 +1464,21 @@ impl WriteTx {
             Tx::Sqlite(tx) => crate::sqlite_bulk::add_to_counters(tx, delta).await,
             Tx::Postgres(tx) => tx.apply(delta).await,
         }
+    }
+
+    /// [`Db::withdraw_notification`] inside this transaction (many in one commit).
+    pub async fn withdraw_notification(&mut self, ctx: &AuditContext, id: i64, reason: &str) -> Result<()> {
+        on_tx!(self, t => t.withdraw(ctx, id, reason).await)
+    }
+
+    /// [`Db::merge_notification`] inside this transaction (many in one commit).
+    pub async fn merge_notification(&mut self, ctx: &AuditContext, id: i64, into: i64) -> Result<()> {
+        on_tx!(self, t => t.merge(ctx, id, into).await)
+    }
+
+    /// The id of the notification with this external id, as this transaction sees it.
+    pub async fn notification_id_by_external_id(&mut self, external_id: &str) -> Result<Option<i64>> {
+        on_tx!(self, t => t.id_by_external_id(external_id).await)
     }
 
     /// Flags possible duplicates among notifications just inserted, by external id.

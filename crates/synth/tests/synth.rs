@@ -162,7 +162,11 @@ async fn japan_scale_tottori_and_shimane_equal_the_real_file() {
         "{linked} linked of {}",
         summary.clustered_cases
     );
-    assert!(clusters.iter().all(|c| ["31", "32"].contains(&c.prefecture_code.as_str()) && c.cases > 0));
+    assert!(
+        clusters
+            .iter()
+            .all(|c| ["31", "32"].contains(&c.prefecture_code.as_str()) && c.cases > 0)
+    );
 }
 
 /// A checksum of everything a user could export, in id order.
