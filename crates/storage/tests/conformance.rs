@@ -701,3 +701,62 @@ async fn concurrent_audit_appends_keep_one_chain(db: &Db) {
     assert_eq!(seqs, (1..=24).collect::<Vec<i64>>());
     assert_eq!(db.verify_audit().await.unwrap(), AuditVerdict::Intact { entries: 24 });
 }
+
+/// Whether the database has an index of this name.
+async fn has_index(db: &Db, name: &str) -> bool {
+    let n: i64 = match db {
+        Db::Sqlite(pool, _) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = $1")
+                .bind(name)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        }
+        Db::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM pg_indexes WHERE indexname = $1")
+            .bind(name)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+    };
+    n > 0
+}
+
+/// A bulk load builds the name and phone indexes at its end; a load that stopped before that
+/// gets them back when the database is next opened.
+async fn bulk_load_indexes_come_back(t: &todoke_storage::testing::TestDb) {
+    let names = ["persons_by_kana", "persons_by_phone"];
+    for name in names {
+        assert!(has_index(&t.db, name).await, "{name} after migrations");
+    }
+    t.db.set_bulk_load(true).await.unwrap();
+    for name in names {
+        assert!(!has_index(&t.db, name).await, "{name} is left out during a load");
+    }
+    // The load stops here (a crash): opening the database again rebuilds them.
+    let reopened = Db::connect(&t.url).await.unwrap();
+    for name in names {
+        assert!(has_index(&reopened, name).await, "{name} after reopening");
+    }
+    reopened.close().await;
+    t.db.set_bulk_load(true).await.unwrap();
+    t.db.set_bulk_load(false).await.unwrap();
+    t.db.set_bulk_load(false).await.unwrap();
+    for name in names {
+        assert!(has_index(&t.db, name).await, "{name} after the load ends");
+    }
+}
+
+#[tokio::test]
+async fn bulk_load_indexes_come_back_on_sqlite() {
+    let t = todoke_storage::testing::TestDb::sqlite().await.unwrap();
+    bulk_load_indexes_come_back(&t).await;
+}
+
+#[tokio::test]
+async fn bulk_load_indexes_come_back_on_postgres() {
+    let Some(t) = todoke_storage::testing::TestDb::postgres().await.unwrap() else {
+        eprintln!("TODOKE_TEST_POSTGRES_URL not set: PostgreSQL half skipped");
+        return;
+    };
+    bulk_load_indexes_come_back(&t).await;
+}

@@ -195,6 +195,10 @@ fn print_synth_summary(s: &todoke_synth::Summary) {
     );
     println!("  municipal-published rows         {}", s.municipal_rows);
     println!(
+        "  name and phone indexes built in  {:.1} s",
+        s.index_build_time.as_secs_f64()
+    );
+    println!(
         "  withdrawn / merged duplicates    {} / {} ({:.1} s)",
         s.withdrawn,
         s.merged,
