@@ -128,6 +128,13 @@ pub async fn synthesize(
     options: &Options,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Summary, StorageError> {
+    // Checked before the bulk-load mode, which takes indexes away for a while.
+    if db.notification_count().await? > 0 {
+        return Err(StorageError::Invalid(todoke_domain::Message::fixed(
+            "合成データは発生届のないデータベースにだけ書き込めます",
+            "synthetic data can only be written into a database without notifications",
+        )));
+    }
     db.set_bulk_load(true).await?;
     let result = load(db, ctx, options, progress).await;
     // A failed load reports its own error, not a later one from the reset.
@@ -144,12 +151,6 @@ async fn load(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Summary, StorageError> {
     let started = Instant::now();
-    if db.notification_count().await? > 0 {
-        return Err(StorageError::Invalid(todoke_domain::Message::fixed(
-            "合成データは発生届のないデータベースにだけ書き込めます",
-            "synthetic data can only be written into a database without notifications",
-        )));
-    }
     let prefectures = db.prefectures().await?;
     let mut populations = [0i64; 47];
     for (i, p) in prefectures.iter().enumerate().take(47) {
@@ -303,8 +304,10 @@ async fn load(
     summary.municipal_rows = municipal.len() as u64;
     tx.commit().await?;
     // Searches by name and phone (the duplicate check below among them) need their indexes.
+    // The large page cache goes first: SQLite sorts an index's keys in as much memory as the
+    // cache may take, and both at once came close to 2 GB at national scale.
     let t = Instant::now();
-    db.build_deferred_indexes().await?;
+    db.set_bulk_load(false).await?;
     summary.index_build_time = t.elapsed();
     db.refresh_statistics().await?;
 

@@ -119,6 +119,19 @@ async fn tiny_on(db: &Db) {
         db.verify_audit().await.unwrap(),
         todoke_storage::audit::AuditVerdict::Intact { entries }
     );
+    // A second load into the same database is refused and changes nothing.
+    let before = db.notification_count().await.unwrap();
+    let options = Options {
+        scale: Scale::Tiny,
+        prefectures: None,
+        seed: 2,
+    };
+    let refused = todoke_synth::synthesize(db, &AuditContext::cli(), &options, &mut |_| {}).await;
+    assert!(
+        matches!(&refused, Err(todoke_storage::StorageError::Invalid(m)) if m.en.contains("without notifications")),
+        "{refused:?}"
+    );
+    assert_eq!(db.notification_count().await.unwrap(), before);
 }
 
 #[tokio::test]
