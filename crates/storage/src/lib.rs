@@ -276,8 +276,28 @@ impl Db {
             sqlx::query("PRAGMA temp_store = FILE").execute(writer).await?;
         }
         let built = async {
-            for (_, create) in LOAD_DEFERRED_INDEXES {
-                dispatch_write!(self, pool => { sqlx::query(create).execute(pool).await?; });
+            for (name, _, create) in LOAD_DEFERRED_INDEXES {
+                // Looked up first: on PostgreSQL even `CREATE INDEX IF NOT EXISTS` waits for
+                // every open write transaction on the table, so opening the database during a
+                // long import would wait for it.
+                let present: i64 =
+                    match self {
+                        Db::Sqlite(pool, _) => {
+                            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = $1")
+                                .bind(name)
+                                .fetch_one(pool)
+                                .await?
+                        }
+                        Db::Postgres(pool) => sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1",
+                        )
+                        .bind(name)
+                        .fetch_one(pool)
+                        .await?,
+                    };
+                if present == 0 {
+                    dispatch_write!(self, pool => { sqlx::query(create).execute(pool).await?; });
+                }
             }
             Ok(())
         }
@@ -343,7 +363,7 @@ impl Db {
     /// buffers.
     pub async fn set_bulk_load(&self, on: bool) -> Result<()> {
         if on {
-            for (drop, _) in LOAD_DEFERRED_INDEXES {
+            for (_, drop, _) in LOAD_DEFERRED_INDEXES {
                 dispatch_write!(self, pool => { sqlx::query(drop).execute(pool).await?; });
             }
         } else {
@@ -373,13 +393,16 @@ impl Db {
 }
 
 /// Indexes a bulk load builds at its end instead of row by row (see [`Db::set_bulk_load`]):
-/// how each is dropped and created, the same on both backends and as in their migrations.
-const LOAD_DEFERRED_INDEXES: [(&str, &str); 2] = [
+/// each one's name and how it is dropped and created, the same on both backends and as in their
+/// migrations.
+const LOAD_DEFERRED_INDEXES: [(&str, &str, &str); 2] = [
     (
+        "persons_by_kana",
         "DROP INDEX IF EXISTS persons_by_kana",
         "CREATE INDEX IF NOT EXISTS persons_by_kana ON persons (name_kana, birth_date, sex) WHERE name_kana IS NOT NULL",
     ),
     (
+        "persons_by_phone",
         "DROP INDEX IF EXISTS persons_by_phone",
         "CREATE INDEX IF NOT EXISTS persons_by_phone ON persons (phone_digits) WHERE phone_digits IS NOT NULL",
     ),

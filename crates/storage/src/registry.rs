@@ -1313,7 +1313,11 @@ impl WriteTx {
                     list.push_bind(*id);
                 }
                 q.push(")");
-                q.build_query_as().fetch_all(&mut **t).await?
+                // Planned afresh each time (not kept prepared): a kept statement gets a generic
+                // plan after five runs, and PostgreSQL made it while the table was still small
+                // during a bulk load (a sequential scan), then scanned the whole growing table
+                // for every batch.
+                q.build_query_as().persistent(false).fetch_all(&mut **t).await?
             });
             found.extend(rows);
         }
