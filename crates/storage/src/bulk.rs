@@ -266,16 +266,6 @@ impl Db {
         }))
     }
 
-    /// The id of the notification with this external id.
-    pub async fn notification_id_by_external_id(&self, external_id: &str) -> Result<Option<i64>> {
-        Ok(dispatch!(self, pool => {
-            sqlx::query_scalar("SELECT id FROM notifications WHERE external_id = $1")
-                .bind(external_id)
-                .fetch_optional(pool)
-                .await?
-        }))
-    }
-
     /// How many notifications are stored (all, withdrawn and merged included).
     pub async fn notification_count(&self) -> Result<i64> {
         Ok(dispatch!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM notifications").fetch_one(pool).await?))

@@ -269,6 +269,18 @@ impl Db {
     /// Builds the indexes a bulk load left out (a no-op for those present); see
     /// [`Db::set_bulk_load`].
     pub async fn build_deferred_indexes(&self) -> Result<()> {
+        // Looked up first, so that opening a database does no more than these lookups: on
+        // PostgreSQL even `CREATE INDEX IF NOT EXISTS` waits for every open write transaction
+        // on the table, so opening the database during a long import would wait for it.
+        let mut missing = Vec::new();
+        for (name, _, create) in LOAD_DEFERRED_INDEXES {
+            if self.index_definition(name).await?.is_none() {
+                missing.push(create);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
         // SQLite sorts a new index's keys in memory up to its page cache and then in temporary
         // files, which `temp_store = memory` would keep on the heap: a national index is larger
         // than the memory a load may take, so they go to disk while indexes are built.
@@ -276,28 +288,8 @@ impl Db {
             sqlx::query("PRAGMA temp_store = FILE").execute(writer).await?;
         }
         let built = async {
-            for (name, _, create) in LOAD_DEFERRED_INDEXES {
-                // Looked up first: on PostgreSQL even `CREATE INDEX IF NOT EXISTS` waits for
-                // every open write transaction on the table, so opening the database during a
-                // long import would wait for it.
-                let present: i64 =
-                    match self {
-                        Db::Sqlite(pool, _) => {
-                            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = $1")
-                                .bind(name)
-                                .fetch_one(pool)
-                                .await?
-                        }
-                        Db::Postgres(pool) => sqlx::query_scalar(
-                            "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1",
-                        )
-                        .bind(name)
-                        .fetch_one(pool)
-                        .await?,
-                    };
-                if present == 0 {
-                    dispatch_write!(self, pool => { sqlx::query(create).execute(pool).await?; });
-                }
+            for create in missing {
+                dispatch_write!(self, pool => { sqlx::query(create).execute(pool).await?; });
             }
             Ok(())
         }
@@ -306,6 +298,26 @@ impl Db {
             sqlx::query("PRAGMA temp_store = MEMORY").execute(writer).await?;
         }
         built
+    }
+
+    /// The definition of the index called `name`, as the database keeps it, if there is one.
+    pub async fn index_definition(&self, name: &str) -> Result<Option<String>> {
+        Ok(match self {
+            Db::Sqlite(pool, _) => {
+                sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = $1")
+                    .bind(name)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1",
+                )
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+            }
+        })
     }
 
     /// `sqlite` or `postgres`.
