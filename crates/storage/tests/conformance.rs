@@ -702,29 +702,36 @@ async fn concurrent_audit_appends_keep_one_chain(db: &Db) {
     assert_eq!(db.verify_audit().await.unwrap(), AuditVerdict::Intact { entries: 24 });
 }
 
-/// A bulk load builds the name and phone indexes at its end; a load that stopped before that
-/// gets them back when the database is next opened. Rebuilt, each is defined exactly as its
-/// migration defined it.
+/// A bulk load puts back at its end what it left out (the name and phone indexes; on
+/// PostgreSQL also the other secondary indexes and the foreign keys of the tables written in
+/// bulk); a load that stopped before that gets them back when the database is next opened.
+/// Put back, each is defined exactly as its migration defined it, and a foreign key put back
+/// still refuses a dangling reference.
 async fn bulk_load_indexes_come_back(t: &todoke_storage::testing::TestDb) {
-    let names = ["persons_by_kana", "persons_by_phone"];
+    let names: Vec<&str> = t.db.load_deferred().map(|d| d.name).collect();
+    assert!(names.contains(&"persons_by_kana") && names.contains(&"persons_by_phone"));
+    if t.db.backend_name() == "postgres" {
+        assert!(names.contains(&"notifications_person_id_fkey"));
+        assert!(names.contains(&"status_history_notification_id_fkey"));
+    }
     let mut migrated = Vec::new();
-    for name in names {
-        let definition = t.db.index_definition(name).await.unwrap();
+    for name in &names {
+        let definition = t.db.schema_definition(name).await.unwrap();
         assert!(definition.is_some(), "{name} after migrations");
         migrated.push(definition);
     }
     t.db.set_bulk_load(true).await.unwrap();
-    for name in names {
+    for name in &names {
         assert!(
-            t.db.index_definition(name).await.unwrap().is_none(),
+            t.db.schema_definition(name).await.unwrap().is_none(),
             "{name} is left out during a load"
         );
     }
-    // The load stops here (a crash): opening the database again rebuilds them.
+    // The load stops here (a crash): opening the database again puts everything back.
     let reopened = Db::connect(&t.url).await.unwrap();
     for (name, migrated) in names.iter().zip(&migrated) {
         assert_eq!(
-            &reopened.index_definition(name).await.unwrap(),
+            &reopened.schema_definition(name).await.unwrap(),
             migrated,
             "{name} after reopening"
         );
@@ -735,11 +742,21 @@ async fn bulk_load_indexes_come_back(t: &todoke_storage::testing::TestDb) {
     t.db.set_bulk_load(false).await.unwrap();
     for (name, migrated) in names.iter().zip(&migrated) {
         assert_eq!(
-            &t.db.index_definition(name).await.unwrap(),
+            &t.db.schema_definition(name).await.unwrap(),
             migrated,
             "{name} after the load ends"
         );
     }
+    // Put back, the foreign keys hold: a status entry of a notification that does not exist
+    // is refused.
+    const DANGLING: &str = "INSERT INTO status_history (notification_id, status, effective_date, recorded_at) \
+         VALUES (999999999, 'home', '2022-01-01', '2022-01-01T00:00:00Z')";
+    let refused = match &t.db {
+        Db::Sqlite(_, writer) => sqlx::query(DANGLING).execute(writer).await.map(|_| ()),
+        Db::Postgres(pool) => sqlx::query(DANGLING).execute(pool).await.map(|_| ()),
+    };
+    let error = refused.expect_err("a dangling status entry was kept").to_string();
+    assert!(error.to_lowercase().contains("foreign key"), "{error}");
 }
 
 #[tokio::test]
