@@ -376,8 +376,24 @@ trait RegistryTx {
     fn flag_possible_duplicates(&mut self, ids: &[i64]) -> impl Future<Output = Result<()>> + Send;
     /// 取り下げ with a reason, audited; the notification stops counting.
     fn withdraw(&mut self, ctx: &AuditContext, id: i64, reason: &str) -> impl Future<Output = Result<()>> + Send;
+    /// [`RegistryTx::withdraw`] without touching the counters or the audit log: the counter
+    /// changes are added to `counts`; returns the reason as stored, for the audit entry.
+    fn withdraw_counting_into(
+        &mut self,
+        id: i64,
+        reason: &str,
+        counts: &mut Vec<(CounterKey, i64)>,
+    ) -> impl Future<Output = Result<String>> + Send;
     /// Merges a duplicate into the notification it repeats, audited; it stops counting.
     fn merge(&mut self, ctx: &AuditContext, id: i64, into: i64) -> impl Future<Output = Result<()>> + Send;
+    /// [`RegistryTx::merge`] without touching the counters or the audit log (see
+    /// [`RegistryTx::withdraw_counting_into`]).
+    fn merge_counting_into(
+        &mut self,
+        id: i64,
+        into: i64,
+        counts: &mut Vec<(CounterKey, i64)>,
+    ) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Flags, among the given notifications, each whose person matches a notification filed before
@@ -652,6 +668,15 @@ macro_rules! impl_registry_tx {
             }
 
             async fn withdraw(&mut self, ctx: &AuditContext, id: i64, reason: &str) -> Result<()> {
+                let mut counts = Vec::new();
+                let reason = self.withdraw_counting_into(id, reason, &mut counts).await?;
+                self.apply(&counts).await?;
+                self.append_audit(ctx, AuditEvent::new("notification.withdraw", "notification", id)
+                    .with_detail(serde_json::json!({"reason": reason}))).await?;
+                Ok(())
+            }
+
+            async fn withdraw_counting_into(&mut self, id: i64, reason: &str, counts: &mut Vec<(CounterKey, i64)>) -> Result<String> {
                 let reason = crate::clean_text(reason, 1, 500, ("取り下げ理由", "reason"))?;
                 let Some(before) = self.case_facts(id).await? else { return Err(StorageError::NotFound) };
                 if before.withdrawn {
@@ -660,13 +685,20 @@ macro_rules! impl_registry_tx {
                 sqlx::query("UPDATE notifications SET withdrawn = TRUE, withdrawn_reason = $2, updated_at = $3 WHERE id = $1")
                     .bind(id).bind(&reason).bind(now()).execute(&mut **self).await?;
                 let after = CaseFacts { withdrawn: true, ..before.clone() };
-                self.apply(&counting::difference(Some(&before), Some(&after))).await?;
-                self.append_audit(ctx, AuditEvent::new("notification.withdraw", "notification", id)
-                    .with_detail(serde_json::json!({"reason": reason}))).await?;
-                Ok(())
+                counts.extend(counting::difference(Some(&before), Some(&after)));
+                Ok(reason)
             }
 
             async fn merge(&mut self, ctx: &AuditContext, id: i64, into: i64) -> Result<()> {
+                let mut counts = Vec::new();
+                self.merge_counting_into(id, into, &mut counts).await?;
+                self.apply(&counts).await?;
+                self.append_audit(ctx, AuditEvent::new("notification.merge", "notification", id)
+                    .with_detail(serde_json::json!({"into": into}))).await?;
+                Ok(())
+            }
+
+            async fn merge_counting_into(&mut self, id: i64, into: i64, counts: &mut Vec<(CounterKey, i64)>) -> Result<()> {
                 if id == into {
                     return Err(StorageError::Invalid(Message::fixed(
                         "同じ発生届には統合できません",
@@ -690,9 +722,7 @@ macro_rules! impl_registry_tx {
                 sqlx::query("UPDATE notifications SET merged_into = $2, updated_at = $3 WHERE id = $1")
                     .bind(id).bind(into).bind(now()).execute(&mut **self).await?;
                 let after = CaseFacts { merged: true, ..before.clone() };
-                self.apply(&counting::difference(Some(&before), Some(&after))).await?;
-                self.append_audit(ctx, AuditEvent::new("notification.merge", "notification", id)
-                    .with_detail(serde_json::json!({"into": into}))).await?;
+                counts.extend(counting::difference(Some(&before), Some(&after)));
                 Ok(())
             }
 
@@ -1118,6 +1148,15 @@ impl Db {
 
 /// A write transaction held open across many rows (imports). Nothing is visible to others until
 /// [`WriteTx::commit`]; dropping it rolls everything back.
+/// A health centre's change to a case that stops it counting (see [`WriteTx::withdraw_and_merge`]).
+#[derive(Debug, Clone, Copy)]
+pub enum CaseChange<'a> {
+    /// 取り下げ, with its reason.
+    Withdraw { id: i64, reason: &'a str },
+    /// A duplicate merged into the notification it repeats.
+    Merge { id: i64, into: i64 },
+}
+
 pub struct WriteTx {
     pub(crate) tx: Tx,
     /// Counter contributions of bulk-inserted notifications not yet written: summed over many
@@ -1470,19 +1509,50 @@ impl WriteTx {
         }
     }
 
-    /// [`Db::withdraw_notification`] inside this transaction (many in one commit).
-    pub async fn withdraw_notification(&mut self, ctx: &AuditContext, id: i64, reason: &str) -> Result<()> {
-        on_tx!(self, t => t.withdraw(ctx, id, reason).await)
+    /// Withdrawals and merges, many in one transaction, in the given order: each checked as
+    /// [`Db::withdraw_notification`] and [`Db::merge_notification`] check it, and audited
+    /// alike (one entry each); their counter changes are summed and written once, and their
+    /// audit entries appended together. After an error the transaction must be dropped, not
+    /// committed: the changes before it are written without their counts and entries.
+    pub async fn withdraw_and_merge(&mut self, ctx: &AuditContext, changes: &[CaseChange<'_>]) -> Result<()> {
+        let mut counts = Vec::new();
+        let mut details = Vec::with_capacity(changes.len());
+        for change in changes {
+            details.push(match *change {
+                CaseChange::Withdraw { id, reason } => {
+                    let reason = on_tx!(self, t => t.withdraw_counting_into(id, reason, &mut counts).await?);
+                    ("notification.withdraw", id, serde_json::json!({"reason": reason}))
+                }
+                CaseChange::Merge { id, into } => {
+                    on_tx!(self, t => t.merge_counting_into(id, into, &mut counts).await?);
+                    ("notification.merge", id, serde_json::json!({"into": into}))
+                }
+            });
+        }
+        // Summed first: one multi-row upsert may not name a counter twice (PostgreSQL).
+        let mut summed: BTreeMap<CounterKey, i64> = BTreeMap::new();
+        for (key, n) in counts {
+            *summed.entry(key).or_default() += n;
+        }
+        let delta: Vec<(CounterKey, i64)> = summed.into_iter().filter(|(_, n)| *n != 0).collect();
+        on_tx!(self, t => t.apply(&delta).await?);
+        let events: Vec<(&AuditContext, AuditEvent<'_>)> = details
+            .into_iter()
+            .map(|(action, id, detail)| (ctx, AuditEvent::new(action, "notification", id).with_detail(detail)))
+            .collect();
+        on_tx!(self, t => t.append_audits(&events).await?);
+        Ok(())
     }
 
-    /// [`Db::merge_notification`] inside this transaction (many in one commit).
-    pub async fn merge_notification(&mut self, ctx: &AuditContext, id: i64, into: i64) -> Result<()> {
-        on_tx!(self, t => t.merge(ctx, id, into).await)
-    }
-
-    /// The id of the notification with this external id, as this transaction sees it.
-    pub async fn notification_id_by_external_id(&mut self, external_id: &str) -> Result<Option<i64>> {
-        on_tx!(self, t => t.id_by_external_id(external_id).await)
+    /// The ids of the notifications with these external ids, as this transaction sees them
+    /// (those not found are left out).
+    pub async fn notification_ids_by_external_id(&mut self, external_ids: &[&str]) -> Result<HashMap<String, i64>> {
+        Ok(self
+            .ids_by_external_id(external_ids)
+            .await?
+            .into_iter()
+            .map(|(id, external_id)| (external_id, id))
+            .collect())
     }
 
     /// Flags possible duplicates among notifications just inserted, by external id.

@@ -10,7 +10,7 @@ use todoke_domain::counting::{Measure, StatusEntry};
 use todoke_domain::notification::{Intake, NotificationDraft, Severity, Status, parse_notification};
 use todoke_domain::{HealthCentreCode, PrefectureCode};
 use todoke_storage::orgs::NewHealthCentre;
-use todoke_storage::registry::{FileMode, Filing, NotificationFilter, Placement};
+use todoke_storage::registry::{CaseChange, FileMode, Filing, NotificationFilter, Placement};
 use todoke_storage::testing::TestDb;
 use todoke_storage::{AuditContext, Db, StorageError, now};
 
@@ -324,6 +324,94 @@ async fn a_group_commit_keeps_the_good_filings(db: &Db) {
     );
 }
 
+/// Withdrawals and merges many to a transaction (what a health centre does after a wave, and
+/// what the synthetic load does): each counted and audited as when done one by one, with the
+/// same checks; a refused one (already withdrawn) fails the batch, and the dropped transaction
+/// leaves nothing behind.
+async fn withdrawals_and_merges_in_one_transaction(db: &Db) {
+    seed(db).await;
+    let mut ids = Vec::new();
+    for n in 1..=4 {
+        let d = draft(&[("external_id", &format!("W{n}")), ("health_centre", "H13")]);
+        ids.push(
+            db.file_notification(&cli(), &d, &placed(&d), FileMode::CreateOnly)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    assert_eq!(new_positives(db).await, [(day(2021, 5, 1), "13".to_owned(), 4)]);
+    let audit_before = db.audit_entries(0, 10_000).await.unwrap().len();
+
+    let mut tx = db.begin_write_tx().await.unwrap();
+    let found = tx.notification_ids_by_external_id(&["W1", "W2", "W9"]).await.unwrap();
+    assert_eq!(
+        (found.get("W1"), found.get("W2"), found.get("W9")),
+        (Some(&ids[0]), Some(&ids[1]), None)
+    );
+    tx.withdraw_and_merge(
+        &cli(),
+        &[
+            CaseChange::Withdraw {
+                id: ids[0],
+                reason: "偽陽性",
+            },
+            CaseChange::Merge {
+                id: ids[1],
+                into: ids[2],
+            },
+        ],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        new_positives(db).await,
+        [(day(2021, 5, 1), "13".to_owned(), 2)],
+        "the withdrawn and the merged stop counting"
+    );
+    let record = db.notification(ids[1]).await.unwrap();
+    assert_eq!(record.merged_into, Some(ids[2]));
+    assert_eq!(
+        db.notification(ids[0]).await.unwrap().withdrawn_reason.as_deref(),
+        Some("偽陽性")
+    );
+    let entries = db.audit_entries(0, 10_000).await.unwrap();
+    assert_eq!(entries.len(), audit_before + 2, "one audit entry per change");
+    assert!(matches!(
+        db.verify_audit().await.unwrap(),
+        todoke_storage::audit::AuditVerdict::Intact { .. }
+    ));
+    let live = db.counters().await.unwrap();
+    db.rebuild_counters(&cli()).await.unwrap();
+    assert_eq!(db.counters().await.unwrap(), live, "the rebuild agrees");
+
+    // Withdrawing the fourth and, again, the first: the batch is refused as a whole.
+    let mut tx = db.begin_write_tx().await.unwrap();
+    let refused = tx
+        .withdraw_and_merge(
+            &cli(),
+            &[
+                CaseChange::Withdraw {
+                    id: ids[3],
+                    reason: "偽陽性",
+                },
+                CaseChange::Withdraw {
+                    id: ids[0],
+                    reason: "again",
+                },
+            ],
+        )
+        .await;
+    assert!(matches!(refused, Err(StorageError::Conflict(_))), "{refused:?}");
+    drop(tx);
+    assert!(
+        !db.notification(ids[3]).await.unwrap().withdrawn,
+        "nothing of a refused batch stays"
+    );
+    assert_eq!(db.counters().await.unwrap(), live);
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod sqlite { $(#[tokio::test] async fn $name() { let t = super::TestDb::sqlite().await.unwrap(); super::$name(&t.db).await; })* }
@@ -339,7 +427,8 @@ both!(
     filing_counts_on_the_jst_day_and_refiling_updates,
     placements_must_fit_the_organisation_tree,
     confirmation_and_withdrawal,
-    status_history_keeps_corrections_and_counts_stocks
+    status_history_keeps_corrections_and_counts_stocks,
+    withdrawals_and_merges_in_one_transaction
 );
 
 /// One step of a random history of the registry.

@@ -23,7 +23,7 @@ use todoke_domain::PrefectureCode;
 use todoke_storage::audit::AuditEvent;
 use todoke_storage::bulk::{FollowUpOf, MunicipalFigures, NewTotal};
 use todoke_storage::orgs::{NewHealthCentre, NewInstitution};
-use todoke_storage::registry::{Investigation, NewNotification, WriteTx};
+use todoke_storage::registry::{CaseChange, Investigation, NewNotification, WriteTx};
 use todoke_storage::{AuditContext, Db, StorageError};
 
 use crate::generate::{Aftermath, Announced, ClusterKey, Synthesized};
@@ -339,31 +339,43 @@ async fn load(
         .collect();
     tx.flag_possible_duplicates(&duplicates).await?;
     // Each withdrawal and merge is the one a health centre makes (checked, counted and audited
-    // alike); many share a commit.
-    for (n, (external_id, aftermath)) in aftermaths.iter().enumerate() {
-        if n > 0 && n % AFTERMATHS_PER_COMMIT == 0 {
+    // alike); many share a commit, and within it their counter changes and audit entries are
+    // written together.
+    for (n, chunk) in aftermaths.chunks(AFTERMATHS_PER_COMMIT).enumerate() {
+        if n > 0 {
             tx.commit().await?;
             tx = db.begin_write_tx().await?;
         }
-        let id = tx
-            .notification_id_by_external_id(external_id)
-            .await?
-            .ok_or(StorageError::NotFound)?;
-        match aftermath {
-            Aftermath::Stays => {}
-            Aftermath::Withdrawn(reason) => {
-                tx.withdraw_notification(ctx, id, reason).await?;
-                summary.withdrawn += 1;
-            }
-            Aftermath::MergedInto(original) => {
-                let into = tx
-                    .notification_id_by_external_id(original)
-                    .await?
-                    .ok_or(StorageError::NotFound)?;
-                tx.merge_notification(ctx, id, into).await?;
-                summary.merged += 1;
+        let mut named: Vec<&str> = Vec::with_capacity(chunk.len() * 2);
+        for (external_id, aftermath) in chunk {
+            named.push(external_id);
+            if let Aftermath::MergedInto(original) = aftermath {
+                named.push(original);
             }
         }
+        let ids = tx.notification_ids_by_external_id(&named).await?;
+        let id_of = |external_id: &str| ids.get(external_id).copied().ok_or(StorageError::NotFound);
+        let mut changes = Vec::with_capacity(chunk.len());
+        for (external_id, aftermath) in chunk {
+            match aftermath {
+                Aftermath::Stays => {}
+                Aftermath::Withdrawn(reason) => {
+                    changes.push(CaseChange::Withdraw {
+                        id: id_of(external_id)?,
+                        reason,
+                    });
+                    summary.withdrawn += 1;
+                }
+                Aftermath::MergedInto(original) => {
+                    changes.push(CaseChange::Merge {
+                        id: id_of(external_id)?,
+                        into: id_of(original)?,
+                    });
+                    summary.merged += 1;
+                }
+            }
+        }
+        tx.withdraw_and_merge(ctx, &changes).await?;
     }
     tx.commit().await?;
     summary.follow_up_time = t.elapsed();
