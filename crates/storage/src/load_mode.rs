@@ -45,7 +45,7 @@ const fn postgres(name: &'static str, drop: &'static str, create: &'static str) 
 }
 
 /// In the order they are put back: indexes first, so that checking a foreign key can use them.
-const LOAD_DEFERRED: [LoadDeferred; 16] = [
+const LOAD_DEFERRED: [LoadDeferred; 19] = [
     both(
         "persons_by_kana",
         "DROP INDEX IF EXISTS persons_by_kana",
@@ -105,6 +105,22 @@ const LOAD_DEFERRED: [LoadDeferred; 16] = [
         "notifications_cluster_id_fkey",
         "ALTER TABLE notifications DROP CONSTRAINT IF EXISTS notifications_cluster_id_fkey",
         "ALTER TABLE notifications ADD CONSTRAINT notifications_cluster_id_fkey FOREIGN KEY (cluster_id) REFERENCES clusters (id)",
+    ),
+    // Never set by a load, but PostgreSQL still queues a check per row for each.
+    postgres(
+        "notifications_confirmed_by_fkey",
+        "ALTER TABLE notifications DROP CONSTRAINT IF EXISTS notifications_confirmed_by_fkey",
+        "ALTER TABLE notifications ADD CONSTRAINT notifications_confirmed_by_fkey FOREIGN KEY (confirmed_by) REFERENCES users (id)",
+    ),
+    postgres(
+        "notifications_merged_into_fkey",
+        "ALTER TABLE notifications DROP CONSTRAINT IF EXISTS notifications_merged_into_fkey",
+        "ALTER TABLE notifications ADD CONSTRAINT notifications_merged_into_fkey FOREIGN KEY (merged_into) REFERENCES notifications (id)",
+    ),
+    postgres(
+        "notifications_duplicate_of_fkey",
+        "ALTER TABLE notifications DROP CONSTRAINT IF EXISTS notifications_duplicate_of_fkey",
+        "ALTER TABLE notifications ADD CONSTRAINT notifications_duplicate_of_fkey FOREIGN KEY (duplicate_of) REFERENCES notifications (id)",
     ),
     postgres(
         "status_history_notification_id_fkey",
@@ -198,7 +214,9 @@ impl Db {
                 // SQLite sorts a new index's keys in memory up to its page cache and then in
                 // temporary files, which `temp_store = memory` would keep on the heap: a national
                 // index is larger than the memory a load may take, so they go to disk meanwhile.
+                // A second thread sorts too (SQLite's multi-threaded sorter; 0 is its default).
                 sqlx::query("PRAGMA temp_store = FILE").execute(writer).await?;
+                sqlx::query("PRAGMA threads = 2").execute(writer).await?;
                 let built = async {
                     for create in missing {
                         sqlx::query(create).execute(writer).await?;
@@ -206,6 +224,7 @@ impl Db {
                     Ok(())
                 }
                 .await;
+                sqlx::query("PRAGMA threads = 0").execute(writer).await?;
                 sqlx::query("PRAGMA temp_store = MEMORY").execute(writer).await?;
                 built
             }

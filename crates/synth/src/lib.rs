@@ -94,8 +94,11 @@ pub struct Summary {
     /// Time spent writing each kind of row (generation excluded).
     pub notification_write_time: Duration,
     pub totals_write_time: Duration,
-    /// Time of building the indexes the load left out (names, phone numbers).
+    /// Time of putting back what the load left out (indexes; foreign keys on PostgreSQL), with
+    /// SQLite's closing checkpoint.
     pub index_build_time: Duration,
+    /// Time spent committing during the load (on SQLite, each commit writes the WAL back).
+    pub commit_time: Duration,
     /// Time of the duplicate merges and withdrawals (each audited, many per transaction).
     pub follow_up_time: Duration,
 }
@@ -274,7 +277,9 @@ async fn load(
                 pending_totals.clear();
             }
             if since_commit >= COMMIT_EVERY {
+                let t = Instant::now();
                 tx.commit().await?;
+                summary.commit_time += t.elapsed();
                 tx = db.begin_write_tx().await?;
                 since_commit = 0;
             }

@@ -195,7 +195,11 @@ fn print_synth_summary(s: &todoke_synth::Summary) {
     );
     println!("  municipal-published rows         {}", s.municipal_rows);
     println!(
-        "  name and phone indexes built in  {:.1} s",
+        "  commits while loading            {:.1} s",
+        s.commit_time.as_secs_f64()
+    );
+    println!(
+        "  indexes (and keys) put back in   {:.1} s",
         s.index_build_time.as_secs_f64()
     );
     println!(
