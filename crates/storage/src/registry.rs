@@ -1146,8 +1146,6 @@ impl Db {
     }
 }
 
-/// A write transaction held open across many rows (imports). Nothing is visible to others until
-/// [`WriteTx::commit`]; dropping it rolls everything back.
 /// A health centre's change to a case that stops it counting (see [`WriteTx::withdraw_and_merge`]).
 #[derive(Debug, Clone, Copy)]
 pub enum CaseChange<'a> {
@@ -1157,11 +1155,14 @@ pub enum CaseChange<'a> {
     Merge { id: i64, into: i64 },
 }
 
+/// A write transaction held open across many rows (imports). Nothing is visible to others until
+/// [`WriteTx::commit`]; dropping it rolls everything back.
 pub struct WriteTx {
     pub(crate) tx: Tx,
     /// Counter contributions of bulk-inserted notifications not yet written: summed over many
-    /// batches, a day's counters are written once instead of once per batch. Only rows that can
-    /// never be rolled back alone (see [`WriteTx::insert_new_notifications`]) are held here.
+    /// batches, a day's counters are written once instead of once per batch. Only changes that can
+    /// never be rolled back alone (see [`WriteTx::insert_new_notifications`] and
+    /// [`WriteTx::withdraw_and_merge`]) are held here.
     pub(crate) counts: std::collections::BTreeMap<CounterKey, i64>,
 }
 
@@ -1288,7 +1289,11 @@ impl WriteTx {
 
     /// Writes the counter contributions held in memory.
     pub(crate) async fn flush_counts(&mut self) -> Result<()> {
-        let delta: Vec<(CounterKey, i64)> = std::mem::take(&mut self.counts).into_iter().collect();
+        // Changes that cancel out leave no counter row behind (a rebuild would have none).
+        let delta: Vec<(CounterKey, i64)> = std::mem::take(&mut self.counts)
+            .into_iter()
+            .filter(|(_, n)| *n != 0)
+            .collect();
         self.add_to_counters(&delta).await
     }
 }
@@ -1529,13 +1534,11 @@ impl WriteTx {
                 }
             });
         }
-        // Summed first: one multi-row upsert may not name a counter twice (PostgreSQL).
-        let mut summed: BTreeMap<CounterKey, i64> = BTreeMap::new();
+        // Summed with the counts held for bulk inserts, and written now.
         for (key, n) in counts {
-            *summed.entry(key).or_default() += n;
+            *self.counts.entry(key).or_default() += n;
         }
-        let delta: Vec<(CounterKey, i64)> = summed.into_iter().filter(|(_, n)| *n != 0).collect();
-        on_tx!(self, t => t.apply(&delta).await?);
+        self.flush_counts().await?;
         let events: Vec<(&AuditContext, AuditEvent<'_>)> = details
             .into_iter()
             .map(|(action, id, detail)| (ctx, AuditEvent::new(action, "notification", id).with_detail(detail)))
