@@ -26,6 +26,17 @@ pub struct LoadDeferred {
     create: &'static str,
 }
 
+impl LoadDeferred {
+    /// Logs how long putting this back took (operators watch a national load's last minutes).
+    fn log_put_back(&self, started: std::time::Instant) {
+        tracing::info!(
+            name = self.name,
+            seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+            "put back after the bulk load"
+        );
+    }
+}
+
 const fn both(name: &'static str, drop: &'static str, create: &'static str) -> LoadDeferred {
     LoadDeferred {
         name,
@@ -56,27 +67,27 @@ const LOAD_DEFERRED: [LoadDeferred; 19] = [
         "DROP INDEX IF EXISTS persons_by_phone",
         "CREATE INDEX IF NOT EXISTS persons_by_phone ON persons (phone_digits) WHERE phone_digits IS NOT NULL",
     ),
-    postgres(
+    both(
         "notifications_by_person",
         "DROP INDEX IF EXISTS notifications_by_person",
         "CREATE INDEX IF NOT EXISTS notifications_by_person ON notifications (person_id)",
     ),
-    postgres(
+    both(
         "notifications_by_prefecture",
         "DROP INDEX IF EXISTS notifications_by_prefecture",
         "CREATE INDEX IF NOT EXISTS notifications_by_prefecture ON notifications (prefecture_code, id)",
     ),
-    postgres(
+    both(
         "notifications_by_health_centre",
         "DROP INDEX IF EXISTS notifications_by_health_centre",
         "CREATE INDEX IF NOT EXISTS notifications_by_health_centre ON notifications (health_centre_code, id) WHERE health_centre_code IS NOT NULL",
     ),
-    postgres(
+    both(
         "notifications_by_institution",
         "DROP INDEX IF EXISTS notifications_by_institution",
         "CREATE INDEX IF NOT EXISTS notifications_by_institution ON notifications (institution_code, id) WHERE institution_code IS NOT NULL",
     ),
-    postgres(
+    both(
         "status_history_by_notification",
         "DROP INDEX IF EXISTS status_history_by_notification",
         "CREATE INDEX IF NOT EXISTS status_history_by_notification ON status_history (notification_id, effective_date, id)",
@@ -203,7 +214,7 @@ impl Db {
         let mut missing = Vec::new();
         for deferred in self.load_deferred() {
             if self.schema_definition(deferred.name).await?.is_none() {
-                missing.push(deferred.create);
+                missing.push(deferred);
             }
         }
         if missing.is_empty() {
@@ -218,8 +229,10 @@ impl Db {
                 sqlx::query("PRAGMA temp_store = FILE").execute(writer).await?;
                 sqlx::query("PRAGMA threads = 2").execute(writer).await?;
                 let built = async {
-                    for create in missing {
-                        sqlx::query(create).execute(writer).await?;
+                    for deferred in missing {
+                        let started = std::time::Instant::now();
+                        sqlx::query(deferred.create).execute(writer).await?;
+                        deferred.log_put_back(started);
                     }
                     Ok(())
                 }
@@ -238,8 +251,10 @@ impl Db {
                     .await?;
                 sqlx::query("SET work_mem = '256MB'").execute(&mut *conn).await?;
                 let built = async {
-                    for create in missing {
-                        sqlx::query(create).execute(&mut *conn).await?;
+                    for deferred in missing {
+                        let started = std::time::Instant::now();
+                        sqlx::query(deferred.create).execute(&mut *conn).await?;
+                        deferred.log_put_back(started);
                     }
                     Ok(())
                 }

@@ -8,9 +8,9 @@
 //! The values written are exactly those the sqlx statements write (the same text for dates and
 //! instants), so rows written either way are alike.
 
-use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
 use rusqlite::types::ToSqlOutput;
-use rusqlite::{Connection, Statement, ToSql};
+use rusqlite::{Connection, ToSql};
 use todoke_domain::counting::{self, CounterKey, StatusEntry};
 use todoke_domain::notification::{NotifiedGroup, Severity, Sex};
 
@@ -42,47 +42,86 @@ async fn with_connection<T>(
     Ok(result?)
 }
 
+/// Text formatted into the value itself where it fits (dates and instants are bound by the
+/// million during a national load, and a `String` each showed in profiles as allocation).
+enum Formatted<const N: usize> {
+    Inline([u8; N]),
+    Heap(String),
+}
+
+impl<const N: usize> Formatted<N> {
+    fn as_str(&self) -> &str {
+        match self {
+            Formatted::Inline(bytes) => std::str::from_utf8(bytes).expect("formatted as ASCII"),
+            Formatted::Heap(s) => s,
+        }
+    }
+}
+
+impl<const N: usize> ToSql for Formatted<N> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        let text: &[u8] = match self {
+            Formatted::Inline(bytes) => bytes,
+            Formatted::Heap(s) => s.as_bytes(),
+        };
+        Ok(ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(text)))
+    }
+}
+
+/// Writes `YYYY-MM-DD` into `out`; `None` for a year outside 0..=9999.
+fn date_digits(date: NaiveDate, out: &mut [u8]) -> Option<()> {
+    let (y, m, d) = (date.year(), date.month(), date.day());
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
+    let y = y as u32;
+    out[..10].copy_from_slice(&[
+        b'0' + (y / 1000) as u8,
+        b'0' + (y / 100 % 10) as u8,
+        b'0' + (y / 10 % 10) as u8,
+        b'0' + (y % 10) as u8,
+        b'-',
+        b'0' + (m / 10) as u8,
+        b'0' + (m % 10) as u8,
+        b'-',
+        b'0' + (d / 10) as u8,
+        b'0' + (d % 10) as u8,
+    ]);
+    Some(())
+}
+
 /// A date as sqlx writes it to SQLite (`YYYY-MM-DD`), formatted without chrono's general
 /// formatter (which showed in profiles).
-struct Day(NaiveDate);
-
-impl ToSql for Day {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        let (y, m, d) = (self.0.year(), self.0.month(), self.0.day());
-        if !(0..=9999).contains(&y) {
-            // Out of the four-digit range: the general formatter, as sqlx would.
-            return Ok(ToSqlOutput::from(self.0.format("%F").to_string()));
-        }
-        let y = y as u32;
-        let digits = [
-            b'0' + (y / 1000) as u8,
-            b'0' + (y / 100 % 10) as u8,
-            b'0' + (y / 10 % 10) as u8,
-            b'0' + (y % 10) as u8,
-            b'-',
-            b'0' + (m / 10) as u8,
-            b'0' + (m % 10) as u8,
-            b'-',
-            b'0' + (d / 10) as u8,
-            b'0' + (d % 10) as u8,
-        ];
-        let text = String::from_utf8(digits.to_vec()).expect("ASCII digits");
-        Ok(ToSqlOutput::from(text))
+fn date_text(date: NaiveDate) -> Formatted<10> {
+    let mut out = [0u8; 10];
+    match date_digits(date, &mut out) {
+        Some(()) => Formatted::Inline(out),
+        // Out of the four-digit range: the general formatter, as sqlx would.
+        None => Formatted::Heap(date.format("%F").to_string()),
     }
 }
 
 /// An instant as sqlx writes it to SQLite (RFC 3339, `+00:00`, fractions only when present).
-fn instant(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+fn instant(t: DateTime<Utc>) -> Formatted<25> {
+    let mut out = *b"0000-00-00T00:00:00+00:00";
+    if t.nanosecond() == 0 && date_digits(t.date_naive(), &mut out).is_some() {
+        let (h, m, s) = (t.hour(), t.minute(), t.second());
+        for (at, v) in [(11, h), (14, m), (17, s)] {
+            out[at] = b'0' + (v / 10) as u8;
+            out[at + 1] = b'0' + (v % 10) as u8;
+        }
+        return Formatted::Inline(out);
+    }
+    Formatted::Heap(t.to_rfc3339_opts(SecondsFormat::AutoSi, false))
 }
 
-fn day(d: Option<NaiveDate>) -> Option<Day> {
-    d.map(Day)
+fn day(d: Option<NaiveDate>) -> Option<Formatted<10>> {
+    d.map(date_text)
 }
 
 /// Rows per multi-row statement. One execution opens the cursors on a table and its indexes
 /// once for all its rows (run once per row, that setup showed in profiles); 64 rows measured no
-/// faster than 16, whose statements are quicker to prepare (16 notifications bind 496 values).
+/// faster than 16, whose statements are quicker to prepare (16 notifications bind 528 values).
 const ROWS_PER_STATEMENT: usize = 16;
 
 /// `INSERT … VALUES (?, …), …` for `rows` rows of `columns` values.
@@ -91,43 +130,183 @@ fn values_sql(head: &str, columns: usize, rows: usize) -> String {
     format!("{head} VALUES {}", vec![row; rows].join(", "))
 }
 
+/// A value for [`Insert::run`]. Text is borrowed: SQLite reads it where it is.
+#[derive(Debug, Clone, Copy)]
+enum Value<'v> {
+    Null,
+    Integer(i64),
+    Text(&'v str),
+}
+
+impl From<i64> for Value<'_> {
+    fn from(v: i64) -> Self {
+        Value::Integer(v)
+    }
+}
+
+impl From<bool> for Value<'_> {
+    fn from(v: bool) -> Self {
+        Value::Integer(i64::from(v))
+    }
+}
+
+impl<'v> From<&'v str> for Value<'v> {
+    fn from(v: &'v str) -> Self {
+        Value::Text(v)
+    }
+}
+
+impl<'v> From<&'v String> for Value<'v> {
+    fn from(v: &'v String) -> Self {
+        Value::Text(v)
+    }
+}
+
+impl<'v, const N: usize> From<&'v Formatted<N>> for Value<'v> {
+    fn from(v: &'v Formatted<N>) -> Self {
+        Value::Text(v.as_str())
+    }
+}
+
+impl<'v, T: Into<Value<'v>>> From<Option<T>> for Value<'v> {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// An INSERT prepared on the raw connection, run with all its values at once.
+///
+/// rusqlite binds every text by copying it (`SQLITE_TRANSIENT`: an allocation, a copy and a
+/// free per value, a quarter of a national load's writer thread in a profile). Here text is
+/// bound in place (`SQLITE_STATIC`), which is sound because [`Insert::run`] binds, steps and
+/// clears the bindings within one call, while it borrows the values.
+struct Insert<'c> {
+    statement: std::ptr::NonNull<rusqlite::ffi::sqlite3_stmt>,
+    db: *mut rusqlite::ffi::sqlite3,
+    parameters: usize,
+    _connection: std::marker::PhantomData<&'c Connection>,
+}
+
+impl<'c> Insert<'c> {
+    #[allow(unsafe_code)]
+    fn prepare(conn: &'c Connection, sql: &str) -> rusqlite::Result<Insert<'c>> {
+        use rusqlite::ffi;
+        // SAFETY: the handle is the open connection `conn` borrows for 'c, used by this thread
+        // alone (see `with_connection`); the statement is finalized in `drop`, within 'c.
+        unsafe {
+            let db = conn.handle();
+            let mut statement = std::ptr::null_mut();
+            let len = std::ffi::c_int::try_from(sql.len()).expect("a statement under 2 GiB");
+            let rc = ffi::sqlite3_prepare_v2(db, sql.as_ptr().cast(), len, &mut statement, std::ptr::null_mut());
+            let Some(statement) = std::ptr::NonNull::new(statement).filter(|_| rc == ffi::SQLITE_OK) else {
+                return Err(failure(db, rc));
+            };
+            let parameters = usize::try_from(ffi::sqlite3_bind_parameter_count(statement.as_ptr())).unwrap_or(0);
+            Ok(Insert {
+                statement,
+                db,
+                parameters,
+                _connection: std::marker::PhantomData,
+            })
+        }
+    }
+
+    /// Binds `values` (exactly one per parameter), runs the statement and returns the rows
+    /// it inserted.
+    #[allow(unsafe_code)]
+    fn run(&mut self, values: &[Value<'_>]) -> rusqlite::Result<usize> {
+        use rusqlite::ffi;
+        if values.len() != self.parameters {
+            return Err(rusqlite::Error::InvalidParameterCount(values.len(), self.parameters));
+        }
+        let st = self.statement.as_ptr();
+        // SAFETY: `st` is a live statement of this connection. Text pointers stay valid for this
+        // call (`values` is borrowed), and the bindings are cleared before it returns, so SQLite
+        // keeps no pointer into them.
+        unsafe {
+            let mut rc = ffi::SQLITE_OK;
+            for (i, v) in values.iter().enumerate() {
+                let at = i as std::ffi::c_int + 1;
+                rc = match *v {
+                    Value::Null => ffi::sqlite3_bind_null(st, at),
+                    Value::Integer(n) => ffi::sqlite3_bind_int64(st, at, n),
+                    Value::Text(t) => ffi::sqlite3_bind_text64(
+                        st,
+                        at,
+                        t.as_ptr().cast(),
+                        t.len() as ffi::sqlite3_uint64,
+                        ffi::SQLITE_STATIC(),
+                        ffi::SQLITE_UTF8 as std::ffi::c_uchar,
+                    ),
+                };
+                if rc != ffi::SQLITE_OK {
+                    break;
+                }
+            }
+            if rc == ffi::SQLITE_OK {
+                rc = ffi::sqlite3_step(st);
+            }
+            let result = if rc == ffi::SQLITE_DONE {
+                Ok(usize::try_from(ffi::sqlite3_changes64(self.db)).unwrap_or(0))
+            } else {
+                Err(failure(self.db, rc))
+            };
+            ffi::sqlite3_reset(st);
+            ffi::sqlite3_clear_bindings(st);
+            result
+        }
+    }
+}
+
+impl Drop for Insert<'_> {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        // SAFETY: the statement was prepared by `prepare` and is finalized once, here.
+        unsafe {
+            rusqlite::ffi::sqlite3_finalize(self.statement.as_ptr());
+        }
+    }
+}
+
+/// SQLite's error for `rc`, with its message.
+#[allow(unsafe_code)]
+fn failure(db: *mut rusqlite::ffi::sqlite3, rc: std::ffi::c_int) -> rusqlite::Error {
+    // SAFETY: `db` is an open connection; its message is copied before anything else runs on it.
+    let message = unsafe {
+        let text = rusqlite::ffi::sqlite3_errmsg(db);
+        (!text.is_null()).then(|| std::ffi::CStr::from_ptr(text).to_string_lossy().into_owned())
+    };
+    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rc), message)
+}
+
 /// Inserts `items` by multi-row statements of [`ROWS_PER_STATEMENT`] rows (the last one
-/// shorter), `bind` setting the values of one item from the given parameter offset on. Returns
-/// how many rows were inserted.
-fn insert_rows<T>(
+/// shorter), `values` adding the `columns` values of one item. Returns how many rows were
+/// inserted.
+fn insert_rows<'v, T>(
     conn: &Connection,
     head: &str,
     columns: usize,
-    items: &[T],
-    bind: impl Fn(&mut Statement<'_>, usize, &T) -> rusqlite::Result<()>,
+    items: &'v [T],
+    values: impl Fn(&'v T, &mut Vec<Value<'v>>),
 ) -> rusqlite::Result<usize> {
-    let mut full: Option<Statement<'_>> = None;
+    let mut full: Option<Insert<'_>> = None;
     let mut inserted = 0;
+    let mut bound: Vec<Value<'v>> = Vec::with_capacity(columns * ROWS_PER_STATEMENT);
     for chunk in items.chunks(ROWS_PER_STATEMENT) {
-        let mut short;
-        let statement = if chunk.len() == ROWS_PER_STATEMENT {
-            if full.is_none() {
-                full = Some(conn.prepare(&values_sql(head, columns, ROWS_PER_STATEMENT))?);
-            }
-            full.as_mut().expect("prepared above")
-        } else {
-            short = conn.prepare(&values_sql(head, columns, chunk.len()))?;
-            &mut short
-        };
-        for (i, item) in chunk.iter().enumerate() {
-            bind(statement, i * columns, item)?;
+        bound.clear();
+        for item in chunk {
+            values(item, &mut bound);
         }
-        inserted += statement.raw_execute()?;
+        inserted += if chunk.len() == ROWS_PER_STATEMENT {
+            if full.is_none() {
+                full = Some(Insert::prepare(conn, &values_sql(head, columns, ROWS_PER_STATEMENT))?);
+            }
+            full.as_mut().expect("prepared above").run(&bound)?
+        } else {
+            Insert::prepare(conn, &values_sql(head, columns, chunk.len()))?.run(&bound)?
+        };
     }
     Ok(inserted)
-}
-
-/// Binds `values` from parameter `offset + 1` on.
-fn bind_all(statement: &mut Statement<'_>, offset: usize, values: &[&dyn ToSql]) -> rusqlite::Result<()> {
-    for (i, v) in values.iter().enumerate() {
-        statement.raw_bind_parameter(offset + i + 1, v)?;
-    }
-    Ok(())
 }
 
 const PERSON_INSERT: &str = "INSERT OR FAIL INTO persons (id, name, name_kana, sex, birth_date, occupation, postal_code, \
@@ -145,6 +324,24 @@ const STATUS_INSERT: &str =
     "INSERT OR FAIL INTO status_history (notification_id, status, severity, effective_date, recorded_at)";
 const STATUS_COLUMNS: usize = 5;
 
+/// The values of one row that are not stored in the row as given (formatted dates, derived
+/// text), made once per batch so that binding only borrows.
+struct Derived {
+    person_id: i64,
+    id: i64,
+    birth_date: Option<Formatted<10>>,
+    phone_digits: Option<String>,
+    reported_at: Formatted<25>,
+    report_day: Formatted<10>,
+    prefecture: String,
+    symptoms: Option<String>,
+    first_visit_date: Option<Formatted<10>>,
+    diagnosis_date: Option<Formatted<10>>,
+    infection_date: Option<Formatted<10>>,
+    onset_date: Option<Formatted<10>>,
+    death_date: Option<Formatted<10>>,
+}
+
 /// Writes `batch` (ids already reserved) with its persons and status histories, except the rows
 /// whose external id is already taken; returns their positions in `batch`. Persons go first: a
 /// notification whose person is still missing would make SQLite look, for every later
@@ -158,130 +355,134 @@ pub(crate) async fn notifications(
     t: DateTime<Utc>,
 ) -> Result<Vec<usize>> {
     let now = instant(t);
+    let derived: Vec<Derived> = batch
+        .iter()
+        .zip(person_ids)
+        .zip(notification_ids)
+        .map(|((row, person_id), id)| {
+            let d = row.draft;
+            Derived {
+                person_id: *person_id,
+                id: *id,
+                birth_date: day(d.person.birth_date),
+                phone_digits: phone_digits(d.person.phone.as_deref()),
+                reported_at: instant(d.reported_at),
+                report_day: date_text(d.report_day()),
+                prefecture: row.placement.prefecture.to_string(),
+                symptoms: join_symptoms(&d.symptoms),
+                first_visit_date: day(d.first_visit_date),
+                diagnosis_date: day(d.diagnosis_date),
+                infection_date: day(d.infection_date),
+                onset_date: day(d.onset_date),
+                death_date: day(d.death_date),
+            }
+        })
+        .collect();
     with_connection(tx, |conn| {
         // OR FAIL (and OR IGNORE): a statement that stops half-way keeps its earlier rows, so
         // SQLite keeps no statement journal; foreign keys are checked at commit, and any failure
         // here ends the whole transaction anyway.
-        let rows: Vec<(&NewNotification, i64, i64)> = batch
-            .iter()
-            .zip(person_ids)
-            .zip(notification_ids)
-            .map(|((row, person_id), id)| (row, *person_id, *id))
-            .collect();
-        insert_rows(
-            conn,
-            PERSON_INSERT,
-            PERSON_COLUMNS,
-            &rows,
-            |st, at, (row, person_id, _)| {
-                let p = &row.draft.person;
-                bind_all(
-                    st,
-                    at,
-                    &[
-                        person_id,
-                        &p.name,
-                        &p.name_kana,
-                        &p.sex.unwrap_or(Sex::Unknown).as_str(),
-                        &day(p.birth_date),
-                        &p.occupation,
-                        &p.postal_code,
-                        &p.address,
-                        &p.phone,
-                        &phone_digits(p.phone.as_deref()),
-                        &now,
-                    ],
-                )
-            },
-        )?;
-        let inserted = insert_rows(
-            conn,
-            NOTIFICATION_INSERT,
-            NOTIFICATION_COLUMNS,
-            &rows,
-            |st, at, (row, person_id, id)| {
-                let d = row.draft;
-                bind_all(
-                    st,
-                    at,
-                    &[
-                        id,
-                        &d.external_id,
-                        &d.disease,
-                        &d.case_type.as_str(),
-                        &instant(d.reported_at),
-                        &Day(d.report_day()),
-                        &row.placement.prefecture.to_string(),
-                        &row.health_centre,
-                        &row.placement.institution.as_ref().map(|i| i.as_str()),
-                        &d.doctor_name,
-                        person_id,
-                        &i64::from(d.age),
-                        &join_symptoms(&d.symptoms),
-                        &d.spo2.map(i64::from),
-                        &d.diagnosis_method,
-                        &day(d.first_visit_date),
-                        &day(d.diagnosis_date),
-                        &day(d.infection_date),
-                        &day(d.onset_date),
-                        &day(d.death_date),
-                        &d.infection_route,
-                        &d.vaccinations,
-                        &d.risk_factors,
-                        &d.immunosuppressed,
-                        &d.pregnant,
-                        &d.severity.map(Severity::as_str),
-                        &d.needs_admission,
-                        &d.notified_group.map(NotifiedGroup::as_str),
-                        &d.withdrawn,
-                        &row.investigation.map(|i| i.cluster_id),
-                        &row.investigation.map(|i| i.infection_place),
-                        &now,
-                        &now,
-                    ],
-                )
-            },
-        )?;
+        let rows: Vec<(&NewNotification, &Derived)> = batch.iter().zip(&derived).collect();
+        insert_rows(conn, PERSON_INSERT, PERSON_COLUMNS, &rows, |(row, x), v| {
+            let p = &row.draft.person;
+            v.extend::<[Value; 11]>([
+                x.person_id.into(),
+                p.name.as_ref().into(),
+                p.name_kana.as_ref().into(),
+                p.sex.unwrap_or(Sex::Unknown).as_str().into(),
+                x.birth_date.as_ref().into(),
+                p.occupation.as_ref().into(),
+                p.postal_code.as_ref().into(),
+                p.address.as_ref().into(),
+                p.phone.as_ref().into(),
+                x.phone_digits.as_ref().into(),
+                (&now).into(),
+            ]);
+        })?;
+        let inserted = insert_rows(conn, NOTIFICATION_INSERT, NOTIFICATION_COLUMNS, &rows, |(row, x), v| {
+            let d = row.draft;
+            v.extend::<[Value; 33]>([
+                x.id.into(),
+                d.external_id.as_ref().into(),
+                (&d.disease).into(),
+                d.case_type.as_str().into(),
+                (&x.reported_at).into(),
+                (&x.report_day).into(),
+                (&x.prefecture).into(),
+                row.health_centre.as_ref().into(),
+                row.placement.institution.as_ref().map(|i| i.as_str()).into(),
+                d.doctor_name.as_ref().into(),
+                x.person_id.into(),
+                i64::from(d.age).into(),
+                x.symptoms.as_ref().into(),
+                d.spo2.map(i64::from).into(),
+                d.diagnosis_method.as_ref().into(),
+                x.first_visit_date.as_ref().into(),
+                x.diagnosis_date.as_ref().into(),
+                x.infection_date.as_ref().into(),
+                x.onset_date.as_ref().into(),
+                x.death_date.as_ref().into(),
+                d.infection_route.as_ref().into(),
+                d.vaccinations.as_ref().into(),
+                d.risk_factors.as_ref().into(),
+                d.immunosuppressed.into(),
+                d.pregnant.into(),
+                d.severity.map(Severity::as_str).into(),
+                d.needs_admission.into(),
+                d.notified_group.map(NotifiedGroup::as_str).into(),
+                d.withdrawn.into(),
+                row.investigation.map(|i| i.cluster_id).into(),
+                row.investigation.map(|i| i.infection_place).into(),
+                (&now).into(),
+                (&now).into(),
+            ]);
+        })?;
         let mut taken = Vec::new();
         if inserted < rows.len() {
             let mut stored = conn.prepare("SELECT 1 FROM notifications WHERE id = ?1")?;
             let mut in_use = conn.prepare("SELECT 1 FROM notifications WHERE external_id = ?1 AND id <> ?2")?;
             let mut forget_person = conn.prepare("DELETE FROM persons WHERE id = ?1")?;
-            for (i, (row, person_id, id)) in rows.iter().enumerate() {
-                if stored.exists([id])? {
+            for (i, (row, x)) in rows.iter().enumerate() {
+                if stored.exists([x.id])? {
                     continue;
                 }
                 // Left out for any other reason than a taken id would be a row the schema
                 // refuses (the caller validated it): never silently dropped.
-                if !in_use.exists(rusqlite::params![row.draft.external_id, id])? {
+                if !in_use.exists(rusqlite::params![row.draft.external_id, x.id])? {
                     return Err(rusqlite::Error::SqliteFailure(
                         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
                         Some(format!("the database refused notification {:?}", row.draft.external_id)),
                     ));
                 }
-                forget_person.execute([person_id])?;
+                forget_person.execute([x.person_id])?;
                 taken.push(i);
             }
         }
-        let history: Vec<(i64, &StatusEntry)> = rows
+        let history: Vec<(i64, &StatusEntry, Formatted<10>, Formatted<25>)> = rows
             .iter()
             .enumerate()
             .filter(|(i, _)| taken.binary_search(i).is_err())
-            .flat_map(|(_, (row, _, id))| row.history.iter().map(move |e| (*id, e)))
+            .flat_map(|(_, (row, x))| {
+                row.history
+                    .iter()
+                    .map(move |e| (x.id, e, date_text(e.effective), instant(bulk_recorded_at(e.effective))))
+            })
             .collect();
-        insert_rows(conn, STATUS_INSERT, STATUS_COLUMNS, &history, |st, at, (id, e)| {
-            bind_all(
-                st,
-                at,
-                &[
-                    id,
-                    &e.status.as_str(),
-                    &e.severity.map(Severity::as_str),
-                    &Day(e.effective),
-                    &instant(bulk_recorded_at(e.effective)),
-                ],
-            )
-        })?;
+        insert_rows(
+            conn,
+            STATUS_INSERT,
+            STATUS_COLUMNS,
+            &history,
+            |(id, e, effective, recorded), v| {
+                v.extend::<[Value; 5]>([
+                    (*id).into(),
+                    e.status.as_str().into(),
+                    e.severity.map(Severity::as_str).into(),
+                    effective.into(),
+                    recorded.into(),
+                ]);
+            },
+        )?;
         Ok(taken)
     })
     .await
@@ -302,7 +503,7 @@ pub(crate) async fn add_to_counters(
         let mut counter = conn.prepare(&upsert_sql(COUNTER_INSERT, 6, COUNTER_ADD))?;
         for (key, n) in delta {
             counter.execute(rusqlite::params![
-                Day(key.day),
+                date_text(key.day),
                 key.prefecture.to_string(),
                 sex_index(key.sex),
                 key.age_band.index(),
@@ -313,7 +514,7 @@ pub(crate) async fn add_to_counters(
         let mut area = conn.prepare(&upsert_sql(AREA_FLOWS_INSERT, 9, AREA_FLOWS_ADD))?;
         for ((day, prefecture), f) in &rollups.area {
             area.execute(rusqlite::params![
-                Day(*day),
+                date_text(*day),
                 prefecture.to_string(),
                 f[0],
                 f[1],
@@ -327,7 +528,7 @@ pub(crate) async fn add_to_counters(
         let mut weekly = conn.prepare(&upsert_sql(WEEKLY_FLOWS_INSERT, 7, WEEKLY_FLOWS_ADD))?;
         for ((week, prefecture, sex, band), f) in &rollups.sex_age {
             weekly.execute(rusqlite::params![
-                Day(*week),
+                date_text(*week),
                 prefecture.to_string(),
                 sex_index(*sex),
                 band.index(),
@@ -355,21 +556,69 @@ mod tests {
         }
     }
 
+    /// Text bound in place arrives whole (empty text is not NULL, Japanese intact) and stays
+    /// after the values it was bound from are gone (the borrow checker refuses dropping them
+    /// before `run` returns); a wrong number of values is refused, not half-bound.
+    #[test]
+    fn values_bound_in_place_are_stored_as_given() {
+        let conn = Connection::open_in_memory().expect("opens");
+        conn.execute_batch("CREATE TABLE t (a, b, c)").expect("creates");
+        let mut insert = Insert::prepare(&conn, &values_sql("INSERT INTO t (a, b, c)", 3, 2)).expect("prepares");
+        {
+            let texts = [String::from("トウキョウ タロウ"), String::new()];
+            let values: Vec<Value> = vec![
+                (&texts[0]).into(),
+                (&texts[1]).into(),
+                Value::Null,
+                7i64.into(),
+                Some(true).into(),
+                None::<&str>.into(),
+            ];
+            assert_eq!(insert.run(&values).expect("runs"), 2);
+            let err = insert.run(&values[..5]).expect_err("five values for six parameters");
+            assert!(matches!(err, rusqlite::Error::InvalidParameterCount(5, 6)), "{err:?}");
+        }
+        drop(insert);
+        let first: (String, String, Option<String>) = conn
+            .query_row("SELECT a, b, c FROM t WHERE rowid = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .expect("reads");
+        assert_eq!(first, ("トウキョウ タロウ".into(), String::new(), None));
+        let second: (i64, i64, Option<String>) = conn
+            .query_row("SELECT a, b, c FROM t WHERE rowid = 2", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .expect("reads");
+        assert_eq!(second, (7, 1, None));
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .expect("counts");
+        assert_eq!(rows, 2, "the refused run wrote nothing");
+    }
+
     /// Dates and instants must be stored exactly as the sqlx path stores them, or range
     /// comparisons and reads would differ between rows written by the two paths.
     #[test]
     fn dates_and_instants_are_written_as_sqlx_writes_them() {
         for (y, m, d) in [(2021, 5, 17), (1900, 1, 1), (2023, 12, 31), (999, 2, 3)] {
             let date = NaiveDate::from_ymd_opt(y, m, d).expect("valid");
-            assert_eq!(text(&Day(date)), date.format("%F").to_string());
+            assert_eq!(text(&date_text(date)), date.format("%F").to_string());
         }
         let t = DateTime::parse_from_rfc3339("2022-09-26T01:02:03Z")
             .expect("valid")
             .to_utc();
-        assert_eq!(instant(t), "2022-09-26T01:02:03+00:00");
+        assert_eq!(text(&instant(t)), "2022-09-26T01:02:03+00:00");
+        assert_eq!(text(&instant(t)), t.to_rfc3339_opts(SecondsFormat::AutoSi, false));
         let t = DateTime::parse_from_rfc3339("2022-09-26T01:02:03.250Z")
             .expect("valid")
             .to_utc();
-        assert_eq!(instant(t), "2022-09-26T01:02:03.250+00:00");
+        assert_eq!(text(&instant(t)), "2022-09-26T01:02:03.250+00:00");
+        let t = NaiveDate::from_ymd_opt(12_000, 1, 2)
+            .expect("valid")
+            .and_hms_opt(23, 59, 58)
+            .expect("valid")
+            .and_utc();
+        assert_eq!(text(&instant(t)), t.to_rfc3339_opts(SecondsFormat::AutoSi, false));
     }
 }
