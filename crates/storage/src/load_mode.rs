@@ -260,7 +260,16 @@ impl Db {
                 // commits alone, and the one that locks tables of both groups waits for a
                 // statement that locks only one.
                 let (first, second): (Vec<_>, Vec<_>) = missing.into_iter().partition(|d| d.table() == "notifications");
-                let (a, b) = tokio::join!(put_back_on(pool, &first), put_back_on(pool, &second));
+                // A pool allowed a single connection (`--max-connections 1`) would make the
+                // second wait for the first past the pool's timeout: one after the other then.
+                let (a, b) = if pool.options().get_max_connections() < 2 {
+                    (put_back_on(pool, &first).await, put_back_on(pool, &second).await)
+                } else {
+                    tokio::join!(put_back_on(pool, &first), put_back_on(pool, &second))
+                };
+                if let (Err(e), Err(_)) = (&a, &b) {
+                    tracing::error!(error = %e, "putting back after the bulk load failed on both connections");
+                }
                 a.and(b)
             }
         }
@@ -292,18 +301,20 @@ impl Db {
 }
 
 /// Puts back `deferred`, in order, on one connection with room to sort an index and to check a
-/// foreign key by one join over the whole table (the server's defaults are 64 MiB and 4 MiB).
-/// The connection goes back to the pool with the defaults.
+/// foreign key by one join over the whole table (the server's defaults are 64 MiB and 4 MiB;
+/// with two connections at once the server may use twice that). The connection goes back to
+/// the pool with the defaults whatever happened; a connection that cannot be reset is closed
+/// instead of returned.
 async fn put_back_on(pool: &sqlx::PgPool, deferred: &[&LoadDeferred]) -> Result<()> {
     if deferred.is_empty() {
         return Ok(());
     }
     let mut conn = pool.acquire().await?;
-    sqlx::query("SET maintenance_work_mem = '512MB'")
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("SET work_mem = '256MB'").execute(&mut *conn).await?;
     let built = async {
+        sqlx::query("SET maintenance_work_mem = '512MB'")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("SET work_mem = '256MB'").execute(&mut *conn).await?;
         for d in deferred {
             let started = std::time::Instant::now();
             sqlx::query(d.create).execute(&mut *conn).await?;
@@ -312,7 +323,11 @@ async fn put_back_on(pool: &sqlx::PgPool, deferred: &[&LoadDeferred]) -> Result<
         Ok(())
     }
     .await;
-    sqlx::query("RESET ALL").execute(&mut *conn).await?;
+    if let Err(e) = sqlx::query("RESET ALL").execute(&mut *conn).await {
+        tracing::warn!(error = %e, "a connection kept its bulk-load settings; closed instead of returned to the pool");
+        conn.detach();
+        return built.and(Err(e.into()));
+    }
     built
 }
 

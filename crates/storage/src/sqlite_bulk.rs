@@ -233,7 +233,8 @@ impl<'c> Insert<'c> {
                     Value::Text(t) => ffi::sqlite3_bind_text64(
                         st,
                         at,
-                        t.as_ptr().cast(),
+                        // An empty slice's pointer need not point anywhere; a literal's does.
+                        if t.is_empty() { "".as_ptr() } else { t.as_ptr() }.cast(),
                         t.len() as ffi::sqlite3_uint64,
                         ffi::SQLITE_STATIC(),
                         ffi::SQLITE_UTF8 as std::ffi::c_uchar,

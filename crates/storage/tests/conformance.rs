@@ -727,8 +727,13 @@ async fn bulk_load_indexes_come_back(t: &todoke_storage::testing::TestDb) {
             "{name} is left out during a load"
         );
     }
-    // The load stops here (a crash): opening the database again puts everything back.
-    let reopened = Db::connect(&t.url).await.unwrap();
+    // The load stops here (a crash): opening the database again puts everything back, also
+    // through a pool allowed one connection (PostgreSQL otherwise puts back on two at once).
+    let one_connection = todoke_storage::ConnectOptions {
+        max_connections: Some(1),
+        acquire_timeout: std::time::Duration::from_secs(30),
+    };
+    let reopened = Db::connect_with(&t.url, &one_connection).await.unwrap();
     for (name, migrated) in names.iter().zip(&migrated) {
         assert_eq!(
             &reopened.schema_definition(name).await.unwrap(),
