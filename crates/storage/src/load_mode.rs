@@ -38,13 +38,17 @@ impl LoadDeferred {
         after.split(' ').next().unwrap_or_default()
     }
 
-    /// Logs how long putting this back took (operators watch a national load's last minutes).
-    fn log_put_back(&self, started: std::time::Instant) {
+    /// Puts this back, logging how long it took (operators watch a national load's last
+    /// minutes).
+    async fn put_back<'c>(&self, executor: impl sqlx::Executor<'c>) -> Result<()> {
+        let started = std::time::Instant::now();
+        executor.execute(self.create).await?;
         tracing::info!(
             name = self.name,
             seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
             "put back after the bulk load"
         );
+        Ok(())
     }
 }
 
@@ -241,9 +245,7 @@ impl Db {
                 sqlx::query("PRAGMA threads = 2").execute(writer).await?;
                 let built = async {
                     for deferred in missing {
-                        let started = std::time::Instant::now();
-                        sqlx::query(deferred.create).execute(writer).await?;
-                        deferred.log_put_back(started);
+                        deferred.put_back(writer).await?;
                     }
                     Ok(())
                 }
@@ -316,9 +318,7 @@ async fn put_back_on(pool: &sqlx::PgPool, deferred: &[&LoadDeferred]) -> Result<
             .await?;
         sqlx::query("SET work_mem = '256MB'").execute(&mut *conn).await?;
         for d in deferred {
-            let started = std::time::Instant::now();
-            sqlx::query(d.create).execute(&mut *conn).await?;
-            d.log_put_back(started);
+            d.put_back(&mut *conn).await?;
         }
         Ok(())
     }

@@ -60,19 +60,15 @@ impl<const N: usize> Formatted<N> {
 
 impl<const N: usize> ToSql for Formatted<N> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        let text: &[u8] = match self {
-            Formatted::Inline(bytes) => bytes,
-            Formatted::Heap(s) => s.as_bytes(),
-        };
-        Ok(ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(text)))
+        Ok(ToSqlOutput::from(self.as_str()))
     }
 }
 
-/// Writes `YYYY-MM-DD` into `out`; `None` for a year outside 0..=9999.
-fn date_digits(date: NaiveDate, out: &mut [u8]) -> Option<()> {
+/// Writes `YYYY-MM-DD` into `out`; false (and nothing written) for a year outside 0..=9999.
+fn date_digits(date: NaiveDate, out: &mut [u8]) -> bool {
     let (y, m, d) = (date.year(), date.month(), date.day());
     if !(0..=9999).contains(&y) {
-        return None;
+        return false;
     }
     let y = y as u32;
     out[..10].copy_from_slice(&[
@@ -87,24 +83,25 @@ fn date_digits(date: NaiveDate, out: &mut [u8]) -> Option<()> {
         b'0' + (d / 10) as u8,
         b'0' + (d % 10) as u8,
     ]);
-    Some(())
+    true
 }
 
 /// A date as sqlx writes it to SQLite (`YYYY-MM-DD`), formatted without chrono's general
 /// formatter (which showed in profiles).
 fn date_text(date: NaiveDate) -> Formatted<10> {
     let mut out = [0u8; 10];
-    match date_digits(date, &mut out) {
-        Some(()) => Formatted::Inline(out),
+    if date_digits(date, &mut out) {
+        Formatted::Inline(out)
+    } else {
         // Out of the four-digit range: the general formatter, as sqlx would.
-        None => Formatted::Heap(date.format("%F").to_string()),
+        Formatted::Heap(date.format("%F").to_string())
     }
 }
 
 /// An instant as sqlx writes it to SQLite (RFC 3339, `+00:00`, fractions only when present).
 fn instant(t: DateTime<Utc>) -> Formatted<25> {
     let mut out = *b"0000-00-00T00:00:00+00:00";
-    if t.nanosecond() == 0 && date_digits(t.date_naive(), &mut out).is_some() {
+    if t.nanosecond() == 0 && date_digits(t.date_naive(), &mut out) {
         let (h, m, s) = (t.hour(), t.minute(), t.second());
         for (at, v) in [(11, h), (14, m), (17, s)] {
             out[at] = b'0' + (v / 10) as u8;
