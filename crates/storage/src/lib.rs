@@ -15,6 +15,7 @@ pub mod bulk;
 pub mod clusters;
 mod copy;
 pub mod follow_up;
+mod formatted;
 pub mod load_mode;
 pub mod orgs;
 pub mod publications;

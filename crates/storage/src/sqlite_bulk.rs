@@ -8,13 +8,14 @@
 //! The values written are exactly those the sqlx statements write (the same text for dates and
 //! instants), so rows written either way are alike.
 
-use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, ToSql};
 use todoke_domain::counting::{self, CounterKey, StatusEntry};
 use todoke_domain::notification::{NotifiedGroup, Severity, Sex};
 
 use crate::Result;
+use crate::formatted::{Formatted, date_text, instant};
 use crate::registry::{
     AREA_FLOWS_ADD, AREA_FLOWS_INSERT, COUNTER_ADD, COUNTER_INSERT, NewNotification, WEEKLY_FLOWS_ADD,
     WEEKLY_FLOWS_INSERT, bulk_recorded_at, join_symptoms, phone_digits, sex_index,
@@ -42,74 +43,10 @@ async fn with_connection<T>(
     Ok(result?)
 }
 
-/// Text formatted into the value itself where it fits (dates and instants are bound by the
-/// million during a national load, and a `String` each showed in profiles as allocation).
-enum Formatted<const N: usize> {
-    Inline([u8; N]),
-    Heap(String),
-}
-
-impl<const N: usize> Formatted<N> {
-    fn as_str(&self) -> &str {
-        match self {
-            Formatted::Inline(bytes) => std::str::from_utf8(bytes).expect("formatted as ASCII"),
-            Formatted::Heap(s) => s,
-        }
-    }
-}
-
 impl<const N: usize> ToSql for Formatted<N> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::from(self.as_str()))
     }
-}
-
-/// Writes `YYYY-MM-DD` into `out`; false (and nothing written) for a year outside 0..=9999.
-fn date_digits(date: NaiveDate, out: &mut [u8]) -> bool {
-    let (y, m, d) = (date.year(), date.month(), date.day());
-    if !(0..=9999).contains(&y) {
-        return false;
-    }
-    let y = y as u32;
-    out[..10].copy_from_slice(&[
-        b'0' + (y / 1000) as u8,
-        b'0' + (y / 100 % 10) as u8,
-        b'0' + (y / 10 % 10) as u8,
-        b'0' + (y % 10) as u8,
-        b'-',
-        b'0' + (m / 10) as u8,
-        b'0' + (m % 10) as u8,
-        b'-',
-        b'0' + (d / 10) as u8,
-        b'0' + (d % 10) as u8,
-    ]);
-    true
-}
-
-/// A date as sqlx writes it to SQLite (`YYYY-MM-DD`), formatted without chrono's general
-/// formatter (which showed in profiles).
-fn date_text(date: NaiveDate) -> Formatted<10> {
-    let mut out = [0u8; 10];
-    if date_digits(date, &mut out) {
-        Formatted::Inline(out)
-    } else {
-        // Out of the four-digit range: the general formatter, as sqlx would.
-        Formatted::Heap(date.format("%F").to_string())
-    }
-}
-
-/// An instant as sqlx writes it to SQLite (RFC 3339, `+00:00`, fractions only when present).
-fn instant(t: DateTime<Utc>) -> Formatted<25> {
-    let mut out = *b"0000-00-00T00:00:00+00:00";
-    if t.nanosecond() == 0 && date_digits(t.date_naive(), &mut out) {
-        let (h, m, s) = (t.hour(), t.minute(), t.second());
-        for (at, v) in [(11, h), (14, m), (17, s)] {
-            out[at] = b'0' + (v / 10) as u8;
-            out[at + 1] = b'0' + (v % 10) as u8;
-        }
-        return Formatted::Inline(out);
-    }
-    Formatted::Heap(t.to_rfc3339_opts(SecondsFormat::AutoSi, false))
 }
 
 fn day(d: Option<NaiveDate>) -> Option<Formatted<10>> {
@@ -542,17 +479,7 @@ pub(crate) async fn add_to_counters(
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::types::ValueRef;
-
     use super::*;
-
-    fn text(v: &impl ToSql) -> String {
-        match v.to_sql().expect("converts") {
-            ToSqlOutput::Owned(rusqlite::types::Value::Text(s)) => s,
-            ToSqlOutput::Borrowed(ValueRef::Text(s)) => String::from_utf8(s.to_vec()).expect("UTF-8"),
-            other => panic!("not text: {other:?}"),
-        }
-    }
 
     /// Text bound in place arrives whole (empty text is not NULL, Japanese intact) and stays
     /// after the values it was bound from are gone (the borrow checker refuses dropping them
@@ -593,30 +520,5 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .expect("counts");
         assert_eq!(rows, 2, "the refused run wrote nothing");
-    }
-
-    /// Dates and instants must be stored exactly as the sqlx path stores them, or range
-    /// comparisons and reads would differ between rows written by the two paths.
-    #[test]
-    fn dates_and_instants_are_written_as_sqlx_writes_them() {
-        for (y, m, d) in [(2021, 5, 17), (1900, 1, 1), (2023, 12, 31), (999, 2, 3)] {
-            let date = NaiveDate::from_ymd_opt(y, m, d).expect("valid");
-            assert_eq!(text(&date_text(date)), date.format("%F").to_string());
-        }
-        let t = DateTime::parse_from_rfc3339("2022-09-26T01:02:03Z")
-            .expect("valid")
-            .to_utc();
-        assert_eq!(text(&instant(t)), "2022-09-26T01:02:03+00:00");
-        assert_eq!(text(&instant(t)), t.to_rfc3339_opts(SecondsFormat::AutoSi, false));
-        let t = DateTime::parse_from_rfc3339("2022-09-26T01:02:03.250Z")
-            .expect("valid")
-            .to_utc();
-        assert_eq!(text(&instant(t)), "2022-09-26T01:02:03.250+00:00");
-        let t = NaiveDate::from_ymd_opt(12_000, 1, 2)
-            .expect("valid")
-            .and_hms_opt(23, 59, 58)
-            .expect("valid")
-            .and_utc();
-        assert_eq!(text(&instant(t)), t.to_rfc3339_opts(SecondsFormat::AutoSi, false));
     }
 }

@@ -412,6 +412,117 @@ async fn withdrawals_and_merges_in_one_transaction(db: &Db) {
     assert_eq!(db.counters().await.unwrap(), live);
 }
 
+/// The bulk paths a load and an import share: a taken external id is left out by
+/// `insert_notifications` (the import then updates it) and fails `insert_new_notifications` as
+/// a whole (a synthetic load); contacts and observations go to the notifications they name, and
+/// one naming no notification fails the call. Counters count exactly the rows kept.
+async fn bulk_inserts_leave_out_or_refuse_taken_ids(db: &Db) {
+    use todoke_storage::bulk::FollowUpOf;
+    use todoke_storage::follow_up::{NewContact, NewObservation};
+    use todoke_storage::registry::NewNotification;
+
+    seed(db).await;
+    let drafts: Vec<NotificationDraft> = ["B1", "B2", "B1", "B3", "B2"]
+        .iter()
+        .map(|id| draft(&[("external_id", id), ("health_centre", "H13")]))
+        .collect();
+    let placements: Vec<Placement> = drafts.iter().map(placed).collect();
+    let row = |i: usize| NewNotification {
+        draft: &drafts[i],
+        placement: &placements[i],
+        health_centre: Some("H13".to_owned()),
+        history: &[],
+        investigation: None,
+    };
+
+    let mut tx = db.begin_write_tx().await.unwrap();
+    let left_out = tx.insert_notifications(&[row(0), row(1), row(2)]).await.unwrap();
+    assert_eq!(left_out, [2], "the repeat within the batch is left out");
+    tx.commit().await.unwrap();
+    assert_eq!(db.notification_count().await.unwrap(), 2);
+
+    let mut tx = db.begin_write_tx().await.unwrap();
+    let refused = tx.insert_new_notifications(&[row(3), row(4)]).await;
+    assert!(refused.is_err(), "a taken id fails a load's batch: {refused:?}");
+    drop(tx);
+    assert_eq!(
+        db.notification_count().await.unwrap(),
+        2,
+        "nothing of the refused batch stays"
+    );
+    assert_eq!(new_positives(db).await, [(day(2021, 5, 1), "13".to_owned(), 2)]);
+
+    let mut tx = db.begin_write_tx().await.unwrap();
+    tx.insert_new_notifications(&[row(3)]).await.unwrap();
+    let observation = |d: u32| NewObservation {
+        observed_on: day(2021, 5, d),
+        temperature: Some(37.5),
+        spo2: Some(96),
+        symptoms: None,
+    };
+    let contact = NewContact {
+        name: "接触 者".to_owned(),
+        name_kana: Some("セッショク シャ".to_owned()),
+        phone: None,
+        relationship: Some("同居".to_owned()),
+        last_exposure: day(2021, 4, 30),
+        monitored_until: day(2021, 5, 7),
+    };
+    tx.insert_follow_ups(&[
+        FollowUpOf {
+            external_id: "B1".to_owned(),
+            contacts: vec![contact.clone()],
+            observations: vec![observation(2), observation(3)],
+            recorded_by: "patient".to_owned(),
+        },
+        FollowUpOf {
+            external_id: "B3".to_owned(),
+            contacts: Vec::new(),
+            observations: vec![observation(4)],
+            recorded_by: "staff".to_owned(),
+        },
+    ])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(new_positives(db).await, [(day(2021, 5, 1), "13".to_owned(), 3)]);
+    let ids = db
+        .begin_write_tx()
+        .await
+        .unwrap()
+        .notification_ids_by_external_id(&["B1", "B3"])
+        .await
+        .unwrap();
+    let (b1, b3) = (ids["B1"], ids["B3"]);
+    let contacts = db.contacts(b1).await.unwrap();
+    assert_eq!(
+        contacts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["接触 者"]
+    );
+    let observed = |id| async move {
+        db.observations(id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.observed_on)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(observed(b1).await, [day(2021, 5, 2), day(2021, 5, 3)]);
+    assert_eq!(observed(b3).await, [day(2021, 5, 4)]);
+    assert!(db.contacts(b3).await.unwrap().is_empty());
+
+    let mut tx = db.begin_write_tx().await.unwrap();
+    let unknown = tx
+        .insert_follow_ups(&[FollowUpOf {
+            external_id: "B9".to_owned(),
+            contacts: vec![contact],
+            observations: Vec::new(),
+            recorded_by: "staff".to_owned(),
+        }])
+        .await;
+    assert!(matches!(unknown, Err(StorageError::NotFound)), "{unknown:?}");
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod sqlite { $(#[tokio::test] async fn $name() { let t = super::TestDb::sqlite().await.unwrap(); super::$name(&t.db).await; })* }
@@ -424,6 +535,7 @@ macro_rules! both {
 
 both!(
     a_group_commit_keeps_the_good_filings,
+    bulk_inserts_leave_out_or_refuse_taken_ids,
     filing_counts_on_the_jst_day_and_refiling_updates,
     placements_must_fit_the_organisation_tree,
     confirmation_and_withdrawal,

@@ -510,45 +510,36 @@ async fn write_notifications(
             }),
         })
         .collect();
-    let left_out = tx.insert_notifications(&rows).await?;
-    if let Some(&i) = left_out.first() {
-        return Err(StorageError::Invalid(todoke_domain::Message::new(
-            format!(
-                "合成データの外部ID「{}」が重複しています",
-                rows[i].draft.external_id.as_deref().unwrap_or_default()
-            ),
-            format!(
-                "synthetic external id \"{}\" is used twice",
-                rows[i].draft.external_id.as_deref().unwrap_or_default()
-            ),
-        )));
-    }
+    // Synthetic external ids are unique by construction: a taken one fails the load.
+    tx.insert_new_notifications(&rows).await?;
     drop(rows);
     let entries: u64 = pending.iter().map(|s| s.history.len() as u64).sum();
     let written = pending.len() as u64;
     summary.notifications += written;
     summary.status_entries += entries;
-    let mut extra = 0u64;
+    let mut follow_ups = Vec::new();
     for s in pending.drain(..) {
         let external_id = s.draft.external_id.clone().expect("synthetic rows have ids");
         if let Some((contacts, observations)) = s.follow_up {
-            // Written while the batch's pages are still in the cache.
-            let f = FollowUpOf {
+            follow_ups.push(FollowUpOf {
                 external_id: external_id.clone(),
                 contacts,
                 observations,
                 // Daily observations were mostly entered by the patients themselves (My HER-SYS).
                 recorded_by: "patient".to_owned(),
-            };
-            tx.insert_follow_up(&f).await?;
-            summary.contacts += f.contacts.len() as u64;
-            summary.observations += f.observations.len() as u64;
-            extra += (f.contacts.len() + f.observations.len()) as u64;
+            });
         }
         if s.aftermath != Aftermath::Stays {
             aftermaths.push((external_id, s.aftermath));
         }
     }
+    // Written while the batch's pages are still in the cache.
+    tx.insert_follow_ups(&follow_ups).await?;
+    let contacts: u64 = follow_ups.iter().map(|f| f.contacts.len() as u64).sum();
+    let observations: u64 = follow_ups.iter().map(|f| f.observations.len() as u64).sum();
+    summary.contacts += contacts;
+    summary.observations += observations;
+    let extra = contacts + observations;
     summary.notification_write_time += t.elapsed();
     Ok(written + entries + extra)
 }
