@@ -806,16 +806,18 @@ macro_rules! impl_registry_tx {
 
             async fn mark_withdrawn(&mut self, rows: &[(i64, String)], at: DateTime<Utc>) -> Result<()> {
                 for chunk in rows.chunks(BULK_ROWS) {
-                    // One statement for many rows: the values as a table (named column1… by both
-                    // backends), typed by casts.
-                    let mut q = sqlx::QueryBuilder::new("UPDATE notifications SET withdrawn = TRUE, withdrawn_reason = v.reason, updated_at = ");
-                    q.push_bind(at);
-                    q.push(" FROM (SELECT column1 AS id, column2 AS reason FROM (VALUES ");
+                    // One statement for many rows: the values as a table, typed by casts, and the
+                    // rows to update found by their ids. (`UPDATE … FROM` the values made SQLite
+                    // 3.51 scan the whole table for each statement, 0.9 s at national scale.)
+                    let mut q = sqlx::QueryBuilder::new("WITH v (id, reason) AS (VALUES ");
                     for (i, (id, reason)) in chunk.iter().enumerate() {
                         q.push(if i == 0 { "(CAST(" } else { ", (CAST(" });
                         q.push_bind(*id).push(" AS BIGINT), CAST(").push_bind(reason).push(" AS TEXT))");
                     }
-                    q.push(") AS x) AS v WHERE notifications.id = v.id");
+                    q.push(") UPDATE notifications SET withdrawn = TRUE, \
+                            withdrawn_reason = (SELECT v.reason FROM v WHERE v.id = notifications.id), updated_at = ");
+                    q.push_bind(at);
+                    q.push(" WHERE id IN (SELECT id FROM v)");
                     q.build().execute(&mut **self).await?;
                 }
                 Ok(())
@@ -823,14 +825,14 @@ macro_rules! impl_registry_tx {
 
             async fn mark_merged(&mut self, rows: &[(i64, i64)], at: DateTime<Utc>) -> Result<()> {
                 for chunk in rows.chunks(BULK_ROWS) {
-                    let mut q = sqlx::QueryBuilder::new("UPDATE notifications SET merged_into = v.into_id, updated_at = ");
-                    q.push_bind(at);
-                    q.push(" FROM (SELECT column1 AS id, column2 AS into_id FROM (VALUES ");
+                    let mut q = sqlx::QueryBuilder::new("WITH v (id, into_id) AS (VALUES ");
                     for (i, (id, into)) in chunk.iter().enumerate() {
                         q.push(if i == 0 { "(CAST(" } else { ", (CAST(" });
                         q.push_bind(*id).push(" AS BIGINT), CAST(").push_bind(*into).push(" AS BIGINT))");
                     }
-                    q.push(") AS x) AS v WHERE notifications.id = v.id");
+                    q.push(") UPDATE notifications SET merged_into = (SELECT v.into_id FROM v WHERE v.id = notifications.id), updated_at = ");
+                    q.push_bind(at);
+                    q.push(" WHERE id IN (SELECT id FROM v)");
                     q.build().execute(&mut **self).await?;
                 }
                 Ok(())
