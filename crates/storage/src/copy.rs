@@ -109,7 +109,8 @@ async fn copy_streamed(
 }
 
 /// Writes `batch` (ids already reserved) by three COPYs, calling `written` for each
-/// notification while the server parses the lines before it (the caller counts it there).
+/// notification while the server parses the lines before it (the caller counts it there, so
+/// after an error here the transaction must be dropped: it holds counts of rows not written).
 pub(crate) async fn notifications<'r>(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     batch: &[&'r NewNotification<'r>],

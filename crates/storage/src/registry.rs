@@ -1693,8 +1693,9 @@ impl WriteTx {
     /// Withdrawals and merges, many in one transaction, in the given order: each checked as
     /// [`Db::withdraw_notification`] and [`Db::merge_notification`] check it, and audited
     /// alike (one entry each); their counter changes are summed and written once, and their
-    /// audit entries appended together. After an error the transaction must be dropped, not
-    /// committed: the changes before it are written without their counts and entries.
+    /// audit entries appended together. A refused change refuses the whole call before anything
+    /// is written; after a database error the transaction must be dropped, not committed (the
+    /// withdrawals may be written without the merges, counts and entries).
     pub async fn withdraw_and_merge(&mut self, ctx: &AuditContext, changes: &[CaseChange<'_>]) -> Result<()> {
         // The facts of every case named are read together, and each change is checked against
         // them as the changes before it left them (a case withdrawn twice in one call is refused

@@ -412,6 +412,86 @@ async fn withdrawals_and_merges_in_one_transaction(db: &Db) {
     assert_eq!(db.counters().await.unwrap(), live);
 }
 
+/// Changes of one batch are checked against the state the changes before them left, as one
+/// call after another would be: a case withdrawn twice in one batch, or a merge into a case
+/// merged earlier in it, refuses the batch; a case withdrawn and then merged stops counting once.
+async fn changes_in_one_batch_see_the_ones_before_them(db: &Db) {
+    seed(db).await;
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let d = draft(&[("external_id", &format!("Q{n}")), ("health_centre", "H13")]);
+        ids.push(
+            db.file_notification(&cli(), &d, &placed(&d), FileMode::CreateOnly)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let live = db.counters().await.unwrap();
+    let refused_batch = |changes: Vec<CaseChange<'static>>| async move {
+        let mut tx = db.begin_write_tx().await.unwrap();
+        tx.withdraw_and_merge(&cli(), &changes).await
+    };
+    let twice = refused_batch(vec![
+        CaseChange::Withdraw {
+            id: ids[0],
+            reason: "偽陽性",
+        },
+        CaseChange::Withdraw {
+            id: ids[0],
+            reason: "again",
+        },
+    ])
+    .await;
+    assert!(matches!(twice, Err(StorageError::Conflict(_))), "{twice:?}");
+    let into_merged = refused_batch(vec![
+        CaseChange::Merge {
+            id: ids[1],
+            into: ids[2],
+        },
+        CaseChange::Merge {
+            id: ids[0],
+            into: ids[1],
+        },
+    ])
+    .await;
+    assert!(matches!(into_merged, Err(StorageError::Invalid(_))), "{into_merged:?}");
+    for id in &ids {
+        let record = db.notification(*id).await.unwrap();
+        assert!(
+            !record.withdrawn && record.merged_into.is_none(),
+            "nothing of a refused batch stays"
+        );
+    }
+    assert_eq!(db.counters().await.unwrap(), live);
+
+    let mut tx = db.begin_write_tx().await.unwrap();
+    tx.withdraw_and_merge(
+        &cli(),
+        &[
+            CaseChange::Withdraw {
+                id: ids[0],
+                reason: "偽陽性",
+            },
+            CaseChange::Merge {
+                id: ids[0],
+                into: ids[1],
+            },
+        ],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        new_positives(db).await,
+        [(day(2021, 5, 1), "13".to_owned(), 2)],
+        "withdrawn and merged, it stops counting once"
+    );
+    let live = db.counters().await.unwrap();
+    db.rebuild_counters(&cli()).await.unwrap();
+    assert_eq!(db.counters().await.unwrap(), live, "the rebuild agrees");
+}
+
 /// The bulk paths a load and an import share: a taken external id is left out by
 /// `insert_notifications` (the import then updates it) and fails `insert_new_notifications` as
 /// a whole (a synthetic load); contacts and observations go to the notifications they name, and
@@ -536,6 +616,7 @@ macro_rules! both {
 both!(
     a_group_commit_keeps_the_good_filings,
     bulk_inserts_leave_out_or_refuse_taken_ids,
+    changes_in_one_batch_see_the_ones_before_them,
     filing_counts_on_the_jst_day_and_refiling_updates,
     placements_must_fit_the_organisation_tree,
     confirmation_and_withdrawal,
