@@ -361,6 +361,69 @@ fn merger(id: i64, into: i64, before: Option<&CaseFacts>, target: Option<&CaseFa
     })
 }
 
+/// The cases `changes` name (each once, in order of id).
+fn case_ids(changes: &[CaseChange<'_>]) -> Vec<i64> {
+    let mut ids: Vec<i64> = changes
+        .iter()
+        .flat_map(|c| match *c {
+            CaseChange::Withdraw { id, .. } => [Some(id), None],
+            CaseChange::Merge { id, into } => [Some(id), Some(into)],
+        })
+        .flatten()
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Withdrawals and merges that passed [`check_changes`]: what to write, count and audit.
+struct CheckedChanges {
+    withdrawn: Vec<(i64, String)>,
+    merged: Vec<(i64, i64)>,
+    counts: Vec<(CounterKey, i64)>,
+    /// Action, notification and detail of each change's audit entry, in order.
+    audits: Vec<(&'static str, i64, serde_json::Value)>,
+}
+
+/// Checks each of `changes` in turn against `facts` (of every case they name) as the changes
+/// before it left them, so that a batch refuses what one call after another would refuse (a
+/// case withdrawn twice, a merge into a case merged earlier in the batch). The one rule for a
+/// single change ([`RegistryTx::change_case`]) and for many ([`WriteTx::withdraw_and_merge`]).
+fn check_changes(changes: &[CaseChange<'_>], mut facts: HashMap<i64, CaseFacts>) -> Result<CheckedChanges> {
+    let mut checked = CheckedChanges {
+        withdrawn: Vec::new(),
+        merged: Vec::new(),
+        counts: Vec::new(),
+        audits: Vec::with_capacity(changes.len()),
+    };
+    for change in changes {
+        let (id, after) = match *change {
+            CaseChange::Withdraw { id, reason } => {
+                let reason = crate::clean_text(reason, 1, 500, ("取り下げ理由", "reason"))?;
+                let after = withdrawal(facts.get(&id))?;
+                checked
+                    .audits
+                    .push(("notification.withdraw", id, serde_json::json!({"reason": reason})));
+                checked.withdrawn.push((id, reason));
+                (id, after)
+            }
+            CaseChange::Merge { id, into } => {
+                let after = merger(id, into, facts.get(&id), facts.get(&into))?;
+                checked
+                    .audits
+                    .push(("notification.merge", id, serde_json::json!({"into": into})));
+                checked.merged.push((id, into));
+                (id, after)
+            }
+        };
+        checked
+            .counts
+            .extend(counting::difference(facts.get(&id), Some(&after)));
+        facts.insert(id, after);
+    }
+    Ok(checked)
+}
+
 fn facts_from(row: FactsRow, history: Vec<HistoryRow>) -> Result<CaseFacts> {
     let age = u32::try_from(row.age).map_err(|_| corrupt("age", &row.age.to_string()))?;
     Ok(CaseFacts {
@@ -435,32 +498,19 @@ trait RegistryTx {
     ) -> impl Future<Output = Result<()>> + Send;
     fn id_by_external_id(&mut self, external_id: &str) -> impl Future<Output = Result<Option<i64>>> + Send;
     fn flag_possible_duplicates(&mut self, ids: &[i64]) -> impl Future<Output = Result<()>> + Send;
-    /// 取り下げ with a reason, audited; the notification stops counting.
-    fn withdraw(&mut self, ctx: &AuditContext, id: i64, reason: &str) -> impl Future<Output = Result<()>> + Send;
-    /// [`RegistryTx::withdraw`] without touching the counters or the audit log: the counter
-    /// changes are added to `counts`; returns the reason as stored, for the audit entry.
-    fn withdraw_counting_into(
-        &mut self,
-        id: i64,
-        reason: &str,
-        counts: &mut Vec<(CounterKey, i64)>,
-    ) -> impl Future<Output = Result<String>> + Send;
+    /// One withdrawal (取り下げ) or merge, checked, counted and audited: the case stops
+    /// counting.
+    fn change_case(&mut self, ctx: &AuditContext, change: CaseChange<'_>) -> impl Future<Output = Result<()>> + Send;
+    /// Checks `changes` in turn (see [`check_changes`]) and writes their updates; their counter
+    /// changes and audit entries are returned for the caller to write (once for many).
+    fn write_case_changes(&mut self, changes: &[CaseChange<'_>])
+    -> impl Future<Output = Result<CheckedChanges>> + Send;
     /// The counting facts of each of `ids` that exists, read together.
     fn case_facts_many(&mut self, ids: &[i64]) -> impl Future<Output = Result<HashMap<i64, CaseFacts>>> + Send;
     /// Marks notifications withdrawn with their reasons (checked and counted by the caller).
     fn mark_withdrawn(&mut self, rows: &[(i64, String)], at: DateTime<Utc>) -> impl Future<Output = Result<()>> + Send;
     /// Marks duplicates merged into their originals (checked and counted by the caller).
     fn mark_merged(&mut self, rows: &[(i64, i64)], at: DateTime<Utc>) -> impl Future<Output = Result<()>> + Send;
-    /// Merges a duplicate into the notification it repeats, audited; it stops counting.
-    fn merge(&mut self, ctx: &AuditContext, id: i64, into: i64) -> impl Future<Output = Result<()>> + Send;
-    /// [`RegistryTx::merge`] without touching the counters or the audit log (see
-    /// [`RegistryTx::withdraw_counting_into`]).
-    fn merge_counting_into(
-        &mut self,
-        id: i64,
-        into: i64,
-        counts: &mut Vec<(CounterKey, i64)>,
-    ) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Flags, among the given notifications, each whose person matches a notification filed before
@@ -521,21 +571,7 @@ macro_rules! impl_registry_tx {
             }
 
             async fn case_facts(&mut self, id: i64) -> Result<Option<CaseFacts>> {
-                let row: Option<FactsRow> = sqlx::query_as(
-                    "SELECT n.case_type, n.report_day, n.prefecture_code, p.sex, n.age, n.death_date, n.withdrawn, \
-                     n.merged_into IS NOT NULL AS merged FROM notifications n JOIN persons p ON p.id = n.person_id WHERE n.id = $1",
-                )
-                .bind(id)
-                .fetch_optional(&mut **self)
-                .await?;
-                let Some(row) = row else { return Ok(None) };
-                let history: Vec<HistoryRow> = sqlx::query_as(
-                    "SELECT id, status, severity, effective_date, recorded_at FROM status_history WHERE notification_id = $1 ORDER BY id",
-                )
-                .bind(id)
-                .fetch_all(&mut **self)
-                .await?;
-                facts_from(row, history).map(Some)
+                Ok(self.case_facts_many(&[id]).await?.remove(&id))
             }
 
             async fn apply(&mut self, delta: &[(CounterKey, i64)]) -> Result<()> {
@@ -734,40 +770,22 @@ macro_rules! impl_registry_tx {
                 Ok(())
             }
 
-            async fn withdraw(&mut self, ctx: &AuditContext, id: i64, reason: &str) -> Result<()> {
-                let mut counts = Vec::new();
-                let reason = self.withdraw_counting_into(id, reason, &mut counts).await?;
-                self.apply(&counts).await?;
-                self.append_audit(ctx, AuditEvent::new("notification.withdraw", "notification", id)
-                    .with_detail(serde_json::json!({"reason": reason}))).await?;
+            async fn change_case(&mut self, ctx: &AuditContext, change: CaseChange<'_>) -> Result<()> {
+                let checked = self.write_case_changes(&[change]).await?;
+                self.apply(&checked.counts).await?;
+                for (action, id, detail) in checked.audits {
+                    self.append_audit(ctx, AuditEvent::new(action, "notification", id).with_detail(detail)).await?;
+                }
                 Ok(())
             }
 
-            async fn withdraw_counting_into(&mut self, id: i64, reason: &str, counts: &mut Vec<(CounterKey, i64)>) -> Result<String> {
-                let reason = crate::clean_text(reason, 1, 500, ("取り下げ理由", "reason"))?;
-                let before = self.case_facts(id).await?;
-                let after = withdrawal(before.as_ref())?;
-                self.mark_withdrawn(&[(id, reason.clone())], now()).await?;
-                counts.extend(counting::difference(before.as_ref(), Some(&after)));
-                Ok(reason)
-            }
-
-            async fn merge(&mut self, ctx: &AuditContext, id: i64, into: i64) -> Result<()> {
-                let mut counts = Vec::new();
-                self.merge_counting_into(id, into, &mut counts).await?;
-                self.apply(&counts).await?;
-                self.append_audit(ctx, AuditEvent::new("notification.merge", "notification", id)
-                    .with_detail(serde_json::json!({"into": into}))).await?;
-                Ok(())
-            }
-
-            async fn merge_counting_into(&mut self, id: i64, into: i64, counts: &mut Vec<(CounterKey, i64)>) -> Result<()> {
-                let before = if id == into { None } else { self.case_facts(id).await? };
-                let target = if before.as_ref().is_some_and(|b| !b.merged) { self.case_facts(into).await? } else { None };
-                let after = merger(id, into, before.as_ref(), target.as_ref())?;
-                self.mark_merged(&[(id, into)], now()).await?;
-                counts.extend(counting::difference(before.as_ref(), Some(&after)));
-                Ok(())
+            async fn write_case_changes(&mut self, changes: &[CaseChange<'_>]) -> Result<CheckedChanges> {
+                let facts = self.case_facts_many(&case_ids(changes)).await?;
+                let checked = check_changes(changes, facts)?;
+                let at = now();
+                self.mark_withdrawn(&checked.withdrawn, at).await?;
+                self.mark_merged(&checked.merged, at).await?;
+                Ok(checked)
             }
 
             async fn case_facts_many(&mut self, ids: &[i64]) -> Result<HashMap<i64, CaseFacts>> {
@@ -1096,7 +1114,7 @@ impl Db {
     pub async fn merge_notification(&self, ctx: &AuditContext, id: i64, into: i64) -> Result<()> {
         dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            tx.merge(ctx, id, into).await?;
+            tx.change_case(ctx, CaseChange::Merge { id, into }).await?;
             tx.commit().await?;
         });
         Ok(())
@@ -1126,7 +1144,7 @@ impl Db {
     pub async fn withdraw_notification(&self, ctx: &AuditContext, id: i64, reason: &str) -> Result<()> {
         dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            tx.withdraw(ctx, id, reason).await?;
+            tx.change_case(ctx, CaseChange::Withdraw { id, reason }).await?;
             tx.commit().await?;
         });
         Ok(())
@@ -1565,12 +1583,9 @@ impl WriteTx {
                     let Tx::Sqlite(tx) = &mut self.tx else {
                         unreachable!("matched above")
                     };
+                    // In ascending order.
                     let taken = crate::sqlite_bulk::notifications(tx, all, &person_ids, &notification_ids, t).await?;
-                    let mut inserted = vec![true; all.len()];
-                    for &i in &taken {
-                        inserted[i] = false;
-                    }
-                    for (row, _) in all.iter().zip(&inserted).filter(|(_, kept)| **kept) {
+                    for (_, row) in all.iter().enumerate().filter(|(i, _)| taken.binary_search(i).is_err()) {
                         count_new(&mut self.counts, row);
                     }
                     taken
@@ -1697,54 +1712,16 @@ impl WriteTx {
     /// is written; after a database error the transaction must be dropped, not committed (the
     /// withdrawals may be written without the merges, counts and entries).
     pub async fn withdraw_and_merge(&mut self, ctx: &AuditContext, changes: &[CaseChange<'_>]) -> Result<()> {
-        // The facts of every case named are read together, and each change is checked against
-        // them as the changes before it left them (a case withdrawn twice in one call is refused
-        // the second time, as one call after another would refuse it); the updates are then
-        // written together. Statement by statement this was four round trips a change.
-        let mut ids: Vec<i64> = changes
-            .iter()
-            .flat_map(|c| match *c {
-                CaseChange::Withdraw { id, .. } => [Some(id), None],
-                CaseChange::Merge { id, into } => [Some(id), Some(into)],
-            })
-            .flatten()
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut facts = on_tx!(self, t => t.case_facts_many(&ids).await?);
-        let mut counts = Vec::new();
-        let mut details = Vec::with_capacity(changes.len());
-        let (mut withdrawn, mut merged) = (Vec::new(), Vec::new());
-        for change in changes {
-            let (id, after) = match *change {
-                CaseChange::Withdraw { id, reason } => {
-                    let reason = crate::clean_text(reason, 1, 500, ("取り下げ理由", "reason"))?;
-                    let after = withdrawal(facts.get(&id))?;
-                    details.push(("notification.withdraw", id, serde_json::json!({"reason": reason})));
-                    withdrawn.push((id, reason));
-                    (id, after)
-                }
-                CaseChange::Merge { id, into } => {
-                    let after = merger(id, into, facts.get(&id), facts.get(&into))?;
-                    details.push(("notification.merge", id, serde_json::json!({"into": into})));
-                    merged.push((id, into));
-                    (id, after)
-                }
-            };
-            counts.extend(counting::difference(facts.get(&id), Some(&after)));
-            facts.insert(id, after);
-        }
-        let at = now();
-        on_tx!(self, t => {
-            t.mark_withdrawn(&withdrawn, at).await?;
-            t.mark_merged(&merged, at).await?;
-        });
+        // The facts of every case named are read together and the updates written together:
+        // statement by statement this was four round trips a change.
+        let checked = on_tx!(self, t => t.write_case_changes(changes).await?);
         // Summed with the counts held for bulk inserts, and written now.
-        for (key, n) in counts {
+        for (key, n) in checked.counts {
             *self.counts.entry(key).or_default() += n;
         }
         self.flush_counts().await?;
-        let events: Vec<(&AuditContext, AuditEvent<'_>)> = details
+        let events: Vec<(&AuditContext, AuditEvent<'_>)> = checked
+            .audits
             .into_iter()
             .map(|(action, id, detail)| (ctx, AuditEvent::new(action, "notification", id).with_detail(detail)))
             .collect();

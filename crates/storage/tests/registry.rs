@@ -324,15 +324,11 @@ async fn a_group_commit_keeps_the_good_filings(db: &Db) {
     );
 }
 
-/// Withdrawals and merges many to a transaction (what a health centre does after a wave, and
-/// what the synthetic load does): each counted and audited as when done one by one, with the
-/// same checks; a refused one (already withdrawn) fails the batch, and the dropped transaction
-/// leaves nothing behind.
-async fn withdrawals_and_merges_in_one_transaction(db: &Db) {
-    seed(db).await;
+/// Files notifications `{prefix}1`… `{prefix}{n}` at H13 on 2021-05-01; their ids, in order.
+async fn file_cases(db: &Db, prefix: &str, n: usize) -> Vec<i64> {
     let mut ids = Vec::new();
-    for n in 1..=4 {
-        let d = draft(&[("external_id", &format!("W{n}")), ("health_centre", "H13")]);
+    for k in 1..=n {
+        let d = draft(&[("external_id", &format!("{prefix}{k}")), ("health_centre", "H13")]);
         ids.push(
             db.file_notification(&cli(), &d, &placed(&d), FileMode::CreateOnly)
                 .await
@@ -340,6 +336,23 @@ async fn withdrawals_and_merges_in_one_transaction(db: &Db) {
                 .id,
         );
     }
+    ids
+}
+
+/// Withdrawals and merges in one transaction, committed only if all of them were accepted.
+async fn in_one_batch(db: &Db, changes: &[CaseChange<'_>]) -> Result<(), StorageError> {
+    let mut tx = db.begin_write_tx().await.unwrap();
+    tx.withdraw_and_merge(&cli(), changes).await?;
+    tx.commit().await
+}
+
+/// Withdrawals and merges many to a transaction (what a health centre does after a wave, and
+/// what the synthetic load does): each counted and audited as when done one by one, with the
+/// same checks; a refused one (already withdrawn) fails the batch, and the dropped transaction
+/// leaves nothing behind.
+async fn withdrawals_and_merges_in_one_transaction(db: &Db) {
+    seed(db).await;
+    let ids = file_cases(db, "W", 4).await;
     assert_eq!(new_positives(db).await, [(day(2021, 5, 1), "13".to_owned(), 4)]);
     let audit_before = db.audit_entries(0, 10_000).await.unwrap().len();
 
@@ -387,24 +400,21 @@ async fn withdrawals_and_merges_in_one_transaction(db: &Db) {
     assert_eq!(db.counters().await.unwrap(), live, "the rebuild agrees");
 
     // Withdrawing the fourth and, again, the first: the batch is refused as a whole.
-    let mut tx = db.begin_write_tx().await.unwrap();
-    let refused = tx
-        .withdraw_and_merge(
-            &cli(),
-            &[
-                CaseChange::Withdraw {
-                    id: ids[3],
-                    reason: "偽陽性",
-                },
-                CaseChange::Withdraw {
-                    id: ids[0],
-                    reason: "again",
-                },
-            ],
-        )
-        .await;
+    let refused = in_one_batch(
+        db,
+        &[
+            CaseChange::Withdraw {
+                id: ids[3],
+                reason: "偽陽性",
+            },
+            CaseChange::Withdraw {
+                id: ids[0],
+                reason: "again",
+            },
+        ],
+    )
+    .await;
     assert!(matches!(refused, Err(StorageError::Conflict(_))), "{refused:?}");
-    drop(tx);
     assert!(
         !db.notification(ids[3]).await.unwrap().withdrawn,
         "nothing of a refused batch stays"
@@ -417,43 +427,36 @@ async fn withdrawals_and_merges_in_one_transaction(db: &Db) {
 /// merged earlier in it, refuses the batch; a case withdrawn and then merged stops counting once.
 async fn changes_in_one_batch_see_the_ones_before_them(db: &Db) {
     seed(db).await;
-    let mut ids = Vec::new();
-    for n in 1..=3 {
-        let d = draft(&[("external_id", &format!("Q{n}")), ("health_centre", "H13")]);
-        ids.push(
-            db.file_notification(&cli(), &d, &placed(&d), FileMode::CreateOnly)
-                .await
-                .unwrap()
-                .id,
-        );
-    }
+    let ids = file_cases(db, "Q", 3).await;
     let live = db.counters().await.unwrap();
-    let refused_batch = |changes: Vec<CaseChange<'static>>| async move {
-        let mut tx = db.begin_write_tx().await.unwrap();
-        tx.withdraw_and_merge(&cli(), &changes).await
-    };
-    let twice = refused_batch(vec![
-        CaseChange::Withdraw {
-            id: ids[0],
-            reason: "偽陽性",
-        },
-        CaseChange::Withdraw {
-            id: ids[0],
-            reason: "again",
-        },
-    ])
+    let twice = in_one_batch(
+        db,
+        &[
+            CaseChange::Withdraw {
+                id: ids[0],
+                reason: "偽陽性",
+            },
+            CaseChange::Withdraw {
+                id: ids[0],
+                reason: "again",
+            },
+        ],
+    )
     .await;
     assert!(matches!(twice, Err(StorageError::Conflict(_))), "{twice:?}");
-    let into_merged = refused_batch(vec![
-        CaseChange::Merge {
-            id: ids[1],
-            into: ids[2],
-        },
-        CaseChange::Merge {
-            id: ids[0],
-            into: ids[1],
-        },
-    ])
+    let into_merged = in_one_batch(
+        db,
+        &[
+            CaseChange::Merge {
+                id: ids[1],
+                into: ids[2],
+            },
+            CaseChange::Merge {
+                id: ids[0],
+                into: ids[1],
+            },
+        ],
+    )
     .await;
     assert!(matches!(into_merged, Err(StorageError::Invalid(_))), "{into_merged:?}");
     for id in &ids {
@@ -465,9 +468,8 @@ async fn changes_in_one_batch_see_the_ones_before_them(db: &Db) {
     }
     assert_eq!(db.counters().await.unwrap(), live);
 
-    let mut tx = db.begin_write_tx().await.unwrap();
-    tx.withdraw_and_merge(
-        &cli(),
+    in_one_batch(
+        db,
         &[
             CaseChange::Withdraw {
                 id: ids[0],
@@ -481,7 +483,6 @@ async fn changes_in_one_batch_see_the_ones_before_them(db: &Db) {
     )
     .await
     .unwrap();
-    tx.commit().await.unwrap();
     assert_eq!(
         new_positives(db).await,
         [(day(2021, 5, 1), "13".to_owned(), 2)],
