@@ -1,109 +1,132 @@
-//! PostgreSQL's bulk path: `COPY ... FROM STDIN` in CSV form for new notifications, their persons
-//! and status histories. Text is always quoted, so an unquoted empty field is NULL and a quoted
-//! one an empty string.
+//! PostgreSQL's bulk path: `COPY ... FROM STDIN` in binary form for new notifications, their
+//! persons and status histories. Binary, not CSV: a profile of the national load showed the
+//! server spending about 40% of its time parsing CSV lines, dates and above all instants
+//! (`timestamptz_in` alone 11%), on the one core that limits the load; a binary field is read
+//! by copying its bytes.
 //!
 //! Each COPY is streamed in pieces of about [`PIECE`] bytes, each sent as soon as it is full:
-//! PostgreSQL parses one piece while this side formats the next, so the two sides work at once.
-//! Formatting a whole batch before sending it left the server idle while the batch was
-//! formatted and this side idle while the server parsed it (together under one core of two in a
-//! national load, BENCHMARKS.md).
+//! PostgreSQL reads one piece while this side encodes the next, so the two sides work at once.
+//! Encoding a whole batch before sending it left the server idle while the batch was encoded
+//! and this side idle while the server read it (together under one core of two in a national
+//! load, BENCHMARKS.md).
+//!
+//! The binary form (PostgreSQL's documentation, "COPY", "Binary Format"): a fixed header, then
+//! per row the number of fields and each field as its length and bytes in the type's own
+//! network form (length -1 for NULL), then a trailer. A field's form must match its column's
+//! type exactly (bigint is eight bytes, not four): the conformance suite loads every column.
 
-use std::fmt::Display;
-
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use todoke_domain::notification::{NotifiedGroup, Severity, Sex};
 
 use crate::Result;
-use crate::formatted::{Formatted, date_text, instant};
 use crate::registry::{NewNotification, bulk_recorded_at, join_symptoms, phone_digits};
 
 /// Notifications per COPY batch.
 pub(crate) const COPY_ROWS: usize = 5_000;
 
-/// Bytes formatted before they are sent: large enough that a send is one write, small enough
-/// that the server starts on a batch long before all of it is formatted.
+/// Bytes encoded before they are sent: large enough that a send is one write, small enough
+/// that the server starts on a batch long before all of it is encoded.
 const PIECE: usize = 64 * 1024;
 
-/// One CSV line being built.
-struct Line<'a>(&'a mut String, bool);
+/// The signature, flags (none) and header-extension length (none) that open a binary COPY.
+const HEADER: &[u8; 19] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// A field count of -1 ends the data.
+const TRAILER: [u8; 2] = (-1i16).to_be_bytes();
 
-impl Line<'_> {
-    fn sep(&mut self) {
-        if self.1 {
-            self.0.push(',');
+/// PostgreSQL's epoch for dates and instants, 2000-01-01: as chrono counts its days (from
+/// 0001-01-01, day 1), and as microseconds after Unix's epoch.
+const EPOCH_DAYS_FROM_CE: i32 = 730_120;
+const EPOCH_MICROS_AFTER_UNIX: i64 = 10_957 * 86_400 * 1_000_000;
+
+/// One row being encoded: its fields in the order of the statement's columns, each of the
+/// column's type.
+struct Row<'a> {
+    out: &'a mut Vec<u8>,
+    /// Fields still to come (checked at the end of the row in debug builds).
+    left: usize,
+}
+
+impl Row<'_> {
+    fn field(&mut self, bytes: Option<&[u8]>) -> &mut Self {
+        debug_assert!(self.left > 0, "more fields than columns");
+        self.left = self.left.wrapping_sub(1);
+        match bytes {
+            Some(b) => {
+                let len = i32::try_from(b.len()).expect("a field under 2 GiB");
+                self.out.extend_from_slice(&len.to_be_bytes());
+                self.out.extend_from_slice(b);
+            }
+            None => self.out.extend_from_slice(&(-1i32).to_be_bytes()),
         }
-        self.1 = true;
+        self
     }
 
     fn text(&mut self, v: Option<&str>) -> &mut Self {
-        self.sep();
-        if let Some(v) = v {
-            self.0.push('"');
-            let mut parts = v.split('"');
-            self.0.push_str(parts.next().unwrap_or_default());
-            for part in parts {
-                self.0.push_str("\"\"");
-                self.0.push_str(part);
-            }
-            self.0.push('"');
-        }
-        self
+        self.field(v.map(str::as_bytes))
     }
 
-    fn value(&mut self, v: Option<impl Display>) -> &mut Self {
-        use std::fmt::Write;
-        self.sep();
-        if let Some(v) = v {
-            write!(self.0, "{v}").expect("writing to a String");
-        }
-        self
+    fn bigint(&mut self, v: Option<i64>) -> &mut Self {
+        self.field(v.map(i64::to_be_bytes).as_ref().map(|b| &b[..]))
     }
 
-    /// A value already formatted (dates and instants; see [`crate::formatted`]).
-    fn formatted<const N: usize>(&mut self, v: Option<&Formatted<N>>) -> &mut Self {
-        self.sep();
-        if let Some(v) = v {
-            self.0.push_str(v.as_str());
-        }
-        self
+    fn boolean(&mut self, v: Option<bool>) -> &mut Self {
+        self.field(v.map(|b| [u8::from(b)]).as_ref().map(|b| &b[..]))
     }
 
+    /// Days after 2000-01-01 as four bytes.
     fn date(&mut self, v: Option<NaiveDate>) -> &mut Self {
-        self.formatted(v.map(date_text).as_ref())
+        let days = v.map(|d| (d.num_days_from_ce() - EPOCH_DAYS_FROM_CE).to_be_bytes());
+        self.field(days.as_ref().map(|b| &b[..]))
     }
 
-    fn time(&mut self, t: DateTime<Utc>) -> &mut Self {
-        self.formatted(Some(&instant(t)))
-    }
-
-    fn end(&mut self) {
-        self.0.push('\n');
-        self.1 = false;
+    /// Microseconds after 2000-01-01 00:00 UTC as eight bytes; finer parts are dropped, as sqlx
+    /// drops them when it binds an instant.
+    fn instant(&mut self, t: DateTime<Utc>) -> &mut Self {
+        self.field(Some(&(t.timestamp_micros() - EPOCH_MICROS_AFTER_UNIX).to_be_bytes()))
     }
 }
 
-/// Runs one COPY of `rows` rows, the `i`th written as a line by `line(i, …)`, streamed in
-/// pieces (see the module's documentation). Rows go by position, not by iterator: an iterator
-/// of borrowed rows held across the sends makes the future of every caller up to the web
-/// routes fail to be `Send` (the compiler cannot prove its closures general over lifetimes).
+/// The number of columns a `COPY table (a, b, …) FROM STDIN …` statement names.
+fn column_count(statement: &str) -> usize {
+    let columns = statement
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map_or("", |(columns, _)| columns);
+    columns.split(',').filter(|c| !c.trim().is_empty()).count()
+}
+
+/// Runs one binary COPY of `rows` rows, the `i`th encoded by `row(i, …)`, streamed in pieces
+/// (see the module's documentation). Rows go by position, not by iterator: an iterator of
+/// borrowed rows held across the sends makes the future of every caller up to the web routes
+/// fail to be `Send` (the compiler cannot prove its closures general over lifetimes).
 async fn copy_streamed(
     conn: &mut sqlx::PgConnection,
     statement: &str,
     rows: usize,
-    mut line: impl FnMut(usize, &mut Line<'_>),
+    mut row: impl FnMut(usize, &mut Row<'_>),
 ) -> Result<()> {
+    let columns = column_count(statement);
+    let fields = i16::try_from(columns)
+        .expect("a table has under 1,600 columns")
+        .to_be_bytes();
     let mut copy = conn.copy_in_raw(statement).await?;
-    let mut piece = String::with_capacity(PIECE + 4 * 1024);
+    let mut piece = Vec::with_capacity(PIECE + 4 * 1024);
+    piece.extend_from_slice(HEADER);
     for i in 0..rows {
-        line(i, &mut Line(&mut piece, false));
+        piece.extend_from_slice(&fields);
+        let mut r = Row {
+            out: &mut piece,
+            left: columns,
+        };
+        row(i, &mut r);
+        debug_assert_eq!(r.left, 0, "fewer fields than columns");
         if piece.len() >= PIECE {
-            copy.send(piece.as_bytes()).await?;
+            copy.send(&piece[..]).await?;
             piece.clear();
         }
     }
-    if !piece.is_empty() {
-        copy.send(piece.as_bytes()).await?;
-    }
+    piece.extend_from_slice(&TRAILER);
+    copy.send(&piece[..]).await?;
     copy.finish().await?;
     Ok(())
 }
@@ -119,17 +142,15 @@ pub(crate) async fn notifications<'r>(
     t: DateTime<Utc>,
     mut written: impl FnMut(&'r NewNotification<'r>),
 ) -> Result<()> {
-    // Every row of a batch is stamped with the same instant: formatted once.
-    let now = instant(t);
     copy_streamed(
         tx,
         "COPY persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits, created_at) \
-         FROM STDIN (FORMAT csv)",
+         FROM STDIN (FORMAT binary)",
         batch.len(),
-        |i, l| {
+        |i, r| {
             let (row, person_id) = (batch[i], person_ids[i]);
             let p = &row.draft.person;
-            l.value(Some(person_id))
+            r.bigint(Some(person_id))
                 .text(p.name.as_deref())
                 .text(p.name_kana.as_deref())
                 .text(Some(p.sex.unwrap_or(Sex::Unknown).as_str()))
@@ -139,8 +160,8 @@ pub(crate) async fn notifications<'r>(
                 .text(p.address.as_deref())
                 .text(p.phone.as_deref())
                 .text(phone_digits(p.phone.as_deref()).as_deref())
-                .formatted(Some(&now))
-                .end();
+                .instant(t)
+                ;
         },
     )
     .await?;
@@ -150,25 +171,25 @@ pub(crate) async fn notifications<'r>(
          institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
          infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
          needs_admission, notified_group, withdrawn, cluster_id, infection_place, updated_at, created_at) \
-         FROM STDIN (FORMAT csv)",
+         FROM STDIN (FORMAT binary)",
         batch.len(),
-        |i, l| {
+        |i, r| {
             let (row, person_id, id) = (batch[i], person_ids[i], notification_ids[i]);
             let d = row.draft;
-            l.value(Some(id))
+            r.bigint(Some(id))
                 .text(d.external_id.as_deref())
                 .text(Some(&d.disease))
                 .text(Some(d.case_type.as_str()))
-                .time(d.reported_at)
+                .instant(d.reported_at)
                 .date(Some(d.report_day()))
                 .text(Some(&row.placement.prefecture.to_string()))
                 .text(row.health_centre.as_deref())
                 .text(row.placement.institution.as_ref().map(|i| i.as_str()))
                 .text(d.doctor_name.as_deref())
-                .value(Some(person_id))
-                .value(Some(d.age))
+                .bigint(Some(person_id))
+                .bigint(Some(i64::from(d.age)))
                 .text(join_symptoms(&d.symptoms).as_deref())
-                .value(d.spo2)
+                .bigint(d.spo2.map(i64::from))
                 .text(d.diagnosis_method.as_deref())
                 .date(d.first_visit_date)
                 .date(d.diagnosis_date)
@@ -178,17 +199,17 @@ pub(crate) async fn notifications<'r>(
                 .text(d.infection_route.as_deref())
                 .text(d.vaccinations.as_deref())
                 .text(d.risk_factors.as_deref())
-                .value(d.immunosuppressed)
-                .value(d.pregnant)
+                .boolean(d.immunosuppressed)
+                .boolean(d.pregnant)
                 .text(d.severity.map(Severity::as_str))
-                .value(d.needs_admission)
+                .boolean(d.needs_admission)
                 .text(d.notified_group.map(NotifiedGroup::as_str))
-                .value(Some(d.withdrawn))
-                .value(row.investigation.map(|i| i.cluster_id))
+                .boolean(Some(d.withdrawn))
+                .bigint(row.investigation.map(|i| i.cluster_id))
                 .text(row.investigation.map(|i| i.infection_place))
-                .formatted(Some(&now))
-                .formatted(Some(&now))
-                .end();
+                .instant(t)
+                .instant(t)
+                ;
             written(row);
         },
     )
@@ -202,17 +223,17 @@ pub(crate) async fn notifications<'r>(
     if !entries.is_empty() {
         copy_streamed(
             tx,
-            "COPY status_history (notification_id, status, severity, effective_date, recorded_at) FROM STDIN (FORMAT csv)",
+            "COPY status_history (notification_id, status, severity, effective_date, recorded_at) FROM STDIN (FORMAT binary)",
             entries.len(),
-            |i, l| {
+            |i, r| {
                 let (n, e) = entries[i];
                 let (id, e) = (notification_ids[n], &batch[n].history[e]);
-                l.value(Some(id))
+                r.bigint(Some(id))
                     .text(Some(e.status.as_str()))
                     .text(e.severity.map(Severity::as_str))
                     .date(Some(e.effective))
-                    .time(bulk_recorded_at(e.effective))
-                    .end();
+                    .instant(bulk_recorded_at(e.effective))
+                    ;
             },
         )
         .await?;
@@ -224,18 +245,77 @@ pub(crate) async fn notifications<'r>(
 mod tests {
     use super::*;
 
+    fn encoded(columns: usize, row: impl FnOnce(&mut Row<'_>)) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut r = Row {
+            out: &mut out,
+            left: columns,
+        };
+        row(&mut r);
+        assert_eq!(r.left, 0);
+        out
+    }
+
+    /// Each field is its length and bytes in network order; a missing value is length -1
+    /// with no bytes, an empty text length 0.
     #[test]
-    fn text_is_quoted_and_missing_values_are_empty() {
-        let mut s = String::new();
-        Line(&mut s, false)
-            .text(Some("a \"b\", c"))
-            .text(None)
-            .text(Some(""))
-            .value(Some(42))
-            .value(None::<i32>)
-            .date(NaiveDate::from_ymd_opt(2021, 5, 17))
-            .date(None)
-            .end();
-        assert_eq!(s, "\"a \"\"b\"\", c\",,\"\",42,,2021-05-17,\n");
+    fn fields_are_length_and_network_bytes() {
+        let out = encoded(6, |r| {
+            r.text(Some("ア\"b\","))
+                .text(None)
+                .text(Some(""))
+                .bigint(Some(42))
+                .bigint(None)
+                .boolean(Some(true));
+        });
+        let mut want: Vec<u8> = Vec::new();
+        let text = "ア\"b\",";
+        want.extend(i32::try_from(text.len()).expect("short").to_be_bytes());
+        want.extend(text.as_bytes());
+        want.extend((-1i32).to_be_bytes());
+        want.extend(0i32.to_be_bytes());
+        want.extend(8i32.to_be_bytes());
+        want.extend(42i64.to_be_bytes());
+        want.extend((-1i32).to_be_bytes());
+        want.extend(1i32.to_be_bytes());
+        want.push(1);
+        assert_eq!(out, want);
+    }
+
+    /// Dates count days and instants microseconds from 2000-01-01 (UTC), before it negative.
+    #[test]
+    fn dates_and_instants_count_from_2000() {
+        let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("a date");
+        let days = |d| {
+            encoded(1, |r| {
+                r.date(Some(d));
+            })[4..]
+                .to_vec()
+        };
+        assert_eq!(days(date(2000, 1, 1)), 0i32.to_be_bytes());
+        assert_eq!(days(date(1999, 12, 31)), (-1i32).to_be_bytes());
+        assert_eq!(days(date(2021, 5, 17)), 7807i32.to_be_bytes());
+        let micros = |t: DateTime<Utc>| {
+            encoded(1, |r| {
+                r.instant(t);
+            })[4..]
+                .to_vec()
+        };
+        let at = |d: NaiveDate, h, m, s| d.and_hms_opt(h, m, s).expect("a time").and_utc();
+        assert_eq!(micros(at(date(2000, 1, 1), 0, 0, 0)), 0i64.to_be_bytes());
+        assert_eq!(micros(at(date(2000, 1, 1), 0, 0, 1)), 1_000_000i64.to_be_bytes());
+        assert_eq!(
+            micros(at(date(1999, 12, 31), 23, 59, 59)),
+            (-1_000_000i64).to_be_bytes()
+        );
+        // Nanoseconds are dropped, as sqlx drops them.
+        let fine = at(date(2000, 1, 1), 0, 0, 0) + chrono::Duration::nanoseconds(1_999);
+        assert_eq!(micros(fine), 1i64.to_be_bytes());
+    }
+
+    #[test]
+    fn a_statement_names_its_columns() {
+        assert_eq!(column_count("COPY t (a, b, c) FROM STDIN (FORMAT binary)"), 3);
+        assert_eq!(column_count("COPY t (a) FROM STDIN (FORMAT binary)"), 1);
     }
 }

@@ -1,5 +1,5 @@
 //! Dates and instants as text, formatted without chrono's general formatter (which showed in
-//! profiles of national loads, a `String` each): both bulk paths write them by the million, and
+//! profiles of national loads, a `String` each): SQLite's bulk path writes them by the million, and
 //! in exactly the form sqlx writes them (RFC 3339, `+00:00`, fractions only when present), so
 //! that rows written by a bulk path and by a single statement are alike.
 
