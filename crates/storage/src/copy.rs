@@ -22,7 +22,7 @@ use crate::Result;
 use crate::registry::{NewNotification, bulk_recorded_at, join_symptoms, phone_digits};
 
 /// Notifications per COPY batch.
-pub(crate) const COPY_ROWS: usize = 5_000;
+pub(crate) const COPY_ROWS: usize = 20_000;
 
 /// Bytes encoded before they are sent: large enough that a send is one write, small enough
 /// that the server starts on a batch long before all of it is encoded.
@@ -132,15 +132,46 @@ async fn copy_streamed(
 }
 
 /// Writes `batch` (ids already reserved) by three COPYs, calling `written` for each
-/// notification while the server parses the lines before it (the caller counts it there, so
+/// notification while the server reads the rows before it (the caller counts it there, so
 /// after an error here the transaction must be dropped: it holds counts of rows not written).
+///
+/// With a `side` connection (a bulk load's second transaction, see
+/// [`crate::Db::begin_bulk_write_tx`]) persons and status entries go there while the
+/// notifications go to `tx`, both at once: each server process then has a core of its own (a
+/// third connection, persons and status entries apart, was slower on two cores).
 pub(crate) async fn notifications<'r>(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    tx: &mut sqlx::PgConnection,
+    side: Option<&mut sqlx::PgConnection>,
     batch: &[&'r NewNotification<'r>],
     person_ids: &[i64],
     notification_ids: &[i64],
     t: DateTime<Utc>,
-    mut written: impl FnMut(&'r NewNotification<'r>),
+    written: impl FnMut(&'r NewNotification<'r>),
+) -> Result<()> {
+    match side {
+        None => {
+            persons(tx, batch, person_ids, t).await?;
+            notification_rows(tx, batch, person_ids, notification_ids, t, written).await?;
+            status_entries(tx, batch, notification_ids).await
+        }
+        Some(side) => {
+            let (main, other) = tokio::join!(
+                notification_rows(tx, batch, person_ids, notification_ids, t, written),
+                async {
+                    persons(side, batch, person_ids, t).await?;
+                    status_entries(side, batch, notification_ids).await
+                }
+            );
+            main.and(other)
+        }
+    }
+}
+
+async fn persons(
+    tx: &mut sqlx::PgConnection,
+    batch: &[&NewNotification<'_>],
+    person_ids: &[i64],
+    t: DateTime<Utc>,
 ) -> Result<()> {
     copy_streamed(
         tx,
@@ -164,7 +195,17 @@ pub(crate) async fn notifications<'r>(
                 ;
         },
     )
-    .await?;
+    .await
+}
+
+async fn notification_rows<'r>(
+    tx: &mut sqlx::PgConnection,
+    batch: &[&'r NewNotification<'r>],
+    person_ids: &[i64],
+    notification_ids: &[i64],
+    t: DateTime<Utc>,
+    mut written: impl FnMut(&'r NewNotification<'r>),
+) -> Result<()> {
     copy_streamed(
         tx,
         "COPY notifications (id, external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
@@ -213,7 +254,14 @@ pub(crate) async fn notifications<'r>(
             written(row);
         },
     )
-    .await?;
+    .await
+}
+
+async fn status_entries(
+    tx: &mut sqlx::PgConnection,
+    batch: &[&NewNotification<'_>],
+    notification_ids: &[i64],
+) -> Result<()> {
     // (notification, entry) positions of the status entries, in order.
     let entries: Vec<(usize, usize)> = batch
         .iter()

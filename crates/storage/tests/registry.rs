@@ -604,6 +604,73 @@ async fn bulk_inserts_leave_out_or_refuse_taken_ids(db: &Db) {
     assert!(matches!(unknown, Err(StorageError::NotFound)), "{unknown:?}");
 }
 
+/// A bulk load's transaction (on PostgreSQL two connections: persons and status entries on the
+/// second) writes nothing until it commits, and at its commit everything: each notification
+/// with its person, its status history and its counts; the foreign keys put back at the load's
+/// end then find every reference.
+async fn a_bulk_transaction_writes_its_rows_together(db: &Db) {
+    use todoke_storage::registry::NewNotification;
+
+    seed(db).await;
+    let drafts: Vec<NotificationDraft> = [("L1", "ヤマダ タロウ"), ("L2", "スズキ ハナコ")]
+        .iter()
+        .map(|(id, kana)| draft(&[("external_id", id), ("health_centre", "H13"), ("name_kana", kana)]))
+        .collect();
+    let placements: Vec<Placement> = drafts.iter().map(placed).collect();
+    let history = [
+        StatusEntry {
+            effective: day(2021, 5, 2),
+            status: Status::Hospitalized,
+            severity: Some(Severity::Severe),
+        },
+        StatusEntry {
+            effective: day(2021, 5, 9),
+            status: Status::Released,
+            severity: None,
+        },
+    ];
+    let rows: Vec<NewNotification> = (0..2)
+        .map(|i| NewNotification {
+            draft: &drafts[i],
+            placement: &placements[i],
+            health_centre: Some("H13".to_owned()),
+            history: &history,
+            investigation: None,
+        })
+        .collect();
+    let status_count = || async { db.status_history_rows(None, 0, 100).await.unwrap().len() };
+
+    db.set_bulk_load(true).await.unwrap();
+    let mut tx = db.begin_bulk_write_tx().await.unwrap();
+    tx.insert_new_notifications(&rows).await.unwrap();
+    drop(tx);
+    assert_eq!(
+        db.notification_count().await.unwrap(),
+        0,
+        "a dropped load writes nothing"
+    );
+    assert_eq!(status_count().await, 0);
+
+    let mut tx = db.begin_bulk_write_tx().await.unwrap();
+    tx.insert_new_notifications(&rows).await.unwrap();
+    tx.commit().await.unwrap();
+    db.set_bulk_load(false).await.unwrap();
+    assert_eq!(db.notification_count().await.unwrap(), 2);
+    assert_eq!(status_count().await, 4, "two entries each");
+    assert_eq!(new_positives(db).await, [(day(2021, 5, 1), "13".to_owned(), 2)]);
+    let ids = db
+        .begin_write_tx()
+        .await
+        .unwrap()
+        .notification_ids_by_external_id(&["L1", "L2"])
+        .await
+        .unwrap();
+    for (external_id, kana) in [("L1", "ヤマダ タロウ"), ("L2", "スズキ ハナコ")] {
+        let record = db.notification(ids[external_id]).await.unwrap();
+        assert_eq!(record.name_kana.as_deref(), Some(kana), "{external_id} has its person");
+    }
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod sqlite { $(#[tokio::test] async fn $name() { let t = super::TestDb::sqlite().await.unwrap(); super::$name(&t.db).await; })* }
@@ -615,6 +682,7 @@ macro_rules! both {
 }
 
 both!(
+    a_bulk_transaction_writes_its_rows_together,
     a_group_commit_keeps_the_good_filings,
     bulk_inserts_leave_out_or_refuse_taken_ids,
     changes_in_one_batch_see_the_ones_before_them,

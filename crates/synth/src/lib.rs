@@ -116,7 +116,7 @@ pub struct Progress {
 
 /// Notifications written per statement batch, and per transaction (commits keep the
 /// write-ahead log small and let readers see progress).
-const WRITE_BATCH: usize = 5_000;
+const WRITE_BATCH: usize = 20_000;
 const COMMIT_EVERY: u64 = 250_000;
 /// Prefecture-days generated ahead of the writer: generating is much faster than writing, so
 /// a few keep the writer busy, and each one waiting holds up to a day of a prefecture in memory.
@@ -233,8 +233,9 @@ async fn load(
         let (orgs, quirks, series, seed) = (orgs.clone(), quirks.clone(), series.clone(), options.seed);
         tokio::task::spawn_blocking(move || generate_all(seed, &orgs, &quirks, &series, &sender))
     };
+    // Bulk transactions: on PostgreSQL each writes on two connections at once.
     let written: Result<WriteTx, StorageError> = async {
-        let mut tx = db.begin_write_tx().await?;
+        let mut tx = db.begin_bulk_write_tx().await?;
         while let Some(next) = generated.recv().await {
             let last_day = match next {
                 Generated::PrefectureDay(count, out) => {
@@ -280,7 +281,7 @@ async fn load(
                 let t = Instant::now();
                 tx.commit().await?;
                 summary.commit_time += t.elapsed();
-                tx = db.begin_write_tx().await?;
+                tx = db.begin_bulk_write_tx().await?;
                 since_commit = 0;
             }
         }
