@@ -191,8 +191,7 @@ async fn persons(
                 .text(p.address.as_deref())
                 .text(p.phone.as_deref())
                 .text(phone_digits(p.phone.as_deref()).as_deref())
-                .instant(t)
-                ;
+                .instant(t);
         },
     )
     .await
@@ -249,8 +248,7 @@ async fn notification_rows<'r>(
                 .bigint(row.investigation.map(|i| i.cluster_id))
                 .text(row.investigation.map(|i| i.infection_place))
                 .instant(t)
-                .instant(t)
-                ;
+                .instant(t);
             written(row);
         },
     )
@@ -268,25 +266,24 @@ async fn status_entries(
         .enumerate()
         .flat_map(|(n, row)| (0..row.history.len()).map(move |e| (n, e)))
         .collect();
-    if !entries.is_empty() {
-        copy_streamed(
-            tx,
-            "COPY status_history (notification_id, status, severity, effective_date, recorded_at) FROM STDIN (FORMAT binary)",
-            entries.len(),
-            |i, r| {
-                let (n, e) = entries[i];
-                let (id, e) = (notification_ids[n], &batch[n].history[e]);
-                r.bigint(Some(id))
-                    .text(Some(e.status.as_str()))
-                    .text(e.severity.map(Severity::as_str))
-                    .date(Some(e.effective))
-                    .instant(bulk_recorded_at(e.effective))
-                    ;
-            },
-        )
-        .await?;
+    if entries.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    copy_streamed(
+        tx,
+        "COPY status_history (notification_id, status, severity, effective_date, recorded_at) FROM STDIN (FORMAT binary)",
+        entries.len(),
+        |i, r| {
+            let (n, e) = entries[i];
+            let (id, e) = (notification_ids[n], &batch[n].history[e]);
+            r.bigint(Some(id))
+                .text(Some(e.status.as_str()))
+                .text(e.severity.map(Severity::as_str))
+                .date(Some(e.effective))
+                .instant(bulk_recorded_at(e.effective));
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -65,6 +65,12 @@ async fn seed(db: &Db) {
     }
 }
 
+/// The stored ids of these external ids.
+async fn ids_of(db: &Db, external_ids: &[&str]) -> HashMap<String, i64> {
+    let mut tx = db.begin_write_tx().await.unwrap();
+    tx.notification_ids_by_external_id(external_ids).await.unwrap()
+}
+
 fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
@@ -567,13 +573,7 @@ async fn bulk_inserts_leave_out_or_refuse_taken_ids(db: &Db) {
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(new_positives(db).await, [(day(2021, 5, 1), "13".to_owned(), 3)]);
-    let ids = db
-        .begin_write_tx()
-        .await
-        .unwrap()
-        .notification_ids_by_external_id(&["B1", "B3"])
-        .await
-        .unwrap();
+    let ids = ids_of(db, &["B1", "B3"]).await;
     let (b1, b3) = (ids["B1"], ids["B3"]);
     let contacts = db.contacts(b1).await.unwrap();
     assert_eq!(
@@ -658,13 +658,7 @@ async fn a_bulk_transaction_writes_its_rows_together(db: &Db) {
     assert_eq!(db.notification_count().await.unwrap(), 2);
     assert_eq!(status_count().await, 4, "two entries each");
     assert_eq!(new_positives(db).await, [(day(2021, 5, 1), "13".to_owned(), 2)]);
-    let ids = db
-        .begin_write_tx()
-        .await
-        .unwrap()
-        .notification_ids_by_external_id(&["L1", "L2"])
-        .await
-        .unwrap();
+    let ids = ids_of(db, &["L1", "L2"]).await;
     for (external_id, kana) in [("L1", "ヤマダ タロウ"), ("L2", "スズキ ハナコ")] {
         let record = db.notification(ids[external_id]).await.unwrap();
         assert_eq!(record.name_kana.as_deref(), Some(kana), "{external_id} has its person");
