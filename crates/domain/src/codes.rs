@@ -39,6 +39,15 @@ impl PrefectureCode {
         self.0
     }
 
+    /// The two-digit code as stored and printed ("01" to "47"), without formatting or
+    /// allocating (bulk writes bind it for every row).
+    pub fn as_str(self) -> &'static str {
+        const DIGITS: &str =
+            "0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849";
+        let at = usize::from(self.0) * 2;
+        &DIGITS[at..at + 2]
+    }
+
     /// Every prefecture in JIS order, the order of the open-data columns.
     pub fn all() -> impl Iterator<Item = PrefectureCode> {
         Self::ALL.map(PrefectureCode)
@@ -47,7 +56,7 @@ impl PrefectureCode {
 
 impl fmt::Display for PrefectureCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:02}", self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -150,6 +159,7 @@ mod tests {
         #[test]
         fn prefecture_code_round_trips(n in 1u8..=47) {
             let code = PrefectureCode::from_number(n).unwrap();
+            prop_assert_eq!(code.as_str(), format!("{n:02}"));
             prop_assert_eq!(PrefectureCode::parse(&code.to_string()).unwrap(), code);
         }
 

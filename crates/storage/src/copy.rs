@@ -222,7 +222,7 @@ async fn notification_rows<'r>(
                 .text(Some(d.case_type.as_str()))
                 .instant(d.reported_at)
                 .date(Some(d.report_day()))
-                .text(Some(&row.placement.prefecture.to_string()))
+                .text(Some(row.placement.prefecture.as_str()))
                 .text(row.health_centre.as_deref())
                 .text(row.placement.institution.as_ref().map(|i| i.as_str()))
                 .text(d.doctor_name.as_deref())
