@@ -1543,14 +1543,21 @@ impl WriteTx {
         let mut found = Vec::new();
         if let Tx::Postgres(t) = &mut self.tx {
             // One array value per statement instead of a list of parameters: one round trip
-            // for a whole batch. Planned afresh each time, as below.
+            // for a whole batch. Each id is looked up in the unique index on its own (LATERAL …
+            // LIMIT 1 is never turned into a join): `external_id = ANY($1)` was planned as a
+            // scan of the whole table while an import's own rows, which no statistics count yet,
+            // filled it, so importing into a new database took time growing with the square of
+            // the file (auto_explain: 30–40 ms per batch of 2,048 at 200,000 rows).
             for chunk in external_ids.chunks(ARRAY_LOOKUP_ROWS) {
-                let rows: Vec<(i64, String)> =
-                    sqlx::query_as("SELECT id, external_id FROM notifications WHERE external_id = ANY($1)")
-                        .bind(chunk)
-                        .persistent(false)
-                        .fetch_all(&mut **t)
-                        .await?;
+                let rows: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT n.id, n.external_id FROM unnest($1::text[]) AS wanted (external_id) \
+                     CROSS JOIN LATERAL (SELECT id, external_id FROM notifications \
+                     WHERE external_id = wanted.external_id LIMIT 1) AS n",
+                )
+                .bind(chunk)
+                .persistent(false)
+                .fetch_all(&mut **t)
+                .await?;
                 found.extend(rows);
             }
             return Ok(found);
