@@ -532,6 +532,17 @@ const FLAG_DUPLICATES_POSTGRES: &str = "UPDATE notifications SET duplicate_of = 
      AND o.report_day BETWEEN notifications.report_day - 60 AND notifications.report_day + 60 \
      ORDER BY o.id LIMIT 1) WHERE duplicate_of IS NULL AND NOT duplicate_dismissed AND id IN (";
 
+/// The number of columns a statement's first parenthesised list names: `INSERT INTO t (a, b, …)`
+/// or `COPY t (a, b, …) FROM …`. The bulk paths size their rows by it, so a column list is
+/// written once.
+pub(crate) fn column_count(statement: &str) -> usize {
+    let columns = statement
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map_or("", |(columns, _)| columns);
+    columns.split(',').filter(|c| !c.trim().is_empty()).count()
+}
+
 // How counter changes are added: the head of each INSERT (its VALUES follow) and the upsert
 // that adds to a stored row. Shared by the sqlx statements here and SQLite's bulk path.
 pub(crate) const COUNTER_INSERT: &str =
@@ -1836,5 +1847,19 @@ impl WriteTx {
                 ids.into_iter().unzip()
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_names_its_columns() {
+        assert_eq!(column_count("COPY t (a, b, c) FROM STDIN (FORMAT binary)"), 3);
+        assert_eq!(column_count("COPY t (a) FROM STDIN (FORMAT binary)"), 1);
+        assert_eq!(column_count(COUNTER_INSERT), 6);
+        assert_eq!(column_count(AREA_FLOWS_INSERT), 9);
+        assert_eq!(column_count(WEEKLY_FLOWS_INSERT), 7);
     }
 }

@@ -13,13 +13,16 @@ use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, ToSql};
 use todoke_domain::codes::PrefectureCode;
 use todoke_domain::counting::{self, CounterKey, StatusEntry};
-use todoke_domain::notification::{NotifiedGroup, Severity, Sex};
+use todoke_domain::notification::{AgeBand, NotifiedGroup, Severity, Sex};
+
+/// A rollup key of the weekly sex/age flows: week start, prefecture, sex, age band.
+type WeeklyKey = (NaiveDate, PrefectureCode, Sex, AgeBand);
 
 use crate::Result;
 use crate::formatted::{Formatted, date_text, instant};
 use crate::registry::{
     AREA_FLOWS_ADD, AREA_FLOWS_INSERT, COUNTER_ADD, COUNTER_INSERT, NewNotification, WEEKLY_FLOWS_ADD,
-    WEEKLY_FLOWS_INSERT, bulk_recorded_at, join_symptoms, phone_digits, sex_index,
+    WEEKLY_FLOWS_INSERT, bulk_recorded_at, column_count, join_symptoms, phone_digits, sex_index,
 };
 
 /// Runs `work` on the connection of `tx`, inside its transaction.
@@ -59,10 +62,10 @@ fn day(d: Option<NaiveDate>) -> Option<Formatted<10>> {
 /// faster than 16, whose statements are quicker to prepare (16 notifications bind 528 values).
 const ROWS_PER_STATEMENT: usize = 16;
 
-/// `INSERT … VALUES (?, …), …` for `rows` rows of `columns` values.
-fn values_sql(head: &str, columns: usize, rows: usize) -> String {
-    let row = format!("({})", vec!["?"; columns].join(", "));
-    format!("{head} VALUES {}", vec![row; rows].join(", "))
+/// `head VALUES (?, …), … tail` for `rows` rows of as many values as `head` names columns.
+fn statement_sql(head: &str, rows: usize, tail: &str) -> String {
+    let row = format!("({})", vec!["?"; column_count(head)].join(", "));
+    format!("{head} VALUES {}{tail}", vec![row; rows].join(", "))
 }
 
 /// A value for [`Insert::run`]. Text is borrowed: SQLite reads it where it is.
@@ -218,12 +221,12 @@ fn failure(db: *mut rusqlite::ffi::sqlite3, rc: std::ffi::c_int) -> rusqlite::Er
 /// Inserts `items` by multi-row statements of [`ROWS_PER_STATEMENT`] rows, the remainder
 /// (fewer than that) by a one-row statement run once each: preparing a statement of another
 /// length for each call's last rows showed as 6% of the importer's writer thread, whose calls
-/// are 500 rows long. `values` adds the `columns` values of one item; `tail` follows the VALUES
-/// (an upsert's ON CONFLICT clause, or nothing). Returns how many rows were changed.
+/// are 500 rows long. `values` adds the values of one item, one per column `head` names; `tail`
+/// follows the VALUES (an upsert's ON CONFLICT clause, or nothing). Returns how many rows were
+/// changed.
 fn insert_rows<'v, T>(
     conn: &Connection,
     head: &str,
-    columns: usize,
     tail: &str,
     items: &'v [T],
     values: impl Fn(&'v T, &mut Vec<Value<'v>>),
@@ -231,7 +234,7 @@ fn insert_rows<'v, T>(
     let mut full: Option<Insert<'_>> = None;
     let mut single: Option<Insert<'_>> = None;
     let mut changed = 0;
-    let mut bound: Vec<Value<'v>> = Vec::with_capacity(columns * ROWS_PER_STATEMENT);
+    let mut bound: Vec<Value<'v>> = Vec::with_capacity(column_count(head) * ROWS_PER_STATEMENT);
     let whole = items.len() - items.len() % ROWS_PER_STATEMENT;
     for chunk in items[..whole].chunks(ROWS_PER_STATEMENT) {
         bound.clear();
@@ -239,10 +242,7 @@ fn insert_rows<'v, T>(
             values(item, &mut bound);
         }
         if full.is_none() {
-            full = Some(Insert::prepare(
-                conn,
-                &statement_sql(head, columns, ROWS_PER_STATEMENT, tail),
-            )?);
+            full = Some(Insert::prepare(conn, &statement_sql(head, ROWS_PER_STATEMENT, tail))?);
         }
         changed += full.as_mut().expect("prepared above").run(&bound)?;
     }
@@ -250,21 +250,15 @@ fn insert_rows<'v, T>(
         bound.clear();
         values(item, &mut bound);
         if single.is_none() {
-            single = Some(Insert::prepare(conn, &statement_sql(head, columns, 1, tail))?);
+            single = Some(Insert::prepare(conn, &statement_sql(head, 1, tail))?);
         }
         changed += single.as_mut().expect("prepared above").run(&bound)?;
     }
     Ok(changed)
 }
 
-/// `head VALUES (?, …), … tail` for `rows` rows of `columns` values.
-fn statement_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
-    format!("{}{tail}", values_sql(head, columns, rows))
-}
-
 const PERSON_INSERT: &str = "INSERT OR FAIL INTO persons (id, name, name_kana, sex, birth_date, occupation, postal_code, \
      address, phone, phone_digits, created_at)";
-const PERSON_COLUMNS: usize = 11;
 // OR IGNORE leaves out a row whose external id is taken; every row left out is checked to be
 // exactly that (see `notifications`).
 const NOTIFICATION_INSERT: &str = "INSERT OR IGNORE INTO notifications (id, external_id, disease, case_type, reported_at, \
@@ -272,10 +266,8 @@ const NOTIFICATION_INSERT: &str = "INSERT OR IGNORE INTO notifications (id, exte
      diagnosis_method, first_visit_date, diagnosis_date, infection_date, onset_date, death_date, infection_route, \
      vaccinations, risk_factors, immunosuppressed, pregnant, severity, needs_admission, notified_group, withdrawn, \
      cluster_id, infection_place, updated_at, created_at)";
-const NOTIFICATION_COLUMNS: usize = 33;
 const STATUS_INSERT: &str =
     "INSERT OR FAIL INTO status_history (notification_id, status, severity, effective_date, recorded_at)";
-const STATUS_COLUMNS: usize = 5;
 
 /// The values of one row that are not stored in the row as given (formatted dates, derived
 /// text), made once per batch so that binding only borrows.
@@ -336,7 +328,7 @@ pub(crate) async fn notifications(
         // SQLite keeps no statement journal; foreign keys are checked at commit, and any failure
         // here ends the whole transaction anyway.
         let rows: Vec<(&NewNotification, &Derived)> = batch.iter().zip(&derived).collect();
-        insert_rows(conn, PERSON_INSERT, PERSON_COLUMNS, "", &rows, |(row, x), v| {
+        insert_rows(conn, PERSON_INSERT, "", &rows, |(row, x), v| {
             let p = &row.draft.person;
             v.extend::<[Value; 11]>([
                 x.person_id.into(),
@@ -352,51 +344,44 @@ pub(crate) async fn notifications(
                 (&now).into(),
             ]);
         })?;
-        let inserted = insert_rows(
-            conn,
-            NOTIFICATION_INSERT,
-            NOTIFICATION_COLUMNS,
-            "",
-            &rows,
-            |(row, x), v| {
-                let d = row.draft;
-                v.extend::<[Value; 33]>([
-                    x.id.into(),
-                    d.external_id.as_ref().into(),
-                    (&d.disease).into(),
-                    d.case_type.as_str().into(),
-                    (&x.reported_at).into(),
-                    (&x.report_day).into(),
-                    x.prefecture.into(),
-                    row.health_centre.as_ref().into(),
-                    row.placement.institution.as_ref().map(|i| i.as_str()).into(),
-                    d.doctor_name.as_ref().into(),
-                    x.person_id.into(),
-                    i64::from(d.age).into(),
-                    x.symptoms.as_ref().into(),
-                    d.spo2.map(i64::from).into(),
-                    d.diagnosis_method.as_ref().into(),
-                    x.first_visit_date.as_ref().into(),
-                    x.diagnosis_date.as_ref().into(),
-                    x.infection_date.as_ref().into(),
-                    x.onset_date.as_ref().into(),
-                    x.death_date.as_ref().into(),
-                    d.infection_route.as_ref().into(),
-                    d.vaccinations.as_ref().into(),
-                    d.risk_factors.as_ref().into(),
-                    d.immunosuppressed.into(),
-                    d.pregnant.into(),
-                    d.severity.map(Severity::as_str).into(),
-                    d.needs_admission.into(),
-                    d.notified_group.map(NotifiedGroup::as_str).into(),
-                    d.withdrawn.into(),
-                    row.investigation.map(|i| i.cluster_id).into(),
-                    row.investigation.map(|i| i.infection_place).into(),
-                    (&now).into(),
-                    (&now).into(),
-                ]);
-            },
-        )?;
+        let inserted = insert_rows(conn, NOTIFICATION_INSERT, "", &rows, |(row, x), v| {
+            let d = row.draft;
+            v.extend::<[Value; 33]>([
+                x.id.into(),
+                d.external_id.as_ref().into(),
+                (&d.disease).into(),
+                d.case_type.as_str().into(),
+                (&x.reported_at).into(),
+                (&x.report_day).into(),
+                x.prefecture.into(),
+                row.health_centre.as_ref().into(),
+                row.placement.institution.as_ref().map(|i| i.as_str()).into(),
+                d.doctor_name.as_ref().into(),
+                x.person_id.into(),
+                i64::from(d.age).into(),
+                x.symptoms.as_ref().into(),
+                d.spo2.map(i64::from).into(),
+                d.diagnosis_method.as_ref().into(),
+                x.first_visit_date.as_ref().into(),
+                x.diagnosis_date.as_ref().into(),
+                x.infection_date.as_ref().into(),
+                x.onset_date.as_ref().into(),
+                x.death_date.as_ref().into(),
+                d.infection_route.as_ref().into(),
+                d.vaccinations.as_ref().into(),
+                d.risk_factors.as_ref().into(),
+                d.immunosuppressed.into(),
+                d.pregnant.into(),
+                d.severity.map(Severity::as_str).into(),
+                d.needs_admission.into(),
+                d.notified_group.map(NotifiedGroup::as_str).into(),
+                d.withdrawn.into(),
+                row.investigation.map(|i| i.cluster_id).into(),
+                row.investigation.map(|i| i.infection_place).into(),
+                (&now).into(),
+                (&now).into(),
+            ]);
+        })?;
         let mut taken = Vec::new();
         if inserted < rows.len() {
             let mut stored = conn.prepare("SELECT 1 FROM notifications WHERE id = ?1")?;
@@ -428,22 +413,15 @@ pub(crate) async fn notifications(
                     .map(move |e| (x.id, e, date_text(e.effective), instant(bulk_recorded_at(e.effective))))
             })
             .collect();
-        insert_rows(
-            conn,
-            STATUS_INSERT,
-            STATUS_COLUMNS,
-            "",
-            &history,
-            |(id, e, effective, recorded), v| {
-                v.extend::<[Value; 5]>([
-                    (*id).into(),
-                    e.status.as_str().into(),
-                    e.severity.map(Severity::as_str).into(),
-                    effective.into(),
-                    recorded.into(),
-                ]);
-            },
-        )?;
+        insert_rows(conn, STATUS_INSERT, "", &history, |(id, e, effective, recorded), v| {
+            v.extend::<[Value; 5]>([
+                (*id).into(),
+                e.status.as_str().into(),
+                e.severity.map(Severity::as_str).into(),
+                effective.into(),
+                recorded.into(),
+            ]);
+        })?;
         Ok(taken)
     })
     .await
@@ -463,21 +441,13 @@ pub(crate) async fn add_to_counters(
         .iter()
         .map(|((day, prefecture), f)| (date_text(*day), *prefecture, f))
         .collect();
-    let weekly: Vec<(Formatted<10>, PrefectureCode, i64, i64, &[i64; 3])> = rollups
+    let weekly: Vec<(Formatted<10>, &WeeklyKey, &[i64; 3])> = rollups
         .sex_age
         .iter()
-        .map(|((week, prefecture, sex, band), f)| {
-            (
-                date_text(*week),
-                *prefecture,
-                i64::from(sex_index(*sex)),
-                i64::from(band.index()),
-                f,
-            )
-        })
+        .map(|(key, f)| (date_text(key.0), key, f))
         .collect();
     with_connection(tx, |conn| {
-        insert_rows(conn, COUNTER_INSERT, 6, COUNTER_ADD, &counters, |(day, key, n), v| {
+        insert_rows(conn, COUNTER_INSERT, COUNTER_ADD, &counters, |(day, key, n), v| {
             v.extend::<[Value; 6]>([
                 day.into(),
                 key.prefecture.as_str().into(),
@@ -490,7 +460,6 @@ pub(crate) async fn add_to_counters(
         insert_rows(
             conn,
             AREA_FLOWS_INSERT,
-            9,
             AREA_FLOWS_ADD,
             &area,
             |(day, prefecture, f), v| {
@@ -501,11 +470,15 @@ pub(crate) async fn add_to_counters(
         insert_rows(
             conn,
             WEEKLY_FLOWS_INSERT,
-            7,
             WEEKLY_FLOWS_ADD,
             &weekly,
-            |(week, prefecture, sex, band, f), v| {
-                v.extend::<[Value; 4]>([week.into(), prefecture.as_str().into(), (*sex).into(), (*band).into()]);
+            |(week, (_, prefecture, sex, band), f), v| {
+                v.extend::<[Value; 4]>([
+                    week.into(),
+                    prefecture.as_str().into(),
+                    i64::from(sex_index(*sex)).into(),
+                    i64::from(band.index()).into(),
+                ]);
                 v.extend(f.iter().map(|&n| Value::from(n)));
             },
         )?;
@@ -525,7 +498,7 @@ mod tests {
     fn values_bound_in_place_are_stored_as_given() {
         let conn = Connection::open_in_memory().expect("opens");
         conn.execute_batch("CREATE TABLE t (a, b, c)").expect("creates");
-        let mut insert = Insert::prepare(&conn, &values_sql("INSERT INTO t (a, b, c)", 3, 2)).expect("prepares");
+        let mut insert = Insert::prepare(&conn, &statement_sql("INSERT INTO t (a, b, c)", 2, "")).expect("prepares");
         {
             let texts = [String::from("トウキョウ タロウ"), String::new()];
             let values: Vec<Value> = vec![
@@ -572,10 +545,10 @@ mod tests {
         let add = " ON CONFLICT (k) DO UPDATE SET n = c.n + excluded.n";
         let head = "INSERT INTO c (k, n)";
         assert_eq!(
-            insert_rows(&conn, head, 2, add, &items, bind).expect("inserts"),
+            insert_rows(&conn, head, add, &items, bind).expect("inserts"),
             items.len()
         );
-        insert_rows(&conn, head, 2, add, &items, bind).expect("adds");
+        insert_rows(&conn, head, add, &items, bind).expect("adds");
         let (rows, total): (i64, i64) = conn
             .query_row("SELECT count(*), sum(n) FROM c", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .expect("reads");
