@@ -928,28 +928,25 @@ async fn flush(
             investigation: None,
         })
         .collect();
-    let left_out = tx.insert_notifications(&rows).await?;
-    let mut inserted = vec![true; rows.len()];
-    for &i in &left_out {
-        inserted[i] = false;
-    }
+    let written = tx.insert_notifications(&rows).await?;
     // Re-imports, and repeats of an id within the batch, are written one by one as updates.
-    let later: Vec<&Pending> = left_out.iter().map(|&i| &pending[i]).collect();
-    let rows: Vec<&NewNotification> = rows
+    let later: Vec<&Pending> = pending
         .iter()
-        .zip(&inserted)
-        .filter(|(_, kept)| **kept)
-        .map(|(r, _)| r)
+        .zip(&written)
+        .filter(|(_, id)| id.is_none())
+        .map(|(p, _)| p)
         .collect();
     // Only rows that name a person (kana and birth date) can match an earlier notification.
-    let identified: Vec<&str> = rows
+    let identified: Vec<i64> = rows
         .iter()
-        .filter(|r| r.draft.person.name_kana.is_some() && r.draft.person.birth_date.is_some())
-        .filter_map(|r| r.draft.external_id.as_deref())
+        .zip(&written)
+        .filter(|(r, _)| r.draft.person.name_kana.is_some() && r.draft.person.birth_date.is_some())
+        .filter_map(|(_, id)| *id)
         .collect();
-    tx.flag_possible_duplicates(&identified).await?;
-    report.accepted += rows.len() as u64;
-    report.created += rows.len() as u64;
+    tx.flag_possible_duplicates_by_id(&identified).await?;
+    let created = (written.len() - later.len()) as u64;
+    report.accepted += created;
+    report.created += created;
     for p in later {
         if !partial && report.rejected_rows > 0 {
             break;

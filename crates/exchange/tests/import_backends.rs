@@ -140,6 +140,86 @@ async fn run(db: &Db) {
     assert_eq!(db.counters().await.unwrap(), live, "and changes no count");
 }
 
+/// Imports two files naming one person (ヤマダ ハナコ, born 1950-04-01, female) several times:
+/// a row is flagged as a possible duplicate of the earliest notification of that person within
+/// 60 days that is not withdrawn, whether it came in an earlier import or earlier in the same
+/// file; rows of another sex, without a birth date, or further apart are not flagged.
+async fn duplicates(db: &Db) {
+    let person = "ヤマダ ハナコ,female,1950-04-01,71";
+    let import_file = |rows: &[&str]| {
+        let csv = format!(
+            "external_id,case_type,reported_at,prefecture,name_kana,sex,birth_date,age,withdrawn\n{}\n",
+            rows.join("\n")
+        );
+        async move {
+            let report = import(
+                db,
+                &AuditContext::cli(),
+                ImportKind::Notifications,
+                Box::new(std::io::Cursor::new(csv)),
+                ImportOptions::default(),
+            )
+            .await
+            .unwrap();
+            assert!(report.committed, "{:?}", report.rejections);
+        }
+    };
+    import_file(&[
+        &format!("D-0,confirmed,2021-05-25T10:00:00+09:00,13,{person},false"),
+        &format!("D-1,confirmed,2021-06-01T10:00:00+09:00,13,{person},false"),
+    ])
+    .await;
+    // D-0 is withdrawn afterwards (re-imported so): later rows no longer match it.
+    import_file(&[&format!("D-0,confirmed,2021-05-25T10:00:00+09:00,13,{person},true")]).await;
+    import_file(&[
+        &format!("D-2,confirmed,2021-06-20T10:00:00+09:00,13,{person},false"),
+        &format!("D-3,confirmed,2021-12-01T10:00:00+09:00,13,{person},false"),
+        "D-4,confirmed,2021-06-21T10:00:00+09:00,13,ヤマダ ハナコ,male,1950-04-01,71,false",
+        "D-5,confirmed,2021-06-22T10:00:00+09:00,13,ヤマダ ハナコ,female,,71,false",
+        &format!("D-6,confirmed,2021-06-23T10:00:00+09:00,14,{person},false"),
+        &format!("D-7,confirmed,2021-12-20T10:00:00+09:00,13,{person},false"),
+    ])
+    .await;
+    let all = db.notifications(&Default::default(), 0, 100).await.unwrap();
+    let external = |id: i64| {
+        all.iter()
+            .find(|n| n.id == id)
+            .and_then(|n| n.external_id.clone())
+            .unwrap()
+    };
+    let mut flagged: Vec<(String, String)> = all
+        .iter()
+        .filter_map(|n| Some((n.external_id.clone()?, external(n.duplicate_of?))))
+        .collect();
+    flagged.sort();
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        flagged,
+        // D-1 was flagged when imported, D-0 then standing; a withdrawal clears no flag.
+        [
+            pair("D-1", "D-0"),
+            pair("D-2", "D-1"),
+            pair("D-6", "D-1"),
+            pair("D-7", "D-3")
+        ],
+        "each flagged row points at the earliest notification of its person within 60 days"
+    );
+}
+
+#[tokio::test]
+async fn duplicates_flagged_by_import_on_sqlite() {
+    let t = TestDb::sqlite().await.unwrap();
+    duplicates(&t.db).await;
+}
+
+#[tokio::test]
+async fn duplicates_flagged_by_import_on_postgres() {
+    let Some(t) = TestDb::postgres().await.unwrap() else {
+        return;
+    };
+    duplicates(&t.db).await;
+}
+
 #[tokio::test]
 async fn total_reports_on_sqlite() {
     let t = TestDb::sqlite().await.unwrap();

@@ -517,20 +517,31 @@ trait RegistryTx {
 /// it (same kana name, birth date and sex; reported within 60 days; neither merged nor
 /// withdrawn): `duplicate_of` points at the earliest such. The 60-day window is date arithmetic,
 /// written per backend.
-const FLAG_DUPLICATES_SQLITE: &str = "UPDATE notifications SET duplicate_of = (\
-     SELECT o.id FROM notifications o JOIN persons op ON op.id = o.person_id JOIN persons np ON np.id = notifications.person_id \
-     WHERE o.id < notifications.id AND o.merged_into IS NULL AND NOT o.withdrawn \
-     AND np.name_kana IS NOT NULL AND np.birth_date IS NOT NULL \
-     AND op.name_kana = np.name_kana AND op.birth_date = np.birth_date AND op.sex = np.sex \
-     AND o.report_day BETWEEN date(notifications.report_day, '-60 days') AND date(notifications.report_day, '+60 days') \
-     ORDER BY o.id LIMIT 1) WHERE duplicate_of IS NULL AND NOT duplicate_dismissed AND id IN (";
-const FLAG_DUPLICATES_POSTGRES: &str = "UPDATE notifications SET duplicate_of = (\
-     SELECT o.id FROM notifications o JOIN persons op ON op.id = o.person_id JOIN persons np ON np.id = notifications.person_id \
-     WHERE o.id < notifications.id AND o.merged_into IS NULL AND NOT o.withdrawn \
-     AND np.name_kana IS NOT NULL AND np.birth_date IS NOT NULL \
-     AND op.name_kana = np.name_kana AND op.birth_date = np.birth_date AND op.sex = np.sex \
-     AND o.report_day BETWEEN notifications.report_day - 60 AND notifications.report_day + 60 \
-     ORDER BY o.id LIMIT 1) WHERE duplicate_of IS NULL AND NOT duplicate_dismissed AND id IN (";
+/// Flags, among the given notifications, each whose person matches a notification filed before
+/// it (same kana name, birth date and sex; reported within 60 days; neither merged nor
+/// withdrawn): `duplicate_of` points at the earliest such. The 60-day window is date arithmetic,
+/// written per backend. Only the rows that match are written: an `UPDATE … SET duplicate_of =
+/// (subquery)` writes every row it names, a new version of each notification of an import on
+/// PostgreSQL and a second write of its row on SQLite, when almost none match.
+macro_rules! flag_duplicates_sql {
+    ($minus_60:literal, $plus_60:literal) => {
+        concat!(
+            "UPDATE notifications SET duplicate_of = m.original FROM (SELECT n.id, (",
+            "SELECT o.id FROM notifications o JOIN persons op ON op.id = o.person_id JOIN persons np ON np.id = n.person_id ",
+            "WHERE o.id < n.id AND o.merged_into IS NULL AND NOT o.withdrawn ",
+            "AND np.name_kana IS NOT NULL AND np.birth_date IS NOT NULL ",
+            "AND op.name_kana = np.name_kana AND op.birth_date = np.birth_date AND op.sex = np.sex ",
+            "AND o.report_day BETWEEN ", $minus_60, " AND ", $plus_60, " ",
+            "ORDER BY o.id LIMIT 1) AS original FROM notifications n ",
+            "WHERE n.duplicate_of IS NULL AND NOT n.duplicate_dismissed AND n.id IN ("
+        )
+    };
+}
+const FLAG_DUPLICATES_SQLITE: &str =
+    flag_duplicates_sql!("date(n.report_day, '-60 days')", "date(n.report_day, '+60 days')");
+const FLAG_DUPLICATES_POSTGRES: &str = flag_duplicates_sql!("n.report_day - 60", "n.report_day + 60");
+/// Closes the id list of [`FLAG_DUPLICATES_SQLITE`] and [`FLAG_DUPLICATES_POSTGRES`].
+const FLAG_DUPLICATES_END: &str = ")) AS m WHERE notifications.id = m.id AND m.original IS NOT NULL";
 
 /// The number of columns a statement's first parenthesised list names: `INSERT INTO t (a, b, …)`
 /// or `COPY t (a, b, …) FROM …`. The bulk paths size their rows by it, so a column list is
@@ -575,7 +586,7 @@ macro_rules! impl_registry_tx {
                     for id in chunk {
                         list.push_bind(*id);
                     }
-                    q.push(")");
+                    q.push(FLAG_DUPLICATES_END);
                     q.build().execute(&mut **self).await?;
                 }
                 Ok(())
@@ -1594,10 +1605,11 @@ impl WriteTx {
 
     /// Inserts notifications with their persons and status histories, leaving out each whose
     /// external id is already taken (by a stored notification or an earlier row of `rows`);
-    /// returns the positions in `rows` of those left out. Their counter contributions are summed
-    /// in memory and written when many keys are held or at commit ([`WriteTx::commit`]). The
-    /// caller has checked placements; any other failure here is a system error.
-    pub async fn insert_notifications(&mut self, rows: &[NewNotification<'_>]) -> Result<Vec<usize>> {
+    /// returns, for each row in order, the id it was written with, or `None` when it was left
+    /// out. Their counter contributions are summed in memory and written when many keys are
+    /// held or at commit ([`WriteTx::commit`]). The caller has checked placements; any other
+    /// failure here is a system error.
+    pub async fn insert_notifications(&mut self, rows: &[NewNotification<'_>]) -> Result<Vec<Option<i64>>> {
         self.insert_notifications_checked(rows, true).await
     }
 
@@ -1607,10 +1619,10 @@ impl WriteTx {
     /// construction: PostgreSQL then skips looking the batch's ids up before its COPY (12% of
     /// a load's time in samples of the server).
     pub async fn insert_new_notifications(&mut self, rows: &[NewNotification<'_>]) -> Result<()> {
-        let left_out = self.insert_notifications_checked(rows, false).await?;
-        match left_out.first() {
+        let written = self.insert_notifications_checked(rows, false).await?;
+        match written.iter().position(Option::is_none) {
             None => Ok(()),
-            Some(&i) => Err(StorageError::Invalid(Message::new(
+            Some(i) => Err(StorageError::Invalid(Message::new(
                 format!(
                     "外部ID「{}」は登録済みです",
                     rows[i].draft.external_id.as_deref().unwrap_or_default()
@@ -1627,14 +1639,14 @@ impl WriteTx {
         &mut self,
         rows: &[NewNotification<'_>],
         check_taken: bool,
-    ) -> Result<Vec<usize>> {
+    ) -> Result<Vec<Option<i64>>> {
         let t = now();
-        let mut left_out = Vec::new();
+        let mut written = Vec::with_capacity(rows.len());
         // PostgreSQL takes whole batches by COPY; SQLite row by row through prepared
         // statements (sqlite_bulk), both in batches that bound the time the connection is held.
-        for (number, all) in rows.chunks(crate::copy::COPY_ROWS).enumerate() {
-            let offset = number * crate::copy::COPY_ROWS;
-            let taken = match &mut self.tx {
+        for all in rows.chunks(crate::copy::COPY_ROWS) {
+            // The ids of the batch's rows that are written, in order.
+            let (taken, ids) = match &mut self.tx {
                 // SQLite finds a taken external id in the unique index while inserting the row
                 // anyway: no lookup before.
                 Tx::Sqlite(_) => {
@@ -1644,10 +1656,12 @@ impl WriteTx {
                     };
                     // In ascending order.
                     let taken = crate::sqlite_bulk::notifications(tx, all, &person_ids, &notification_ids, t).await?;
-                    for (_, row) in all.iter().enumerate().filter(|(i, _)| taken.binary_search(i).is_err()) {
+                    let mut ids = Vec::with_capacity(all.len());
+                    for (i, row) in all.iter().enumerate().filter(|(i, _)| taken.binary_search(i).is_err()) {
                         count_new(&mut self.counts, row);
+                        ids.push(notification_ids[i]);
                     }
-                    taken
+                    (taken, ids)
                 }
                 // COPY cannot skip a row: taken ids are looked up first.
                 Tx::Postgres(_) => {
@@ -1699,15 +1713,22 @@ impl WriteTx {
                         |row| count_new(counts, row),
                     )
                     .await?;
-                    taken
+                    (taken, notification_ids)
                 }
             };
-            left_out.extend(taken.iter().map(|i| offset + i));
+            let mut ids = ids.into_iter();
+            written.extend((0..all.len()).map(|i| {
+                if taken.binary_search(&i).is_ok() {
+                    None
+                } else {
+                    ids.next()
+                }
+            }));
             if self.counts.len() >= COUNTS_HELD {
                 self.flush_counts().await?;
             }
         }
-        Ok(left_out)
+        Ok(written)
     }
 
     /// Stores (or replaces) one line of a daily total-count report; returns true when it was
@@ -1807,12 +1828,19 @@ impl WriteTx {
 
     /// Flags possible duplicates among notifications just inserted, by external id.
     pub async fn flag_possible_duplicates(&mut self, external_ids: &[&str]) -> Result<()> {
-        let found = self.ids_by_external_id(external_ids).await?;
-        for chunk in found.chunks(BULK_ROWS) {
-            let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
-            on_tx!(self, t => t.flag_possible_duplicates(&ids).await?);
-        }
-        Ok(())
+        let found: Vec<i64> = self
+            .ids_by_external_id(external_ids)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        self.flag_possible_duplicates_by_id(&found).await
+    }
+
+    /// Flags possible duplicates among notifications just inserted, by id (as
+    /// [`WriteTx::insert_notifications`] returns them).
+    pub async fn flag_possible_duplicates_by_id(&mut self, ids: &[i64]) -> Result<()> {
+        on_tx!(self, t => t.flag_possible_duplicates(ids).await)
     }
 
     /// Ids for `n` new persons and `n` new notifications (their rows refer to each other by

@@ -523,8 +523,14 @@ async fn bulk_inserts_leave_out_or_refuse_taken_ids(db: &Db) {
     };
 
     let mut tx = db.begin_write_tx().await.unwrap();
-    let left_out = tx.insert_notifications(&[row(0), row(1), row(2)]).await.unwrap();
-    assert_eq!(left_out, [2], "the repeat within the batch is left out");
+    let written = tx.insert_notifications(&[row(0), row(1), row(2)]).await.unwrap();
+    assert_eq!(written[2], None, "the repeat within the batch is left out");
+    let stored = tx.notification_ids_by_external_id(&["B1", "B2"]).await.unwrap();
+    assert_eq!(
+        written[..2],
+        [Some(stored["B1"]), Some(stored["B2"])],
+        "each row written is returned with its id"
+    );
     tx.commit().await.unwrap();
     assert_eq!(db.notification_count().await.unwrap(), 2);
 
