@@ -280,6 +280,14 @@ pub struct PersonDraft {
     pub phone: Option<String>,
 }
 
+impl PersonDraft {
+    /// Whether the duplicate check can match this person to an earlier one: it compares kana
+    /// name, birth date and sex, so a person without kana or birth date never matches.
+    pub fn can_match_earlier(&self) -> bool {
+        self.name_kana.is_some() && self.birth_date.is_some()
+    }
+}
+
 /// A validated notification, ready to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationDraft {

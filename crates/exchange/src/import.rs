@@ -940,7 +940,7 @@ async fn flush(
     let identified: Vec<i64> = rows
         .iter()
         .zip(&written)
-        .filter(|(r, _)| r.draft.person.name_kana.is_some() && r.draft.person.birth_date.is_some())
+        .filter(|(r, _)| r.draft.person.can_match_earlier())
         .filter_map(|(_, id)| *id)
         .collect();
     tx.flag_possible_duplicates_by_id(&identified).await?;

@@ -480,8 +480,10 @@ trait RegistryTx {
         place: &Placement,
         mode: FileMode,
     ) -> impl Future<Output = Result<Filed>> + Send;
-    /// [`RegistryTx::file`] without touching the counters or the audit log: the counter changes
-    /// are added to `counts`, for the caller to apply (once for many filings) and to audit.
+    /// [`RegistryTx::file`] without touching the counters or the audit log, and without the
+    /// duplicate check: the counter changes are added to `counts`, for the caller to apply
+    /// (once for many filings), to audit, and to flag the new notifications that can match an
+    /// earlier one ([`PersonDraft::can_match_earlier`], once for many filings).
     fn file_counting_into(
         &mut self,
         draft: &NotificationDraft,
@@ -649,6 +651,9 @@ macro_rules! impl_registry_tx {
             async fn file(&mut self, ctx: Option<&AuditContext>, draft: &NotificationDraft, place: &Placement, mode: FileMode) -> Result<Filed> {
                 let mut counts = Vec::new();
                 let filed = self.file_counting_into(draft, place, mode, &mut counts).await?;
+                if filed.created && draft.person.can_match_earlier() {
+                    self.flag_possible_duplicates(&[filed.id]).await?;
+                }
                 self.apply(&counts).await?;
                 // Counters before the audit head, as every other write takes them: on PostgreSQL
                 // the opposite order could deadlock with a concurrent status change.
@@ -769,10 +774,6 @@ macro_rules! impl_registry_tx {
                 let mut after = facts_of_draft(draft, place.prefecture, history);
                 after.merged = merged;
                 counts.extend(counting::difference(before.as_ref(), Some(&after)));
-                // Only a notification naming its person (kana and birth date) can match another.
-                if existing.is_none() && draft.person.name_kana.is_some() && draft.person.birth_date.is_some() {
-                    self.flag_possible_duplicates(&[id]).await?;
-                }
                 Ok(Filed { id, created: existing.is_none() })
             }
 
@@ -1002,8 +1003,11 @@ impl Db {
             let mut tx = pool.begin_write().await?;
             let mut out = Vec::with_capacity(filings.len());
             let mut events = Vec::with_capacity(filings.len());
-            // Counter changes of the filings written, applied once for the batch.
+            // Counter changes of the filings written, applied once for the batch, and the new
+            // notifications to check for duplicates, checked by one statement (one round trip
+            // to the database per batch instead of one per filing).
             let mut counts: BTreeMap<CounterKey, i64> = BTreeMap::new();
+            let mut may_repeat = Vec::new();
             for f in filings {
                 if savepoints {
                     sqlx::query("SAVEPOINT filing").execute(&mut *tx).await?;
@@ -1016,6 +1020,9 @@ impl Db {
                         }
                         if savepoints {
                             sqlx::query("RELEASE SAVEPOINT filing").execute(&mut *tx).await?;
+                        }
+                        if filed.created && f.draft.person.can_match_earlier() {
+                            may_repeat.push(filed.id);
                         }
                         let action = if filed.created { "notification.file" } else { "notification.update" };
                         events.push((f.ctx, AuditEvent::new(action, "notification", filed.id)));
@@ -1032,6 +1039,10 @@ impl Db {
                     Err(other) => return Err(other),
                 }
             }
+            // Each is compared with the notifications before it, the batch's own included, as
+            // the batch leaves them: the flags a filing at a time would set, except against a
+            // notification that a later filing of the batch withdraws.
+            tx.flag_possible_duplicates(&may_repeat).await?;
             let counts: Vec<(CounterKey, i64)> = counts.into_iter().filter(|(_, n)| *n != 0).collect();
             tx.apply(&counts).await?;
             tx.append_audits(&events).await?;

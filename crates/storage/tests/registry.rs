@@ -270,13 +270,21 @@ async fn status_history_keeps_corrections_and_counts_stocks(db: &Db) {
 }
 
 /// Group commit: filings in one transaction, each in its own savepoint. A refused filing in
-/// the middle leaves no trace; the others are written, counted and audited.
+/// the middle leaves no trace; the others are written, counted, audited and checked for
+/// duplicates (the batch's own earlier filings included).
 async fn a_group_commit_keeps_the_good_filings(db: &Db) {
     seed(db).await;
-    let first = draft(&[("external_id", "G1"), ("health_centre", "H13")]);
+    let person = [("name_kana", "ヤマダ ハナコ"), ("birth_date", "1949-01-01")];
+    let first = draft(&[&[("external_id", "G1"), ("health_centre", "H13")][..], &person].concat());
     let repeat = draft(&[("external_id", "G1"), ("health_centre", "H13"), ("age", "30")]);
-    let misplaced = draft(&[("external_id", "G2"), ("health_centre", "H27")]); // H27 is Osaka's
-    let third = draft(&[("external_id", "G3"), ("prefecture", "27"), ("health_centre", "H27")]);
+    let misplaced = draft(&[&[("external_id", "G2"), ("health_centre", "H27")][..], &person].concat()); // H27 is Osaka's
+    let third = draft(
+        &[
+            &[("external_id", "G3"), ("prefecture", "27"), ("health_centre", "H27")][..],
+            &person,
+        ]
+        .concat(),
+    );
     let ctx = cli();
     let filings: Vec<(NotificationDraft, Placement)> = [first, repeat, misplaced, third]
         .into_iter()
@@ -304,6 +312,13 @@ async fn a_group_commit_keeps_the_good_filings(db: &Db) {
         db.notification_count().await.unwrap(),
         2,
         "the refused filings left no row"
+    );
+    let id = |i: usize| results[i].as_ref().unwrap().id;
+    assert_eq!(db.notification(id(0)).await.unwrap().duplicate_of, None);
+    assert_eq!(
+        db.notification(id(3)).await.unwrap().duplicate_of,
+        Some(id(0)),
+        "the same person filed earlier in the batch is found"
     );
     let mut positives = new_positives(db).await;
     positives.sort();
