@@ -5,7 +5,12 @@
 # transaction: the production path.
 #
 #   bash bench/api_ingest.sh            # 30 s after a 5 s warm-up
+#   SAME_PERSON=1 bash bench/api_ingest.sh   # every request the same body (sessions one to nine)
 #
+# By default each request names another person (40 surnames by 20 given names per sex, a birth
+# date in 1923-2021, a phone), so every filing goes through the duplicate check (same kana name,
+# birth date and sex within 60 days) and the kana and phone indexes grow at random places, as
+# real filings do.
 # Needs: wrk (apt-get install -y wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +41,43 @@ done = function(summary, latency, requests)
   io.write(string.format("non-2xx: %d\n", summary.errors.status))
 end
 LUA
+if [ -z "${SAME_PERSON:-}" ]; then
+  cat >> "$WORK/post.lua" <<'LUA'
+local surnames = {{"佐藤","サトウ"},{"鈴木","スズキ"},{"高橋","タカハシ"},{"田中","タナカ"},{"伊藤","イトウ"},
+  {"渡辺","ワタナベ"},{"山本","ヤマモト"},{"中村","ナカムラ"},{"小林","コバヤシ"},{"加藤","カトウ"},{"吉田","ヨシダ"},
+  {"山田","ヤマダ"},{"佐々木","ササキ"},{"山口","ヤマグチ"},{"松本","マツモト"},{"井上","イノウエ"},{"木村","キムラ"},
+  {"林","ハヤシ"},{"斎藤","サイトウ"},{"清水","シミズ"},{"山崎","ヤマザキ"},{"森","モリ"},{"池田","イケダ"},
+  {"橋本","ハシモト"},{"阿部","アベ"},{"石川","イシカワ"},{"山下","ヤマシタ"},{"中島","ナカシマ"},{"石井","イシイ"},
+  {"小川","オガワ"},{"前田","マエダ"},{"岡田","オカダ"},{"長谷川","ハセガワ"},{"藤田","フジタ"},{"後藤","ゴトウ"},
+  {"近藤","コンドウ"},{"村上","ムラカミ"},{"遠藤","エンドウ"},{"青木","アオキ"},{"坂本","サカモト"}}
+local given = {
+  male = {{"翔","ショウ"},{"大輔","ダイスケ"},{"健太","ケンタ"},{"拓也","タクヤ"},{"誠","マコト"},{"浩","ヒロシ"},
+    {"隆","タカシ"},{"修","オサム"},{"蓮","レン"},{"悠真","ユウマ"},{"大翔","ヒロト"},{"陽斗","ハルト"},{"直樹","ナオキ"},
+    {"和也","カズヤ"},{"茂","シゲル"},{"博","ヒロシ"},{"勝","マサル"},{"清","キヨシ"},{"亮","リョウ"},{"颯太","ソウタ"}},
+  female = {{"陽子","ヨウコ"},{"恵子","ケイコ"},{"美咲","ミサキ"},{"さくら","サクラ"},{"結衣","ユイ"},{"愛","アイ"},
+    {"真由美","マユミ"},{"久美子","クミコ"},{"陽菜","ヒナ"},{"葵","アオイ"},{"凛","リン"},{"芽依","メイ"},{"裕子","ユウコ"},
+    {"直美","ナオミ"},{"幸子","サチコ"},{"和子","カズコ"},{"明美","アケミ"},{"由美","ユミ"},{"彩","アヤ"},{"美穂","ミホ"}}}
+local thread_number = 0
+setup = function(thread)
+  thread_number = thread_number + 1
+  thread:set("seed", thread_number)
+end
+init = function()
+  math.randomseed(os.time() * 100 + (seed or 0))
+end
+request = function()
+  local sex = math.random(2) == 1 and "male" or "female"
+  local s = surnames[math.random(#surnames)]
+  local g = given[sex][math.random(#given[sex])]
+  local body = string.format('{"case_type":"confirmed","reported_at":"2022-08-19T10:00:00+09:00","sex":"%s",'
+    .. '"birth_date":"%04d-%02d-%02d","name":"%s %s","name_kana":"%s %s","phone":"090-%04d-%04d",'
+    .. '"symptoms":"発熱;咳","onset_date":"2022-08-17","diagnosis_date":"2022-08-19"}',
+    sex, math.random(1923, 2021), math.random(12), math.random(28), s[1], g[1], s[2], g[2],
+    math.random(0, 9999), math.random(0, 9999))
+  return wrk.format(nil, nil, nil, body)
+end
+LUA
+fi
 URL="http://127.0.0.1:$PORT/api/notifications"
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   -d '{"case_type":"confirmed","reported_at":"2022-08-19T10:00:00+09:00","sex":"female","age":72}' "$URL")
@@ -47,5 +89,6 @@ echo "$OUT"
 RPS=$(echo "$OUT" | awk '/Requests\/sec/ {print $2}')
 P99=$(echo "$OUT" | awk '$1 == "99%" {print $2}')
 STORED=$(sqlite3 "$WORK/ingest.db" "SELECT count(*) FROM notifications")
+FLAGGED=$(sqlite3 "$WORK/ingest.db" "SELECT count(*) FROM notifications WHERE duplicate_of IS NOT NULL")
 echo
-echo "summary: notifications/s=$RPS p99=$P99 stored=$STORED; record day 261,735 at this rate: $(python3 -c "print(f'{261735/float(\"$RPS\")/60:.1f} min')") date=$(date -u +%F)"
+echo "summary: notifications/s=$RPS p99=$P99 stored=$STORED flagged=$FLAGGED; record day 261,735 at this rate: $(python3 -c "print(f'{261735/float(\"$RPS\")/60:.1f} min')") date=$(date -u +%F)"
