@@ -483,7 +483,8 @@ trait RegistryTx {
     /// [`RegistryTx::file`] without touching the counters or the audit log, and without the
     /// duplicate check: the counter changes are added to `counts`, for the caller to apply
     /// (once for many filings), to audit, and to flag the new notifications that can match an
-    /// earlier one ([`PersonDraft::can_match_earlier`], once for many filings).
+    /// earlier one ([`todoke_domain::notification::PersonDraft::can_match_earlier`], once for many
+    /// filings).
     fn file_counting_into(
         &mut self,
         draft: &NotificationDraft,
@@ -515,10 +516,6 @@ trait RegistryTx {
     fn mark_merged(&mut self, rows: &[(i64, i64)], at: DateTime<Utc>) -> impl Future<Output = Result<()>> + Send;
 }
 
-/// Flags, among the given notifications, each whose person matches a notification filed before
-/// it (same kana name, birth date and sex; reported within 60 days; neither merged nor
-/// withdrawn): `duplicate_of` points at the earliest such. The 60-day window is date arithmetic,
-/// written per backend.
 /// Flags, among the given notifications, each whose person matches a notification filed before
 /// it (same kana name, birth date and sex; reported within 60 days; neither merged nor
 /// withdrawn): `duplicate_of` points at the earliest such. The 60-day window is date arithmetic,
@@ -1040,8 +1037,10 @@ impl Db {
                 }
             }
             // Each is compared with the notifications before it, the batch's own included, as
-            // the batch leaves them: the flags a filing at a time would set, except against a
-            // notification that a later filing of the batch withdraws.
+            // the batch leaves them. For filings that only create (FileMode::CreateOnly, all the
+            // API sends) these are the flags a filing at a time would set; an upserting filing
+            // later in the batch that changes an earlier notification (withdrawn, another
+            // person or day) is seen as changed.
             tx.flag_possible_duplicates(&may_repeat).await?;
             let counts: Vec<(CounterKey, i64)> = counts.into_iter().filter(|(_, n)| *n != 0).collect();
             tx.apply(&counts).await?;
