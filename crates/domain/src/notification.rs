@@ -282,7 +282,8 @@ pub struct PersonDraft {
 
 impl PersonDraft {
     /// Whether the duplicate check can match this person to an earlier one: it compares kana
-    /// name, birth date and sex, so a person without kana or birth date never matches.
+    /// name, birth date and sex for equality (storage's `FLAG_DUPLICATES_*`), so a person
+    /// without kana or birth date never matches, and is not even looked up.
     pub fn can_match_earlier(&self) -> bool {
         self.name_kana.is_some() && self.birth_date.is_some()
     }

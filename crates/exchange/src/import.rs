@@ -936,7 +936,7 @@ async fn flush(
         .filter(|(_, id)| id.is_none())
         .map(|(p, _)| p)
         .collect();
-    // Only rows that name a person (kana and birth date) can match an earlier notification.
+    // The new rows whose person can match an earlier notification.
     let identified: Vec<i64> = rows
         .iter()
         .zip(&written)

@@ -2,7 +2,6 @@
 //! ids, and live counters that still equal a rebuild afterwards.
 
 use todoke_exchange::import::{ImportKind, ImportOptions, import};
-use todoke_storage::testing::TestDb;
 use todoke_storage::{AuditContext, Db};
 
 /// 1,203 rows (three batches), with row 700 repeating the id of row 3 (a correction in the
@@ -32,7 +31,7 @@ fn file() -> String {
 }
 
 /// Daily total-count reports: counted under ReportedPositives, replaced when re-sent.
-async fn totals(db: &Db) {
+async fn total_reports(db: &Db) {
     use todoke_domain::{HealthCentreCode, InstitutionCode, PrefectureCode};
     use todoke_storage::orgs::{NewHealthCentre, NewInstitution};
     let ctx = AuditContext::cli();
@@ -104,7 +103,7 @@ async fn totals(db: &Db) {
     assert_eq!(db.counters().await.unwrap(), live);
 }
 
-async fn run(db: &Db) {
+async fn batched_import(db: &Db) {
     let options = ImportOptions::default();
     let report = import(
         db,
@@ -144,7 +143,7 @@ async fn run(db: &Db) {
 /// a row is flagged as a possible duplicate of the earliest notification of that person within
 /// 60 days that is not withdrawn, whether it came in an earlier import or earlier in the same
 /// file; rows of another sex, without a birth date, or further apart are not flagged.
-async fn duplicates(db: &Db) {
+async fn duplicates_flagged_by_import(db: &Db) {
     let person = "ヤマダ ハナコ,female,1950-04-01,71";
     let import_file = |rows: &[&str]| {
         let csv = format!(
@@ -206,45 +205,4 @@ async fn duplicates(db: &Db) {
     );
 }
 
-#[tokio::test]
-async fn duplicates_flagged_by_import_on_sqlite() {
-    let t = TestDb::sqlite().await.unwrap();
-    duplicates(&t.db).await;
-}
-
-#[tokio::test]
-async fn duplicates_flagged_by_import_on_postgres() {
-    let Some(t) = TestDb::postgres().await.unwrap() else {
-        return;
-    };
-    duplicates(&t.db).await;
-}
-
-#[tokio::test]
-async fn total_reports_on_sqlite() {
-    let t = TestDb::sqlite().await.unwrap();
-    totals(&t.db).await;
-}
-
-#[tokio::test]
-async fn total_reports_on_postgres() {
-    let Some(t) = TestDb::postgres().await.unwrap() else {
-        return;
-    };
-    totals(&t.db).await;
-}
-
-#[tokio::test]
-async fn batched_import_on_sqlite() {
-    let t = TestDb::sqlite().await.unwrap();
-    run(&t.db).await;
-}
-
-#[tokio::test]
-async fn batched_import_on_postgres() {
-    let Some(t) = TestDb::postgres().await.unwrap() else {
-        eprintln!("TODOKE_TEST_POSTGRES_URL not set: skipped");
-        return;
-    };
-    run(&t.db).await;
-}
+todoke_storage::on_both_backends!(total_reports, batched_import, duplicates_flagged_by_import);

@@ -141,7 +141,7 @@ async fn publish_synthetic(db: &Db) -> todoke_statistics::Published {
         .0
 }
 
-async fn reproducible_immutable_and_comparable(db: &Db) {
+async fn publications_are_reproducible_immutable_and_comparable(db: &Db) {
     load(db, Scale::Tiny, None).await;
     let ctx = AuditContext::cli();
     // Publishing is refused while a small count would be unprotected.
@@ -226,20 +226,7 @@ async fn reproducible_immutable_and_comparable(db: &Db) {
     );
 }
 
-#[tokio::test]
-async fn publications_are_reproducible_immutable_and_comparable_on_sqlite() {
-    let t = TestDb::sqlite().await.unwrap();
-    reproducible_immutable_and_comparable(&t.db).await;
-}
-
-#[tokio::test]
-async fn publications_are_reproducible_immutable_and_comparable_on_postgres() {
-    let Some(t) = TestDb::postgres().await.unwrap() else {
-        eprintln!("skipped: TODOKE_TEST_POSTGRES_URL not set");
-        return;
-    };
-    reproducible_immutable_and_comparable(&t.db).await;
-}
+todoke_storage::on_both_backends!(publications_are_reproducible_immutable_and_comparable);
 
 #[tokio::test]
 async fn the_first_lines_of_every_open_data_file() {

@@ -483,8 +483,7 @@ trait RegistryTx {
     /// [`RegistryTx::file`] without touching the counters or the audit log, and without the
     /// duplicate check: the counter changes are added to `counts`, for the caller to apply
     /// (once for many filings), to audit, and to flag the new notifications that can match an
-    /// earlier one ([`todoke_domain::notification::PersonDraft::can_match_earlier`], once for many
-    /// filings).
+    /// earlier one ([`needs_duplicate_check`], once for many filings).
     fn file_counting_into(
         &mut self,
         draft: &NotificationDraft,
@@ -528,7 +527,6 @@ macro_rules! flag_duplicates_sql {
             "UPDATE notifications SET duplicate_of = m.original FROM (SELECT n.id, (",
             "SELECT o.id FROM notifications o JOIN persons op ON op.id = o.person_id JOIN persons np ON np.id = n.person_id ",
             "WHERE o.id < n.id AND o.merged_into IS NULL AND NOT o.withdrawn ",
-            "AND np.name_kana IS NOT NULL AND np.birth_date IS NOT NULL ",
             "AND op.name_kana = np.name_kana AND op.birth_date = np.birth_date AND op.sex = np.sex ",
             "AND o.report_day BETWEEN ", $minus_60, " AND ", $plus_60, " ",
             "ORDER BY o.id LIMIT 1) AS original FROM notifications n ",
@@ -541,6 +539,12 @@ const FLAG_DUPLICATES_SQLITE: &str =
 const FLAG_DUPLICATES_POSTGRES: &str = flag_duplicates_sql!("n.report_day - 60", "n.report_day + 60");
 /// Closes the id list of [`FLAG_DUPLICATES_SQLITE`] and [`FLAG_DUPLICATES_POSTGRES`].
 const FLAG_DUPLICATES_END: &str = ")) AS m WHERE notifications.id = m.id AND m.original IS NOT NULL";
+
+/// Whether a notification just filed goes through the duplicate check: only a new one, and only
+/// when its person can match at all (an import's new rows are chosen the same way).
+fn needs_duplicate_check(filed: &Filed, draft: &NotificationDraft) -> bool {
+    filed.created && draft.person.can_match_earlier()
+}
 
 /// The number of columns a statement's first parenthesised list names: `INSERT INTO t (a, b, …)`
 /// or `COPY t (a, b, …) FROM …`. The bulk paths size their rows by it, so a column list is
@@ -648,7 +652,7 @@ macro_rules! impl_registry_tx {
             async fn file(&mut self, ctx: Option<&AuditContext>, draft: &NotificationDraft, place: &Placement, mode: FileMode) -> Result<Filed> {
                 let mut counts = Vec::new();
                 let filed = self.file_counting_into(draft, place, mode, &mut counts).await?;
-                if filed.created && draft.person.can_match_earlier() {
+                if needs_duplicate_check(&filed, draft) {
                     self.flag_possible_duplicates(&[filed.id]).await?;
                 }
                 self.apply(&counts).await?;
@@ -1018,7 +1022,7 @@ impl Db {
                         if savepoints {
                             sqlx::query("RELEASE SAVEPOINT filing").execute(&mut *tx).await?;
                         }
-                        if filed.created && f.draft.person.can_match_earlier() {
+                        if needs_duplicate_check(&filed, f.draft) {
                             may_repeat.push(filed.id);
                         }
                         let action = if filed.created { "notification.file" } else { "notification.update" };

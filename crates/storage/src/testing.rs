@@ -91,3 +91,33 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// Declares each named `async fn(&Db)` of the calling test file as two tests, `sqlite::name` and
+/// `postgres::name`, each on a fresh database ([`TestDb`]); the PostgreSQL one passes with a note
+/// when [`POSTGRES_URL_VAR`] is not set. One definition for every crate's backend tests.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let t = $crate::testing::TestDb::sqlite().await.expect("sqlite test database");
+                    super::$name(&t.db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(t) = $crate::testing::TestDb::postgres().await.expect("postgres test database") else {
+                        eprintln!("{} not set: PostgreSQL half skipped", $crate::testing::POSTGRES_URL_VAR);
+                        return;
+                    };
+                    super::$name(&t.db).await;
+                }
+            )*
+        }
+    };
+}

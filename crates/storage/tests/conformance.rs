@@ -11,34 +11,8 @@ use todoke_storage::audit::{AuditEvent, AuditVerdict};
 use todoke_storage::orgs::{NewHealthCentre, NewInstitution, Page};
 use todoke_storage::{AuditContext, Db, StorageError, now};
 
-/// Generates one test per backend from an `async fn(&Db)`.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let t = todoke_storage::testing::TestDb::sqlite().await.expect("sqlite test database");
-                    super::$name(&t.db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(t) = todoke_storage::testing::TestDb::postgres().await.expect("postgres test database") else {
-                        eprintln!("TODOKE_TEST_POSTGRES_URL not set: PostgreSQL half skipped");
-                        return;
-                    };
-                    super::$name(&t.db).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+// One test per backend from each `async fn(&Db)`.
+todoke_storage::on_both_backends!(
     reference_data_is_migrated,
     meta_values_round_trip,
     organisations_form_a_tree,

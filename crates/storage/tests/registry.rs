@@ -686,17 +686,7 @@ async fn a_bulk_transaction_writes_its_rows_together(db: &Db) {
     }
 }
 
-macro_rules! both {
-    ($($name:ident),*) => {
-        mod sqlite { $(#[tokio::test] async fn $name() { let t = super::TestDb::sqlite().await.unwrap(); super::$name(&t.db).await; })* }
-        mod postgres { $(#[tokio::test] async fn $name() {
-            let Some(t) = super::TestDb::postgres().await.unwrap() else { eprintln!("TODOKE_TEST_POSTGRES_URL not set: skipped"); return };
-            super::$name(&t.db).await;
-        })* }
-    };
-}
-
-both!(
+todoke_storage::on_both_backends!(
     a_bulk_transaction_writes_its_rows_together,
     a_group_commit_keeps_the_good_filings,
     bulk_inserts_leave_out_or_refuse_taken_ids,

@@ -90,7 +90,7 @@ async fn check_against_curve(db: &Db, expected: &Series, prefectures: &[usize]) 
     (registry_before, municipal_before)
 }
 
-async fn tiny_on(db: &Db) {
+async fn tiny_follows_the_curve(db: &Db) {
     let summary = load(db, Scale::Tiny, None, 1).await;
     let expected = Series::real().scaled(Scale::Tiny);
     assert_eq!(summary.positives, expected.total());
@@ -134,20 +134,7 @@ async fn tiny_on(db: &Db) {
     assert_eq!(db.notification_count().await.unwrap(), before);
 }
 
-#[tokio::test]
-async fn tiny_follows_the_curve_on_sqlite() {
-    let t = TestDb::sqlite().await.unwrap();
-    tiny_on(&t.db).await;
-}
-
-#[tokio::test]
-async fn tiny_follows_the_curve_on_postgres() {
-    let Some(t) = TestDb::postgres().await.unwrap() else {
-        eprintln!("TODOKE_TEST_POSTGRES_URL not set: skipped");
-        return;
-    };
-    tiny_on(&t.db).await;
-}
+todoke_storage::on_both_backends!(tiny_follows_the_curve);
 
 #[tokio::test]
 async fn japan_scale_tottori_and_shimane_equal_the_real_file() {
