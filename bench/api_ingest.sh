@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Benchmark: API ingest — notifications POSTed by a doctor with a bearer token, 64 connections,
-# SQLite. Every request is validated, placed (the doctor's institution → health centre →
-# prefecture), written with its person, counted in the live counters and audited, in one
-# transaction: the production path.
+# SQLite (or PostgreSQL). Every request is validated, placed (the doctor's institution → health
+# centre → prefecture), written with its person, counted in the live counters and audited, in
+# one transaction: the production path.
 #
 #   bash bench/api_ingest.sh            # 30 s after a 5 s warm-up
 #   SAME_PERSON=1 bash bench/api_ingest.sh   # every request the same body (sessions one to nine)
+#   BACKEND=postgres bash bench/api_ingest.sh # a new database on PG_URL (default
+#                                             # postgres://postgres@127.0.0.1:5432), dropped after
 #
 # By default each request names another person (40 surnames by 20 given names per sex, a birth
 # date in 1923-2021, a phone), so every filing goes through the duplicate check (same kana name,
@@ -20,8 +22,21 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2
 BIN=${TODOKE_BIN:-target/release/todoke}
 [ -n "${TODOKE_BIN:-}" ] || cargo build --release --quiet
 WORK=$(mktemp -d)
-DB="sqlite://$WORK/ingest.db"
-trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+SERVER=
+if [ "${BACKEND:-sqlite}" = postgres ]; then
+  # A database of its own on the server at PG_URL, dropped at the end.
+  PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
+  PG_DB="todoke_bench_ingest_$$"
+  psql -q "$PG_URL/postgres" -c "CREATE DATABASE $PG_DB"
+  DB="$PG_URL/$PG_DB"
+  query() { psql -qtA "$DB" -c "$1"; }
+  cleanup_db() { psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $PG_DB" || true; }
+else
+  DB="sqlite://$WORK/ingest.db"
+  query() { sqlite3 "$WORK/ingest.db" "$1"; }
+  cleanup_db() { :; }
+fi
+trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; cleanup_db; rm -rf "$WORK"' EXIT
 
 $BIN --database "$DB" org add health-centre --code H13101 --prefecture 13 --name "千代田保健所" >/dev/null
 $BIN --database "$DB" org add institution --code I1 --health-centre H13101 --name "神田クリニック" >/dev/null
@@ -83,12 +98,12 @@ STATUS=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Beare
   -d '{"case_type":"confirmed","reported_at":"2022-08-19T10:00:00+09:00","sex":"female","age":72}' "$URL")
 [ "$STATUS" = 201 ] || { echo "probe request answered $STATUS" >&2; exit 1; }
 wrk -t2 -c64 -d5s -s "$WORK/post.lua" "$URL" >/dev/null
-echo "== wrk -t2 -c64 -d$DURATION --latency POST /api/notifications (bearer, SQLite)"
+echo "== wrk -t2 -c64 -d$DURATION --latency POST /api/notifications (bearer, ${BACKEND:-sqlite})"
 OUT=$(wrk -t2 -c64 -d"$DURATION" --latency -s "$WORK/post.lua" "$URL")
 echo "$OUT"
 RPS=$(echo "$OUT" | awk '/Requests\/sec/ {print $2}')
 P99=$(echo "$OUT" | awk '$1 == "99%" {print $2}')
-STORED=$(sqlite3 "$WORK/ingest.db" "SELECT count(*) FROM notifications")
-FLAGGED=$(sqlite3 "$WORK/ingest.db" "SELECT count(*) FROM notifications WHERE duplicate_of IS NOT NULL")
+STORED=$(query "SELECT count(*) FROM notifications")
+FLAGGED=$(query "SELECT count(*) FROM notifications WHERE duplicate_of IS NOT NULL")
 echo
 echo "summary: notifications/s=$RPS p99=$P99 stored=$STORED flagged=$FLAGGED; record day 261,735 at this rate: $(python3 -c "print(f'{261735/float(\"$RPS\")/60:.1f} min')") date=$(date -u +%F)"

@@ -8,9 +8,9 @@ use chrono::NaiveDate;
 use proptest::prelude::*;
 use todoke_domain::counting::{Measure, StatusEntry};
 use todoke_domain::notification::{Intake, NotificationDraft, Severity, Status, parse_notification};
-use todoke_domain::{HealthCentreCode, PrefectureCode};
-use todoke_storage::orgs::NewHealthCentre;
-use todoke_storage::registry::{CaseChange, FileMode, Filing, NotificationFilter, Placement};
+use todoke_domain::{HealthCentreCode, InstitutionCode, PrefectureCode};
+use todoke_storage::orgs::{NewHealthCentre, NewInstitution};
+use todoke_storage::registry::{CaseChange, FileMode, Filing, NotificationFilter, NotificationRecord, Placement};
 use todoke_storage::testing::TestDb;
 use todoke_storage::{AuditContext, Db, StorageError, now};
 
@@ -299,7 +299,6 @@ async fn a_group_commit_keeps_the_good_filings(db: &Db) {
             ctx: &ctx,
             draft: d,
             place: p,
-            mode: FileMode::CreateOnly,
         })
         .collect();
     let audit_before = db.audit_entries(0, 10_000).await.unwrap().len();
@@ -343,6 +342,102 @@ async fn a_group_commit_keeps_the_good_filings(db: &Db) {
         db.stored_rollups().await.unwrap(),
         todoke_domain::counting::rollups(&db.counters().await.unwrap())
     );
+}
+
+/// Group commit writes a filing in bulk, the single filing statement by statement: both store
+/// the same notification, every field of the form, and answer an institution that belongs to
+/// another health centre, or an unknown one, the same way.
+async fn a_group_commit_stores_what_a_single_filing_stores(db: &Db) {
+    seed(db).await;
+    db.create_institution(
+        &cli(),
+        &NewInstitution {
+            code: InstitutionCode::parse("I13").unwrap(),
+            health_centre: HealthCentreCode::parse("H13").unwrap(),
+            name: "都立病院".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let every_field = |external_id: &str| {
+        draft(&[
+            ("external_id", external_id),
+            ("disease", "covid19"),
+            ("institution", "I13"),
+            ("doctor_name", "医師 一郎"),
+            ("name", "佐藤 花子"),
+            ("name_kana", "サトウ ハナコ"),
+            ("birth_date", "1949-01-01"),
+            ("occupation", "無職"),
+            ("postal_code", "100-0001"),
+            ("address", "東京都千代田区1-1"),
+            ("phone", "03-1234-5678"),
+            ("symptoms", "発熱;咳"),
+            ("spo2", "93"),
+            ("diagnosis_method", "PCR"),
+            ("first_visit_date", "2021-04-29"),
+            ("diagnosis_date", "2021-04-30"),
+            ("infection_date", "2021-04-25"),
+            ("onset_date", "2021-04-28"),
+            ("infection_route", "飛沫"),
+            ("vaccinations", "なし"),
+            ("risk_factors", "高血圧"),
+            ("immunosuppressed", "no"),
+            ("pregnant", "no"),
+            ("severity", "moderate2"),
+            ("needs_admission", "yes"),
+            ("notified_group", "age65"),
+        ])
+    };
+    let single = every_field("S1");
+    let filed = db
+        .file_notification(&cli(), &single, &placed(&single), FileMode::CreateOnly)
+        .await
+        .unwrap();
+    let batched = every_field("B1");
+    let elsewhere = draft(&[("external_id", "B2"), ("institution", "I13"), ("health_centre", "H27")]);
+    let unknown = draft(&[("external_id", "B3"), ("institution", "I99")]);
+    let ctx = cli();
+    let places = [placed(&batched), placed(&elsewhere), placed(&unknown)];
+    let drafts = [&batched, &elsewhere, &unknown];
+    let batch: Vec<Filing<'_>> = drafts
+        .iter()
+        .zip(&places)
+        .map(|(d, p)| Filing {
+            ctx: &ctx,
+            draft: d,
+            place: p,
+        })
+        .collect();
+    let results = db.file_notifications(&batch).await.unwrap();
+    for (i, d) in [(1, &elsewhere), (2, &unknown)] {
+        let Err(StorageError::Invalid(in_batch)) = &results[i] else {
+            panic!("{:?}", results[i])
+        };
+        let Err(StorageError::Invalid(alone)) = db.file_notification(&cli(), d, &placed(d), FileMode::CreateOnly).await
+        else {
+            panic!("refused alone too")
+        };
+        assert_eq!(in_batch, &alone, "the same reason either way");
+    }
+    let a = db.notification(filed.id).await.unwrap();
+    let b = db.notification(results[0].as_ref().unwrap().id).await.unwrap();
+    assert_eq!(
+        b.health_centre.as_deref(),
+        Some("H13"),
+        "the institution's health centre"
+    );
+    assert_eq!(b.duplicate_of, Some(a.id), "the same person filed just before");
+    let comparable = |r: &NotificationRecord| NotificationRecord {
+        id: 0,
+        external_id: None,
+        person_id: 0,
+        duplicate_of: None,
+        created_at: r.reported_at,
+        updated_at: r.reported_at,
+        ..r.clone()
+    };
+    assert_eq!(comparable(&a), comparable(&b));
 }
 
 /// Files notifications `{prefix}1`… `{prefix}{n}` at H13 on 2021-05-01; their ids, in order.
@@ -689,6 +784,7 @@ async fn a_bulk_transaction_writes_its_rows_together(db: &Db) {
 todoke_storage::on_both_backends!(
     a_bulk_transaction_writes_its_rows_together,
     a_group_commit_keeps_the_good_filings,
+    a_group_commit_stores_what_a_single_filing_stores,
     bulk_inserts_leave_out_or_refuse_taken_ids,
     changes_in_one_batch_see_the_ones_before_them,
     filing_counts_on_the_jst_day_and_refiling_updates,

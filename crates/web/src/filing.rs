@@ -2,10 +2,10 @@
 //!
 //! At the height of a wave thousands of doctors file at once, and on SQLite every filing waits
 //! for the one writer. Filings are therefore queued to one task that takes everything waiting
-//! (up to [`MAX_BATCH`]) and files it in a single transaction, each filing in its own savepoint
-//! (`Db::file_notifications`): one refused filing does not affect the others, and each caller
-//! gets its answer only after the commit, as before. Under light load a batch is one filing, so
-//! nothing waits for company.
+//! (up to [`MAX_BATCH`]) and files it in a single transaction, written in bulk as an import
+//! writes (`Db::file_notifications`): one refused filing does not affect the others, and each
+//! caller gets its answer only after the commit, as before. Under light load a batch is one
+//! filing, so nothing waits for company.
 
 use todoke_domain::notification::NotificationDraft;
 use todoke_storage::registry::{FileMode, Filed, Filing, Placement};
@@ -79,7 +79,6 @@ async fn run(db: Db, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
                 ctx: &j.ctx,
                 draft: &j.draft,
                 place: &j.place,
-                mode: FileMode::CreateOnly,
             })
             .collect();
         match db.file_notifications(&filings).await {
