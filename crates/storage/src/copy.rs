@@ -10,6 +10,9 @@
 //! and this side idle while the server read it (together under one core of two in a national
 //! load, BENCHMARKS.md).
 //!
+//! A small batch (group commit's, an import's last) goes by multi-row INSERTs instead
+//! ([`COPY_FROM_ROWS`]); the same description of each table's row serves both.
+//!
 //! The binary form (PostgreSQL's documentation, "COPY", "Binary Format"): a fixed header, then
 //! per row the number of fields and each field as its length and bytes in the type's own
 //! network form (length -1 for NULL), then a trailer. A field's form must match its column's
@@ -38,52 +41,145 @@ const TRAILER: [u8; 2] = (-1i16).to_be_bytes();
 const EPOCH_DAYS_FROM_CE: i32 = 730_120;
 const EPOCH_MICROS_AFTER_UNIX: i64 = 10_957 * 86_400 * 1_000_000;
 
-/// One row being encoded: its fields in the order of the statement's columns, each of the
-/// column's type.
+/// One row being written: its fields in the order of the statement's columns, each of the
+/// column's type, encoded for a binary COPY or bound to a multi-row INSERT (see
+/// [`write_rows`]). The rows of each table are described once, for both.
 struct Row<'a> {
-    out: &'a mut Vec<u8>,
+    out: Out<'a>,
     /// Fields still to come (checked at the end of the row in debug builds).
     left: usize,
 }
 
-impl Row<'_> {
-    fn field(&mut self, bytes: Option<&[u8]>) -> &mut Self {
+enum Out<'a> {
+    Copy(&'a mut Vec<u8>),
+    Insert(sqlx::query_builder::Separated<'a, sqlx::Postgres, &'static str>),
+}
+
+impl<'a> Row<'a> {
+    fn counted(&mut self) -> &mut Out<'a> {
         debug_assert!(self.left > 0, "more fields than columns");
         self.left = self.left.wrapping_sub(1);
+        &mut self.out
+    }
+
+    /// A field of a COPY: its length and bytes (-1 and none for NULL).
+    fn encode(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
         match bytes {
             Some(b) => {
                 let len = i32::try_from(b.len()).expect("a field under 2 GiB");
-                self.out.extend_from_slice(&len.to_be_bytes());
-                self.out.extend_from_slice(b);
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(b);
             }
-            None => self.out.extend_from_slice(&(-1i32).to_be_bytes()),
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+
+    fn text(&mut self, v: Option<&str>) -> &mut Self {
+        match self.counted() {
+            Out::Copy(out) => Self::encode(out, v.map(str::as_bytes)),
+            Out::Insert(b) => {
+                b.push_bind(v.map(str::to_owned));
+            }
         }
         self
     }
 
-    fn text(&mut self, v: Option<&str>) -> &mut Self {
-        self.field(v.map(str::as_bytes))
-    }
-
     fn bigint(&mut self, v: Option<i64>) -> &mut Self {
-        self.field(v.map(i64::to_be_bytes).as_ref().map(|b| &b[..]))
+        match self.counted() {
+            Out::Copy(out) => Self::encode(out, v.map(i64::to_be_bytes).as_ref().map(|b| &b[..])),
+            Out::Insert(b) => {
+                b.push_bind(v);
+            }
+        }
+        self
     }
 
     fn boolean(&mut self, v: Option<bool>) -> &mut Self {
-        self.field(v.map(|b| [u8::from(b)]).as_ref().map(|b| &b[..]))
+        match self.counted() {
+            Out::Copy(out) => Self::encode(out, v.map(|b| [u8::from(b)]).as_ref().map(|b| &b[..])),
+            Out::Insert(b) => {
+                b.push_bind(v);
+            }
+        }
+        self
     }
 
-    /// Days after 2000-01-01 as four bytes.
+    /// In a COPY, days after 2000-01-01 as four bytes.
     fn date(&mut self, v: Option<NaiveDate>) -> &mut Self {
-        let days = v.map(|d| (d.num_days_from_ce() - EPOCH_DAYS_FROM_CE).to_be_bytes());
-        self.field(days.as_ref().map(|b| &b[..]))
+        match self.counted() {
+            Out::Copy(out) => {
+                let days = v.map(|d| (d.num_days_from_ce() - EPOCH_DAYS_FROM_CE).to_be_bytes());
+                Self::encode(out, days.as_ref().map(|b| &b[..]));
+            }
+            Out::Insert(b) => {
+                b.push_bind(v);
+            }
+        }
+        self
     }
 
-    /// Microseconds after 2000-01-01 00:00 UTC as eight bytes; finer parts are dropped, as sqlx
-    /// drops them when it binds an instant.
+    /// In a COPY, microseconds after 2000-01-01 00:00 UTC as eight bytes; finer parts are
+    /// dropped, as sqlx drops them when it binds an instant.
     fn instant(&mut self, t: DateTime<Utc>) -> &mut Self {
-        self.field(Some(&(t.timestamp_micros() - EPOCH_MICROS_AFTER_UNIX).to_be_bytes()))
+        match self.counted() {
+            Out::Copy(out) => Self::encode(
+                out,
+                Some(&(t.timestamp_micros() - EPOCH_MICROS_AFTER_UNIX).to_be_bytes()),
+            ),
+            Out::Insert(b) => {
+                b.push_bind(t);
+            }
+        }
+        self
     }
+}
+
+/// Batches of fewer rows than this are written by multi-row INSERTs, not COPY. sqlx (0.9) does
+/// not turn Nagle's algorithm off on its TCP connections, so a COPY's last message waits for the
+/// server to acknowledge the data before it, some 40 ms (Linux's delayed ACK) per COPY: a
+/// group-commit batch of 64 filings took 48 ms a table, and filing through the API ran at a
+/// third of its speed over TCP (not over a Unix socket). A COPY of 20,000 rows hardly notices.
+const COPY_FROM_ROWS: usize = 1_025;
+
+/// Bound values per INSERT statement: under PostgreSQL's limit of 65,535.
+const INSERT_VALUES: usize = 16_000;
+
+/// Writes `rows` rows by the columns of `statement` (a `COPY t (…) FROM STDIN (FORMAT binary)`),
+/// the `i`th filled by `row(i, …)`: by that COPY for a large batch, by INSERTs for a small one
+/// ([`COPY_FROM_ROWS`]).
+async fn write_rows(
+    conn: &mut sqlx::PgConnection,
+    statement: &str,
+    rows: usize,
+    mut row: impl FnMut(usize, &mut Row<'_>),
+) -> Result<()> {
+    if rows >= COPY_FROM_ROWS {
+        return copy_streamed(conn, statement, rows, row).await;
+    }
+    let columns = crate::registry::column_count(statement);
+    let table_and_columns = statement
+        .strip_prefix("COPY ")
+        .and_then(|rest| rest.split_once(')'))
+        .map(|(head, _)| head)
+        .expect("a COPY statement names its columns");
+    let head = format!("INSERT INTO {table_and_columns}) ");
+    let per_statement = (INSERT_VALUES / columns).max(1);
+    let mut start = 0;
+    while start < rows {
+        let end = (start + per_statement).min(rows);
+        let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(head.as_str());
+        q.push_values(start..end, |b, i| {
+            let mut r = Row {
+                out: Out::Insert(b),
+                left: columns,
+            };
+            row(i, &mut r);
+            debug_assert_eq!(r.left, 0, "fewer fields than columns");
+        });
+        q.build().execute(&mut *conn).await?;
+        start = end;
+    }
+    Ok(())
 }
 
 /// Runs one binary COPY of `rows` rows, the `i`th encoded by `row(i, …)`, streamed in pieces
@@ -106,7 +202,7 @@ async fn copy_streamed(
     for i in 0..rows {
         piece.extend_from_slice(&fields);
         let mut r = Row {
-            out: &mut piece,
+            out: Out::Copy(&mut piece),
             left: columns,
         };
         row(i, &mut r);
@@ -164,7 +260,7 @@ async fn persons(
     person_ids: &[i64],
     t: DateTime<Utc>,
 ) -> Result<()> {
-    copy_streamed(
+    write_rows(
         tx,
         "COPY persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits, created_at) \
          FROM STDIN (FORMAT binary)",
@@ -196,7 +292,7 @@ async fn notification_rows<'r>(
     t: DateTime<Utc>,
     mut written: impl FnMut(&'r NewNotification<'r>),
 ) -> Result<()> {
-    copy_streamed(
+    write_rows(
         tx,
         "COPY notifications (id, external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
          institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
@@ -260,7 +356,7 @@ async fn status_entries(
     if entries.is_empty() {
         return Ok(());
     }
-    copy_streamed(
+    write_rows(
         tx,
         "COPY status_history (notification_id, status, severity, effective_date, recorded_at) FROM STDIN (FORMAT binary)",
         entries.len(),
@@ -284,7 +380,7 @@ mod tests {
     fn encoded(columns: usize, row: impl FnOnce(&mut Row<'_>)) -> Vec<u8> {
         let mut out = Vec::new();
         let mut r = Row {
-            out: &mut out,
+            out: Out::Copy(&mut out),
             left: columns,
         };
         row(&mut r);

@@ -349,46 +349,7 @@ async fn a_group_commit_keeps_the_good_filings(db: &Db) {
 /// another health centre, or an unknown one, the same way.
 async fn a_group_commit_stores_what_a_single_filing_stores(db: &Db) {
     seed(db).await;
-    db.create_institution(
-        &cli(),
-        &NewInstitution {
-            code: InstitutionCode::parse("I13").unwrap(),
-            health_centre: HealthCentreCode::parse("H13").unwrap(),
-            name: "都立病院".into(),
-        },
-    )
-    .await
-    .unwrap();
-    let every_field = |external_id: &str| {
-        draft(&[
-            ("external_id", external_id),
-            ("disease", "covid19"),
-            ("institution", "I13"),
-            ("doctor_name", "医師 一郎"),
-            ("name", "佐藤 花子"),
-            ("name_kana", "サトウ ハナコ"),
-            ("birth_date", "1949-01-01"),
-            ("occupation", "無職"),
-            ("postal_code", "100-0001"),
-            ("address", "東京都千代田区1-1"),
-            ("phone", "03-1234-5678"),
-            ("symptoms", "発熱;咳"),
-            ("spo2", "93"),
-            ("diagnosis_method", "PCR"),
-            ("first_visit_date", "2021-04-29"),
-            ("diagnosis_date", "2021-04-30"),
-            ("infection_date", "2021-04-25"),
-            ("onset_date", "2021-04-28"),
-            ("infection_route", "飛沫"),
-            ("vaccinations", "なし"),
-            ("risk_factors", "高血圧"),
-            ("immunosuppressed", "no"),
-            ("pregnant", "no"),
-            ("severity", "moderate2"),
-            ("needs_admission", "yes"),
-            ("notified_group", "age65"),
-        ])
-    };
+    with_institution(db).await;
     let single = every_field("S1");
     let filed = db
         .file_notification(&cli(), &single, &placed(&single), FileMode::CreateOnly)
@@ -428,7 +389,59 @@ async fn a_group_commit_stores_what_a_single_filing_stores(db: &Db) {
         "the institution's health centre"
     );
     assert_eq!(b.duplicate_of, Some(a.id), "the same person filed just before");
-    let comparable = |r: &NotificationRecord| NotificationRecord {
+    assert_eq!(comparable(&a), comparable(&b));
+}
+
+/// A notification filling every field of the form, at institution I13 (see [`with_institution`]).
+fn every_field(external_id: &str) -> NotificationDraft {
+    draft(&[
+        ("external_id", external_id),
+        ("disease", "covid19"),
+        ("institution", "I13"),
+        ("doctor_name", "医師 一郎"),
+        ("name", "佐藤 花子"),
+        ("name_kana", "サトウ ハナコ"),
+        ("birth_date", "1949-01-01"),
+        ("occupation", "無職"),
+        ("postal_code", "100-0001"),
+        ("address", "東京都千代田区1-1"),
+        ("phone", "03-1234-5678"),
+        ("symptoms", "発熱;咳"),
+        ("spo2", "93"),
+        ("diagnosis_method", "PCR"),
+        ("first_visit_date", "2021-04-29"),
+        ("diagnosis_date", "2021-04-30"),
+        ("infection_date", "2021-04-25"),
+        ("onset_date", "2021-04-28"),
+        ("infection_route", "飛沫"),
+        ("vaccinations", "なし"),
+        ("risk_factors", "高血圧"),
+        ("immunosuppressed", "no"),
+        ("pregnant", "no"),
+        ("severity", "moderate2"),
+        ("needs_admission", "yes"),
+        ("notified_group", "age65"),
+    ])
+}
+
+/// Institution I13 under health centre H13 (after [`seed`]).
+async fn with_institution(db: &Db) {
+    db.create_institution(
+        &cli(),
+        &NewInstitution {
+            code: InstitutionCode::parse("I13").unwrap(),
+            health_centre: HealthCentreCode::parse("H13").unwrap(),
+            name: "都立病院".into(),
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// A stored notification without what differs between two filings of the same draft: ids,
+/// external id, the instants it was written at, and a duplicate flag.
+fn comparable(r: &NotificationRecord) -> NotificationRecord {
+    NotificationRecord {
         id: 0,
         external_id: None,
         person_id: 0,
@@ -436,8 +449,48 @@ async fn a_group_commit_stores_what_a_single_filing_stores(db: &Db) {
         created_at: r.reported_at,
         updated_at: r.reported_at,
         ..r.clone()
-    };
+    }
+}
+
+/// Bulk inserts go by COPY on PostgreSQL when a batch is large and by INSERT statements when
+/// it is small (a COPY costs a fixed delay on TCP): both store the same notification, every
+/// field of the form.
+async fn large_and_small_bulk_batches_store_alike(db: &Db) {
+    use todoke_storage::registry::NewNotification;
+
+    seed(db).await;
+    with_institution(db).await;
+    // Large enough for COPY (1,025 rows and more), the first with every field.
+    let mut drafts = vec![every_field("L0")];
+    drafts.extend((1..1_100).map(|i| draft(&[("external_id", &format!("L{i}")), ("health_centre", "H13")])));
+    drafts.push(every_field("S0"));
+    let placements: Vec<Placement> = drafts.iter().map(placed).collect();
+    let rows: Vec<NewNotification<'_>> = drafts
+        .iter()
+        .zip(&placements)
+        .map(|(d, p)| NewNotification {
+            draft: d,
+            placement: p,
+            health_centre: Some("H13".to_owned()),
+            history: &[],
+            investigation: None,
+        })
+        .collect();
+    let (large, small) = rows.split_at(1_100);
+    let mut tx = db.begin_write_tx().await.unwrap();
+    let by_copy = tx.insert_notifications(large).await.unwrap();
+    let by_insert = tx.insert_notifications(small).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(db.notification_count().await.unwrap(), 1_101);
+    let a = db.notification(by_copy[0].unwrap()).await.unwrap();
+    let b = db.notification(by_insert[0].unwrap()).await.unwrap();
+    assert_eq!(a.symptoms, ["発熱", "咳"]);
     assert_eq!(comparable(&a), comparable(&b));
+    assert_eq!(
+        new_positives(db).await,
+        [(day(2021, 5, 1), "13".to_owned(), 1_101)],
+        "every row counted on its report day, either way"
+    );
 }
 
 /// Files notifications `{prefix}1`… `{prefix}{n}` at H13 on 2021-05-01; their ids, in order.
@@ -788,6 +841,7 @@ todoke_storage::on_both_backends!(
     bulk_inserts_leave_out_or_refuse_taken_ids,
     changes_in_one_batch_see_the_ones_before_them,
     filing_counts_on_the_jst_day_and_refiling_updates,
+    large_and_small_bulk_batches_store_alike,
     placements_must_fit_the_organisation_tree,
     confirmation_and_withdrawal,
     status_history_keeps_corrections_and_counts_stocks,
