@@ -176,7 +176,10 @@ async fn write_rows(
             row(i, &mut r);
             debug_assert_eq!(r.left, 0, "fewer fields than columns");
         });
-        q.build().execute(&mut *conn).await?;
+        // Not kept prepared: every batch size is another statement, and group commit's alone
+        // (1 to 64 rows, two tables) would crowd the connection's other statements out of its
+        // cache of 100.
+        q.build().persistent(false).execute(&mut *conn).await?;
         start = end;
     }
     Ok(())

@@ -971,48 +971,50 @@ impl Db {
     /// fit the organisation tree, an external id already in use, by a stored notification or an
     /// earlier filing of the batch) gets its error in its place and leaves no trace; the others
     /// commit together, each audited as filed by its own caller. An error of the database
-    /// itself fails the whole batch (nothing is written).
+    /// itself fails the whole batch (nothing is written). So does, on PostgreSQL, an external id
+    /// taken by another writer between this batch's lookup and its insert (the unique index
+    /// refuses it, and PostgreSQL aborts the transaction); the caller then files one at a time.
     pub async fn file_notifications(&self, filings: &[Filing<'_>]) -> Result<Vec<Result<Filed>>> {
         let mut tx = self.begin_write_tx().await?;
         let tree = tx.org_tree_of(filings.iter().map(|f| f.place)).await?;
-        let mut out: Vec<Result<Filed>> = Vec::with_capacity(filings.len());
-        // The filings whose placement fits, as rows to insert, and where each came from.
-        let mut rows = Vec::with_capacity(filings.len());
-        let mut row_filing = Vec::with_capacity(filings.len());
-        for (i, f) in filings.iter().enumerate() {
-            match tree.resolve(f.place) {
-                Ok(health_centre) => {
-                    rows.push(NewNotification {
-                        draft: f.draft,
-                        placement: f.place,
-                        health_centre,
-                        history: &[],
-                        investigation: None,
-                    });
-                    row_filing.push(i);
-                    // Replaced below by the row's outcome.
-                    out.push(Err(StorageError::NotFound));
-                }
-                Err(refused) => out.push(Err(refused)),
-            }
-        }
-        let written = tx.insert_notifications(&rows).await?;
+        // Each filing's placement checked: the health centre it resolves to, or why not.
+        let placed: Vec<Result<Option<String>>> = filings.iter().map(|f| tree.resolve(f.place)).collect();
+        let rows: Vec<NewNotification<'_>> = filings
+            .iter()
+            .zip(&placed)
+            .filter_map(|(f, health_centre)| {
+                Some(NewNotification {
+                    draft: f.draft,
+                    placement: f.place,
+                    health_centre: health_centre.as_ref().ok()?.clone(),
+                    history: &[],
+                    investigation: None,
+                })
+            })
+            .collect();
+        let mut written = tx.insert_notifications(&rows).await?.into_iter();
         let mut may_repeat = Vec::new();
         let mut events = Vec::with_capacity(rows.len());
-        for ((row, i), id) in rows.iter().zip(row_filing).zip(written) {
-            out[i] = match id {
+        let mut out = Vec::with_capacity(filings.len());
+        for (f, health_centre) in filings.iter().zip(placed) {
+            if let Err(refused) = health_centre {
+                out.push(Err(refused));
+                continue;
+            }
+            // One outcome per row, in order: the filings that were placed.
+            out.push(match written.next().expect("an outcome for each row") {
                 Some(id) => {
                     let filed = Filed { id, created: true };
-                    if needs_duplicate_check(&filed, row.draft) {
+                    if needs_duplicate_check(&filed, f.draft) {
                         may_repeat.push(id);
                     }
-                    events.push((filings[i].ctx, AuditEvent::new("notification.file", "notification", id)));
+                    events.push((f.ctx, AuditEvent::new("notification.file", "notification", id)));
                     Ok(filed)
                 }
                 None => Err(StorageError::Conflict(external_id_taken(
-                    row.draft.external_id.as_deref().unwrap_or_default(),
+                    f.draft.external_id.as_deref().unwrap_or_default(),
                 ))),
-            };
+            });
         }
         // Each is compared with the notifications before it, the batch's own included: the
         // flags a filing at a time would set.
@@ -1546,7 +1548,8 @@ impl Db {
 impl WriteTx {
     /// The part of the organisation tree that `places` touch, as this transaction sees it: the
     /// institutions they name, and the health centres they name or those institutions file
-    /// with. Two statements for any number of placements (group commit checks a batch with it).
+    /// with. Two statements for up to 500 institutions and 500 health centres (group commit
+    /// checks a batch with it), none for placements that name no organisation.
     pub async fn org_tree_of<'p>(&mut self, places: impl Iterator<Item = &'p Placement>) -> Result<OrgTree> {
         let mut institutions = BTreeSet::new();
         let mut health_centres = BTreeSet::new();

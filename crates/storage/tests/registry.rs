@@ -269,9 +269,9 @@ async fn status_history_keeps_corrections_and_counts_stocks(db: &Db) {
     assert_eq!(db.counters().await.unwrap(), before, "the rebuild agrees");
 }
 
-/// Group commit: filings in one transaction, each in its own savepoint. A refused filing in
-/// the middle leaves no trace; the others are written, counted, audited and checked for
-/// duplicates (the batch's own earlier filings included).
+/// Group commit: filings in one transaction, written in bulk. A refused filing in the middle
+/// leaves no trace; the others are written, counted, audited and checked for duplicates (the
+/// batch's own earlier filings included).
 async fn a_group_commit_keeps_the_good_filings(db: &Db) {
     seed(db).await;
     let person = [("name_kana", "ヤマダ ハナコ"), ("birth_date", "1949-01-01")];
@@ -358,9 +358,16 @@ async fn a_group_commit_stores_what_a_single_filing_stores(db: &Db) {
     let batched = every_field("B1");
     let elsewhere = draft(&[("external_id", "B2"), ("institution", "I13"), ("health_centre", "H27")]);
     let unknown = draft(&[("external_id", "B3"), ("institution", "I99")]);
+    let stored_before = every_field("S1");
+    let audit_before = db.audit_entries(0, 10_000).await.unwrap();
     let ctx = cli();
-    let places = [placed(&batched), placed(&elsewhere), placed(&unknown)];
-    let drafts = [&batched, &elsewhere, &unknown];
+    let places = [
+        placed(&batched),
+        placed(&elsewhere),
+        placed(&unknown),
+        placed(&stored_before),
+    ];
+    let drafts = [&batched, &elsewhere, &unknown, &stored_before];
     let batch: Vec<Filing<'_>> = drafts
         .iter()
         .zip(&places)
@@ -381,6 +388,44 @@ async fn a_group_commit_stores_what_a_single_filing_stores(db: &Db) {
         };
         assert_eq!(in_batch, &alone, "the same reason either way");
     }
+    let Err(StorageError::Conflict(in_batch)) = &results[3] else {
+        panic!("{:?}", results[3])
+    };
+    let Err(StorageError::Conflict(alone)) = db
+        .file_notification(&cli(), &stored_before, &placed(&stored_before), FileMode::CreateOnly)
+        .await
+    else {
+        panic!("refused alone too")
+    };
+    assert_eq!(
+        in_batch, &alone,
+        "an external id stored before: the same conflict either way"
+    );
+    assert_eq!(
+        new_positives(db).await,
+        [(day(2021, 5, 1), "13".to_owned(), 2)],
+        "counted alike"
+    );
+    let audit = db.audit_entries(0, 10_000).await.unwrap();
+    let (single_entry, batch_entries) = (&audit_before[audit_before.len() - 1], &audit[audit_before.len()..]);
+    assert_eq!(batch_entries.len(), 1, "one entry for the one filing written");
+    let batch_entry = &batch_entries[0];
+    assert_eq!(
+        (single_entry.action.as_str(), single_entry.record_id.as_deref()),
+        ("notification.file", Some(filed.id.to_string().as_str()))
+    );
+    assert_eq!(
+        (batch_entry.action.as_str(), batch_entry.record_id.as_deref()),
+        (
+            "notification.file",
+            Some(results[0].as_ref().unwrap().id.to_string().as_str())
+        )
+    );
+    assert_eq!(
+        (&batch_entry.actor_login, &batch_entry.request_id),
+        (&single_entry.actor_login, &single_entry.request_id),
+        "audited as its caller"
+    );
     let a = db.notification(filed.id).await.unwrap();
     let b = db.notification(results[0].as_ref().unwrap().id).await.unwrap();
     assert_eq!(
@@ -465,6 +510,18 @@ async fn large_and_small_bulk_batches_store_alike(db: &Db) {
     drafts.extend((1..1_100).map(|i| draft(&[("external_id", &format!("L{i}")), ("health_centre", "H13")])));
     drafts.push(every_field("S0"));
     let placements: Vec<Placement> = drafts.iter().map(placed).collect();
+    let history = [
+        StatusEntry {
+            effective: day(2021, 5, 1),
+            status: Status::Hospitalized,
+            severity: Some(Severity::Moderate2),
+        },
+        StatusEntry {
+            effective: day(2021, 5, 9),
+            status: Status::Released,
+            severity: None,
+        },
+    ];
     let rows: Vec<NewNotification<'_>> = drafts
         .iter()
         .zip(&placements)
@@ -472,7 +529,8 @@ async fn large_and_small_bulk_batches_store_alike(db: &Db) {
             draft: d,
             placement: p,
             health_centre: Some("H13".to_owned()),
-            history: &[],
+            // The two with every field have a status history.
+            history: if d.person.name.is_some() { &history } else { &[] },
             investigation: None,
         })
         .collect();
@@ -485,7 +543,18 @@ async fn large_and_small_bulk_batches_store_alike(db: &Db) {
     let a = db.notification(by_copy[0].unwrap()).await.unwrap();
     let b = db.notification(by_insert[0].unwrap()).await.unwrap();
     assert_eq!(a.symptoms, ["発熱", "咳"]);
+    assert_eq!(a.status, Some(Status::Released));
     assert_eq!(comparable(&a), comparable(&b));
+    let entries = db.status_history_rows(None, 0, 100).await.unwrap();
+    let of = |external_id: &str| -> Vec<_> {
+        entries
+            .iter()
+            .filter(|e| e.external_id.as_deref() == Some(external_id))
+            .map(|e| (&e.status, &e.severity, e.effective_date, e.recorded_at))
+            .collect()
+    };
+    assert_eq!(of("L0").len(), 2);
+    assert_eq!(of("L0"), of("S0"), "the same status history either way");
     assert_eq!(
         new_positives(db).await,
         [(day(2021, 5, 1), "13".to_owned(), 1_101)],
