@@ -105,5 +105,10 @@ RPS=$(echo "$OUT" | awk '/Requests\/sec/ {print $2}')
 P99=$(echo "$OUT" | awk '$1 == "99%" {print $2}')
 STORED=$(query "SELECT count(*) FROM notifications")
 FLAGGED=$(query "SELECT count(*) FROM notifications WHERE duplicate_of IS NOT NULL")
+# Group commits over 100 ms, as the server logged them (every filing of one waited as long).
+SLOW=$(grep -c "a group commit was slow" "$WORK/server.log" || true)
+if [ "$SLOW" -gt 0 ]; then
+  echo "slowest group commits (ms): $(grep "a group commit was slow" "$WORK/server.log" | grep -o 'ms=[0-9]*' | cut -d= -f2 | sort -rn | head -5 | tr '\n' ' ')"
+fi
 echo
-echo "summary: notifications/s=$RPS p99=$P99 stored=$STORED flagged=$FLAGGED; record day 261,735 at this rate: $(python3 -c "print(f'{261735/float(\"$RPS\")/60:.1f} min')") date=$(date -u +%F)"
+echo "summary: notifications/s=$RPS p99=$P99 stored=$STORED flagged=$FLAGGED slow_batches=$SLOW; record day 261,735 at this rate: $(python3 -c "print(f'{261735/float(\"$RPS\")/60:.1f} min')") date=$(date -u +%F)"

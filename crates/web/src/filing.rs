@@ -18,6 +18,9 @@ use crate::error::AppError;
 /// group commit off).
 pub const MAX_BATCH: usize = 64;
 
+/// A batch that takes longer is logged (its filers' answers waited as long).
+const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn max_batch() -> usize {
     std::env::var("TODOKE_FILING_BATCH")
         .ok()
@@ -81,7 +84,18 @@ async fn run(db: Db, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
                 place: &j.place,
             })
             .collect();
-        match db.file_notifications(&filings).await {
+        let started = std::time::Instant::now();
+        let outcome = db.file_notifications(&filings).await;
+        // Every caller of the batch waited this long for the commit: worth an operator's look.
+        let took = started.elapsed();
+        if took > SLOW_BATCH {
+            tracing::warn!(
+                filings = filings.len(),
+                ms = took.as_millis() as u64,
+                "a group commit was slow"
+            );
+        }
+        match outcome {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
                     let _ = job.reply.send(result);
