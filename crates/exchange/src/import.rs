@@ -936,14 +936,7 @@ async fn flush(
         .filter(|(_, id)| id.is_none())
         .map(|(p, _)| p)
         .collect();
-    // The new rows whose person can match an earlier notification.
-    let identified: Vec<i64> = rows
-        .iter()
-        .zip(&written)
-        .filter(|(r, _)| r.draft.person.can_match_earlier())
-        .filter_map(|(_, id)| *id)
-        .collect();
-    tx.flag_possible_duplicates_by_id(&identified).await?;
+    tx.flag_possible_duplicates_among(&rows, &written).await?;
     let created = (written.len() - later.len()) as u64;
     report.accepted += created;
     report.created += created;

@@ -537,12 +537,6 @@ fn external_id_taken(external_id: &str) -> Message {
     )
 }
 
-/// Whether a notification just filed goes through the duplicate check: only a new one, and only
-/// when its person can match at all (an import's new rows are chosen the same way).
-fn needs_duplicate_check(filed: &Filed, draft: &NotificationDraft) -> bool {
-    filed.created && draft.person.can_match_earlier()
-}
-
 /// The number of columns a statement's first parenthesised list names: `INSERT INTO t (a, b, …)`
 /// or `COPY t (a, b, …) FROM …`. The bulk paths size their rows by it, so a column list is
 /// written once.
@@ -745,7 +739,9 @@ macro_rules! impl_registry_tx {
                 after.merged = merged;
                 let counts = counting::difference(before.as_ref(), Some(&after));
                 let filed = Filed { id, created: existing.is_none() };
-                if needs_duplicate_check(&filed, draft) {
+                // Only a new notification, and only when its person can match at all (rows
+                // inserted in bulk are chosen the same way: WriteTx::flag_possible_duplicates_among).
+                if filed.created && draft.person.can_match_earlier() {
                     self.flag_possible_duplicates(&[filed.id]).await?;
                 }
                 self.apply(&counts).await?;
@@ -992,8 +988,8 @@ impl Db {
                 })
             })
             .collect();
-        let mut written = tx.insert_notifications(&rows).await?.into_iter();
-        let mut may_repeat = Vec::new();
+        let written = tx.insert_notifications(&rows).await?;
+        let mut outcomes = written.iter().copied();
         let mut events = Vec::with_capacity(rows.len());
         let mut out = Vec::with_capacity(filings.len());
         for (f, health_centre) in filings.iter().zip(placed) {
@@ -1002,14 +998,10 @@ impl Db {
                 continue;
             }
             // One outcome per row, in order: the filings that were placed.
-            out.push(match written.next().expect("an outcome for each row") {
+            out.push(match outcomes.next().expect("an outcome for each row") {
                 Some(id) => {
-                    let filed = Filed { id, created: true };
-                    if needs_duplicate_check(&filed, f.draft) {
-                        may_repeat.push(id);
-                    }
                     events.push((f.ctx, AuditEvent::new("notification.file", "notification", id)));
-                    Ok(filed)
+                    Ok(Filed { id, created: true })
                 }
                 None => Err(StorageError::Conflict(external_id_taken(
                     f.draft.external_id.as_deref().unwrap_or_default(),
@@ -1018,7 +1010,7 @@ impl Db {
         }
         // Each is compared with the notifications before it, the batch's own included: the
         // flags a filing at a time would set.
-        tx.flag_possible_duplicates_by_id(&may_repeat).await?;
+        tx.flag_possible_duplicates_among(&rows, &written).await?;
         // Counters before the audit head, as every other write takes them (on PostgreSQL the
         // opposite order could deadlock with a concurrent status change).
         tx.flush_counts().await?;
@@ -1559,25 +1551,25 @@ impl WriteTx {
         }
         let mut tree = OrgTree::default();
         let institutions: Vec<String> = institutions.into_iter().collect();
-        for chunk in institutions.chunks(BULK_ROWS) {
-            let rows: Vec<(String, String)> = on_tx!(self, t => {
-                let mut q = sqlx::QueryBuilder::new("SELECT code, health_centre_code FROM institutions WHERE code IN (");
-                let mut list = q.separated(", ");
-                for code in chunk {
-                    list.push_bind(code.as_str());
-                }
-                q.push(")");
-                q.build_query_as().persistent(false).fetch_all(&mut **t).await?
-            });
-            for (institution, health_centre) in rows {
-                health_centres.insert(health_centre.clone());
-                tree.institution_hc.insert(institution, health_centre);
-            }
+        let select = "SELECT code, health_centre_code FROM institutions WHERE code IN (";
+        for (institution, health_centre) in self.code_pairs(select, &institutions).await? {
+            health_centres.insert(health_centre.clone());
+            tree.institution_hc.insert(institution, health_centre);
         }
         let health_centres: Vec<String> = health_centres.into_iter().collect();
-        for chunk in health_centres.chunks(BULK_ROWS) {
+        let select = "SELECT code, prefecture_code FROM health_centres WHERE code IN (";
+        tree.health_centre_prefecture
+            .extend(self.code_pairs(select, &health_centres).await?);
+        Ok(tree)
+    }
+
+    /// The rows of `select` (two text columns, ending `WHERE code IN (`) for `codes`, a
+    /// statement per [`BULK_ROWS`] codes.
+    async fn code_pairs(&mut self, select: &str, codes: &[String]) -> Result<Vec<(String, String)>> {
+        let mut found = Vec::new();
+        for chunk in codes.chunks(BULK_ROWS) {
             let rows: Vec<(String, String)> = on_tx!(self, t => {
-                let mut q = sqlx::QueryBuilder::new("SELECT code, prefecture_code FROM health_centres WHERE code IN (");
+                let mut q = sqlx::QueryBuilder::new(select);
                 let mut list = q.separated(", ");
                 for code in chunk {
                     list.push_bind(code.as_str());
@@ -1585,9 +1577,9 @@ impl WriteTx {
                 q.push(")");
                 q.build_query_as().persistent(false).fetch_all(&mut **t).await?
             });
-            tree.health_centre_prefecture.extend(rows);
+            found.extend(rows);
         }
-        Ok(tree)
+        Ok(found)
     }
 
     /// The (id, external id) of the notifications with these external ids, in chunks that stay
@@ -1865,13 +1857,24 @@ impl WriteTx {
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        self.flag_possible_duplicates_by_id(&found).await
+        on_tx!(self, t => t.flag_possible_duplicates(&found).await)
     }
 
-    /// Flags possible duplicates among notifications just inserted, by id (as
-    /// [`WriteTx::insert_notifications`] returns them).
-    pub async fn flag_possible_duplicates_by_id(&mut self, ids: &[i64]) -> Result<()> {
-        on_tx!(self, t => t.flag_possible_duplicates(ids).await)
+    /// Flags possible duplicates among `rows` just inserted, `written` as
+    /// [`WriteTx::insert_notifications`] returned it: the rows written whose person can match
+    /// an earlier one, each compared with every notification before it.
+    pub async fn flag_possible_duplicates_among(
+        &mut self,
+        rows: &[NewNotification<'_>],
+        written: &[Option<i64>],
+    ) -> Result<()> {
+        let ids: Vec<i64> = rows
+            .iter()
+            .zip(written)
+            .filter(|(row, _)| row.draft.person.can_match_earlier())
+            .filter_map(|(_, id)| *id)
+            .collect();
+        on_tx!(self, t => t.flag_possible_duplicates(&ids).await)
     }
 
     /// Ids for `n` new persons and `n` new notifications (their rows refer to each other by
