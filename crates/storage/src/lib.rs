@@ -24,6 +24,7 @@ mod rollups_sql;
 mod sqlite_bulk;
 pub mod testing;
 pub mod totals;
+pub mod wal;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -227,7 +228,10 @@ impl Db {
                 .pragma("cache_size", "-65536")
                 // Statement journals (multi-row INSERTs under a UNIQUE index keep one) and
                 // sorts stay in memory instead of temporary files.
-                .pragma("temp_store", "memory");
+                .pragma("temp_store", "memory")
+                // The server checkpoints in the background (wal.rs); the writer only if the
+                // log grows far past where that task keeps it.
+                .pragma("wal_autocheckpoint", wal::AUTOCHECKPOINT_BACKSTOP_FRAMES.to_string());
             let pool = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.unwrap_or(SQLITE_DEFAULT_CONNECTIONS))
                 .acquire_timeout(opts.acquire_timeout)

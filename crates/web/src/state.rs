@@ -58,7 +58,10 @@ impl App {
 pub struct AppState(pub Arc<App>);
 
 impl AppState {
+    /// The server's state, with its background tasks: the filing queue, and on SQLite the
+    /// checkpoints that keep the disk's waits out of commits (`todoke_storage::wal`).
     pub fn new(db: Db, config: ServerConfig) -> AppState {
+        db.start_wal_checkpoints(todoke_storage::wal::WalCheckpoints::default());
         AppState(Arc::new(App {
             filings: crate::filing::Filings::start(db.clone()),
             db,

@@ -1,0 +1,180 @@
+//! SQLite's write-ahead log, checkpointed by a background task rather than by the writer.
+//!
+//! Left to itself, SQLite copies the log into the database file (a checkpoint, ending in an
+//! `fsync` of the pages just copied) at the end of whichever commit takes the log past 1,000
+//! pages. Under a wave of API filings that is every few group commits, and those commits, with
+//! every filing in them, waited for the disk: 100–390 ms where a commit takes 5
+//! (BENCHMARKS.md, twelfth session). The server therefore runs [`Db::start_wal_checkpoints`]:
+//! a task on a connection of its own copies the log in the background every
+//! [`WalCheckpoints::every`] without blocking anyone, and once the log is longer than
+//! [`WalCheckpoints::restart_frames`] it also rewinds it (a `RESTART` checkpoint, which holds
+//! writers back only while it copies what arrived since the last pass). The writer's own
+//! checkpoint stays as a backstop at [`AUTOCHECKPOINT_BACKSTOP_FRAMES`], for a process without
+//! the task (one-shot commands, which checkpoint as they close) or should the task fall behind.
+//!
+//! It also shortens the window in which a committed filing lives only in an unsynced log
+//! (`synchronous = NORMAL` syncs at checkpoints): at most one interval under any load, where the
+//! writer's checkpoint left it open until the log next reached 1,000 pages.
+//!
+//! PostgreSQL checkpoints by itself; there the task is not started.
+
+use std::time::Duration;
+
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
+
+use crate::{Db, Result};
+
+/// Log length (pages of 4 KiB) at which the writer checkpoints by itself: about 400 MB, a
+/// length the background task never lets the log reach while it runs.
+pub const AUTOCHECKPOINT_BACKSTOP_FRAMES: u32 = 100_000;
+
+/// How often the background task checkpoints, and when it rewinds the log.
+#[derive(Debug, Clone, Copy)]
+pub struct WalCheckpoints {
+    /// Between two passive checkpoints (which copy what they can and block nobody).
+    pub every: Duration,
+    /// Log length (pages) past which the log is rewound, so that the file stops growing.
+    pub restart_frames: i64,
+    /// How long a rewind waits for readers still in the log before trying again next time.
+    /// Writers wait while it waits, so it is short.
+    pub reader_wait: Duration,
+}
+
+impl Default for WalCheckpoints {
+    /// Measured under API ingest at 4,000–5,000 filings/s (BENCHMARKS.md): every 100 ms, and a
+    /// rewind at 65,536 pages (256 MiB of log, about every 3 s at that rate).
+    fn default() -> Self {
+        WalCheckpoints {
+            every: Duration::from_millis(100),
+            restart_frames: 65_536,
+            reader_wait: Duration::from_millis(50),
+        }
+    }
+}
+
+/// What one checkpoint found: the log's length and how much of it is now in the database file,
+/// in pages; `busy` when it could not finish (a writer or reader was in the way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub busy: bool,
+    pub log_frames: i64,
+    pub checkpointed_frames: i64,
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Copies what it can without waiting for anyone.
+    Passive,
+    /// Copies everything (holding writers back), waits for readers, then rewinds the log.
+    Restart,
+}
+
+async fn checkpoint(conn: &mut SqliteConnection, mode: Mode) -> Result<Checkpoint> {
+    let sql = match mode {
+        Mode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+        Mode::Restart => "PRAGMA wal_checkpoint(RESTART)",
+    };
+    let (busy, log_frames, checkpointed_frames): (i64, i64, i64) = sqlx::query_as(sql).fetch_one(&mut *conn).await?;
+    Ok(Checkpoint {
+        busy: busy != 0,
+        log_frames,
+        checkpointed_frames,
+    })
+}
+
+impl Db {
+    /// Starts the background checkpoints (SQLite only; nothing on PostgreSQL). The task stops
+    /// when the database is closed.
+    pub fn start_wal_checkpoints(&self, plan: WalCheckpoints) {
+        let Db::Sqlite(pool, _) = self else { return };
+        let pool = pool.clone();
+        // A connection of its own, with a short busy timeout: a rewind that cannot get past a
+        // long reader (an export) gives up rather than hold writers back.
+        let options = (*pool.connect_options()).clone().busy_timeout(plan.reader_wait);
+        tokio::spawn(async move {
+            let mut conn = match options.connect().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no connection for background checkpoints; the writer checkpoints instead");
+                    return;
+                }
+            };
+            let mut tick = tokio::time::interval(plan.every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if pool.is_closed() {
+                    break;
+                }
+                if let Err(e) = checkpoint_once(&mut conn, &plan).await {
+                    tracing::warn!(error = %e, "a background checkpoint failed");
+                }
+            }
+            let _ = conn.close().await;
+        });
+    }
+}
+
+async fn checkpoint_once(conn: &mut SqliteConnection, plan: &WalCheckpoints) -> Result<()> {
+    let passive = checkpoint(conn, Mode::Passive).await?;
+    if passive.log_frames < plan.restart_frames {
+        return Ok(());
+    }
+    // Right after a passive pass, what is left to copy while writers wait is what arrived
+    // during it.
+    let started = std::time::Instant::now();
+    let restart = checkpoint(conn, Mode::Restart).await?;
+    tracing::debug!(
+        log_frames = restart.log_frames,
+        busy = restart.busy,
+        ms = started.elapsed().as_millis() as u64,
+        "write-ahead log rewound"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_database_file_holds_what_was_written_without_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        db.set_meta("probe", "before").await.unwrap();
+        db.start_wal_checkpoints(WalCheckpoints {
+            every: Duration::from_millis(20),
+            restart_frames: 1,
+            reader_wait: Duration::from_millis(50),
+        });
+        db.set_meta("probe", "written").await.unwrap();
+        // The database file alone, as a crash that lost the log would leave it: the write is
+        // there once the task has copied it (SQLite on its own would wait for 100,000 pages).
+        let copy = dir.path().join("copy.db");
+        let mut seen = None;
+        for _ in 0..250 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            std::fs::copy(&path, &copy).unwrap();
+            seen = probe_in_file_alone(&copy).await;
+            if seen.as_deref() == Some("written") {
+                break;
+            }
+        }
+        assert_eq!(seen.as_deref(), Some("written"));
+        db.close().await;
+    }
+
+    /// The `probe` meta value of a database file opened on its own (no log beside it).
+    async fn probe_in_file_alone(path: &std::path::Path) -> Option<String> {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+        let mut conn = options.connect().await.ok()?;
+        let value = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'probe'")
+            .fetch_optional(&mut conn)
+            .await
+            .ok()
+            .flatten();
+        let _ = conn.close().await;
+        value
+    }
+}
