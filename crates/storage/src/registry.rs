@@ -96,7 +96,8 @@ pub struct NotificationRecord {
     pub confirmed_at: Option<DateTime<Utc>>,
     pub confirmed_by: Option<i64>,
     pub merged_into: Option<i64>,
-    /// A possible duplicate of this earlier notification (same person), until merged or dismissed.
+    /// A possible duplicate of this earlier notification (same person), until merged or
+    /// dismissed; checked again when that notification is withdrawn or merged.
     pub duplicate_of: Option<i64>,
     /// The current status: the last entry of the corrected timeline.
     pub status: Option<Status>,
@@ -785,6 +786,26 @@ macro_rules! impl_registry_tx {
                 let at = now();
                 self.mark_withdrawn(&checked.withdrawn, at).await?;
                 self.mark_merged(&checked.merged, at).await?;
+                // A notification that no longer counts is no longer an original: those flagged
+                // as its duplicates are checked again, as if filed now (each then points at
+                // the earliest match still counting, or at none).
+                let gone: Vec<i64> =
+                    checked.withdrawn.iter().map(|(id, _)| *id).chain(checked.merged.iter().map(|(id, _)| *id)).collect();
+                let mut orphans = Vec::new();
+                for chunk in gone.chunks(BULK_ROWS) {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "UPDATE notifications SET duplicate_of = NULL WHERE duplicate_of IS NOT NULL AND merged_into IS NULL \
+                         AND duplicate_of IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(") RETURNING id");
+                    orphans.extend(q.build_query_scalar::<i64>().fetch_all(&mut **self).await?);
+                }
+                orphans.sort_unstable();
+                self.flag_possible_duplicates(&orphans).await?;
                 Ok(checked)
             }
 

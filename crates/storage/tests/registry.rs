@@ -903,6 +903,76 @@ async fn a_bulk_transaction_writes_its_rows_together(db: &Db) {
     }
 }
 
+/// A possible-duplicate flag points at a notification that counts: when its original is
+/// withdrawn or merged, each notification flagged against it is checked again, as if filed then.
+async fn duplicate_flags_follow_their_original(db: &Db) {
+    seed(db).await;
+    let mut id = HashMap::new();
+    for (external_id, kana) in [
+        ("A", "サトウ ハナコ"),
+        ("B", "サトウ ハナコ"),
+        ("C", "サトウ ハナコ"),
+        ("X", "スズキ イチロウ"),
+        ("D", "サトウ ハナコ"),
+    ] {
+        let d = draft(&[
+            ("external_id", external_id),
+            ("name_kana", kana),
+            ("birth_date", "1949-01-01"),
+        ]);
+        let filed = db
+            .file_notification(&cli(), &d, &placed(&d), FileMode::CreateOnly)
+            .await
+            .unwrap();
+        id.insert(external_id, filed.id);
+    }
+    let flags = |db: &Db| {
+        let db = db.clone();
+        async move {
+            let mut out = Vec::new();
+            for external_id in ["A", "B", "C", "X", "D"] {
+                let ids = ids_of(&db, &[external_id]).await;
+                out.push(db.notification(ids[external_id]).await.unwrap().duplicate_of);
+            }
+            out
+        }
+    };
+    let (a, b, c, d) = (id["A"], id["B"], id["C"], id["D"]);
+    assert_eq!(
+        flags(db).await,
+        [None, Some(a), Some(a), None, Some(a)],
+        "each flagged against the first"
+    );
+    db.merge_notification(&cli(), b, a).await.unwrap();
+    assert_eq!(
+        flags(db).await,
+        [None, Some(a), Some(a), None, Some(a)],
+        "a merge into A changes no flag"
+    );
+    db.withdraw_notification(&cli(), a, "誤届出").await.unwrap();
+    assert_eq!(
+        flags(db).await,
+        [None, Some(a), None, None, Some(c)],
+        "A withdrawn: B stays merged into it; C has no earlier case that counts (B is merged), D is C's"
+    );
+    let merged = db.notification(b).await.unwrap();
+    assert_eq!(merged.merged_into, Some(a), "the merge is kept");
+    db.merge_notification(&cli(), c, d).await.unwrap();
+    assert_eq!(
+        flags(db).await,
+        [None, Some(a), None, None, None],
+        "C merged into D: D repeats no case that still counts"
+    );
+    let flagged = NotificationFilter {
+        duplicate: Some(true),
+        ..Default::default()
+    };
+    assert!(
+        db.notifications(&flagged, 0, 10).await.unwrap().is_empty(),
+        "nothing left for the health centre to judge"
+    );
+}
+
 todoke_storage::on_both_backends!(
     a_bulk_transaction_writes_its_rows_together,
     a_group_commit_keeps_the_good_filings,
@@ -913,6 +983,7 @@ todoke_storage::on_both_backends!(
     large_and_small_bulk_batches_store_alike,
     placements_must_fit_the_organisation_tree,
     confirmation_and_withdrawal,
+    duplicate_flags_follow_their_original,
     status_history_keeps_corrections_and_counts_stocks,
     withdrawals_and_merges_in_one_transaction
 );
