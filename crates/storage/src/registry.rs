@@ -490,6 +490,11 @@ trait RegistryTx {
     ) -> impl Future<Output = Result<()>> + Send;
     fn id_by_external_id(&mut self, external_id: &str) -> impl Future<Output = Result<Option<i64>>> + Send;
     fn flag_possible_duplicates(&mut self, ids: &[i64]) -> impl Future<Output = Result<()>> + Send;
+    /// A notification that no longer counts (withdrawn, merged) is no longer an original: each
+    /// notification flagged against one of `gone` (and not merged itself) is checked again, as
+    /// if filed now, and then points at the earliest match still counting, or at none. Returns
+    /// each rechecked notification with the original it had, for the audit.
+    fn recheck_duplicates_of(&mut self, gone: &[i64]) -> impl Future<Output = Result<Vec<(i64, i64)>>> + Send;
     /// One withdrawal (取り下げ) or merge, checked, counted and audited: the case stops
     /// counting.
     fn change_case(&mut self, ctx: &AuditContext, change: CaseChange<'_>) -> impl Future<Output = Result<()>> + Send;
@@ -585,6 +590,37 @@ macro_rules! impl_registry_tx {
                     q.build().execute(&mut **self).await?;
                 }
                 Ok(())
+            }
+
+            async fn recheck_duplicates_of(&mut self, gone: &[i64]) -> Result<Vec<(i64, i64)>> {
+                let mut flagged: Vec<(i64, i64)> = Vec::new();
+                for chunk in gone.chunks(BULK_ROWS) {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "SELECT id, duplicate_of FROM notifications WHERE duplicate_of IS NOT NULL AND merged_into IS NULL \
+                         AND duplicate_of IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    flagged.extend(q.build_query_as::<(i64, i64)>().fetch_all(&mut **self).await?);
+                }
+                flagged.sort_unstable();
+                let ids: Vec<i64> = flagged.iter().map(|(id, _)| *id).collect();
+                let at = now();
+                for chunk in ids.chunks(BULK_ROWS) {
+                    let mut q = sqlx::QueryBuilder::new("UPDATE notifications SET duplicate_of = NULL, updated_at = ");
+                    q.push_bind(at).push(" WHERE id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().execute(&mut **self).await?;
+                }
+                self.flag_possible_duplicates(&ids).await?;
+                Ok(flagged)
             }
 
             async fn case_facts(&mut self, id: i64) -> Result<Option<CaseFacts>> {
@@ -745,12 +781,23 @@ macro_rules! impl_registry_tx {
                 if filed.created && draft.person.can_match_earlier() {
                     self.flag_possible_duplicates(&[filed.id]).await?;
                 }
+                // A re-import that withdraws a stored notification withdraws it as
+                // `withdraw_notification` would, for the flags against it too.
+                let rechecked = if before.as_ref().is_some_and(|b| !b.withdrawn) && draft.withdrawn {
+                    self.recheck_duplicates_of(&[filed.id]).await?
+                } else {
+                    Vec::new()
+                };
                 self.apply(&counts).await?;
                 // Counters before the audit head, as every other write takes them: on PostgreSQL
                 // the opposite order could deadlock with a concurrent status change.
                 if let Some(ctx) = ctx {
                     let action = if filed.created { "notification.file" } else { "notification.update" };
                     self.append_audit(ctx, AuditEvent::new(action, "notification", filed.id)).await?;
+                    for (id, was) in rechecked {
+                        self.append_audit(ctx, AuditEvent::new("notification.duplicate_recheck", "notification", id)
+                            .with_detail(serde_json::json!({"original": was}))).await?;
+                    }
                 }
                 Ok(filed)
             }
@@ -782,30 +829,15 @@ macro_rules! impl_registry_tx {
 
             async fn write_case_changes(&mut self, changes: &[CaseChange<'_>]) -> Result<CheckedChanges> {
                 let facts = self.case_facts_many(&case_ids(changes)).await?;
-                let checked = check_changes(changes, facts)?;
+                let mut checked = check_changes(changes, facts)?;
                 let at = now();
                 self.mark_withdrawn(&checked.withdrawn, at).await?;
                 self.mark_merged(&checked.merged, at).await?;
-                // A notification that no longer counts is no longer an original: those flagged
-                // as its duplicates are checked again, as if filed now (each then points at
-                // the earliest match still counting, or at none).
                 let gone: Vec<i64> =
                     checked.withdrawn.iter().map(|(id, _)| *id).chain(checked.merged.iter().map(|(id, _)| *id)).collect();
-                let mut orphans = Vec::new();
-                for chunk in gone.chunks(BULK_ROWS) {
-                    let mut q = sqlx::QueryBuilder::new(
-                        "UPDATE notifications SET duplicate_of = NULL WHERE duplicate_of IS NOT NULL AND merged_into IS NULL \
-                         AND duplicate_of IN (",
-                    );
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    q.push(") RETURNING id");
-                    orphans.extend(q.build_query_scalar::<i64>().fetch_all(&mut **self).await?);
+                for (id, was) in self.recheck_duplicates_of(&gone).await? {
+                    checked.audits.push(("notification.duplicate_recheck", id, serde_json::json!({"original": was})));
                 }
-                orphans.sort_unstable();
-                self.flag_possible_duplicates(&orphans).await?;
                 Ok(checked)
             }
 

@@ -7,14 +7,16 @@
 //! (BENCHMARKS.md, twelfth session). The server therefore runs [`Db::start_wal_checkpoints`]:
 //! a task on a connection of its own copies the log in the background every
 //! [`WalCheckpoints::every`] without blocking anyone, and once the log is longer than
-//! [`WalCheckpoints::restart_frames`] it also rewinds it (a `RESTART` checkpoint, which holds
-//! writers back only while it copies what arrived since the last pass). The writer's own
+//! [`WalCheckpoints::restart_frames`], if that pass copied all of it, it also rewinds it (a
+//! `RESTART` checkpoint, which holds writers back only while it copies what arrived since). The writer's own
 //! checkpoint stays as a backstop at [`AUTOCHECKPOINT_BACKSTOP_FRAMES`], for a process without
 //! the task (one-shot commands, which checkpoint as they close) or should the task fall behind.
 //!
 //! It also shortens the window in which a committed filing lives only in an unsynced log
-//! (`synchronous = NORMAL` syncs at checkpoints): at most one interval under any load, where the
-//! writer's checkpoint left it open until the log next reached 1,000 pages.
+//! (`synchronous = NORMAL` syncs at checkpoints) to one interval, where the writer's checkpoint
+//! left it open until the log next reached 1,000 pages. Neither bound holds while a reader keeps
+//! an old snapshot (a long export): no checkpoint can copy past it, so the log grows until the
+//! reader ends, and the backstop may then copy the backlog inside a commit.
 //!
 //! PostgreSQL checkpoints by itself; there the task is not started.
 
@@ -82,16 +84,34 @@ async fn checkpoint(conn: &mut SqliteConnection, mode: Mode) -> Result<Checkpoin
     })
 }
 
+/// The running background checkpoints; [`WalCheckpointer::stop`] ends them before the
+/// database is closed.
+pub struct WalCheckpointer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WalCheckpointer {
+    /// Stops the task and closes its connection, so that the pools' connections are the last
+    /// ones and closing them checkpoints what is left (SQLite does so as its last connection
+    /// to a file closes).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
 impl Db {
-    /// Starts the background checkpoints (SQLite only; nothing on PostgreSQL). The task stops
-    /// when the database is closed.
-    pub fn start_wal_checkpoints(&self, plan: WalCheckpoints) {
-        let Db::Sqlite(pool, _) = self else { return };
+    /// Starts the background checkpoints (SQLite only: `None` on PostgreSQL, which checkpoints
+    /// by itself).
+    pub fn start_wal_checkpoints(&self, plan: WalCheckpoints) -> Option<WalCheckpointer> {
+        let Db::Sqlite(pool, _) = self else { return None };
         let pool = pool.clone();
         // A connection of its own, with a short busy timeout: a rewind that cannot get past a
-        // long reader (an export) gives up rather than hold writers back.
+        // reader gives up rather than hold writers back.
         let options = (*pool.connect_options()).clone().busy_timeout(plan.reader_wait);
-        tokio::spawn(async move {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
             let mut conn = match options.connect().await {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -101,36 +121,56 @@ impl Db {
             };
             let mut tick = tokio::time::interval(plan.every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Ticks left before the next rewind may be tried, after one that a reader held up.
+            let mut rewind_pause = 0u32;
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = &mut stopped => break,
+                }
                 if pool.is_closed() {
                     break;
                 }
-                if let Err(e) = checkpoint_once(&mut conn, &plan).await {
-                    tracing::warn!(error = %e, "a background checkpoint failed");
+                match checkpoint_once(&mut conn, &plan, rewind_pause == 0).await {
+                    Ok(Some(rewind)) if rewind.busy => rewind_pause = REWIND_PAUSE_TICKS,
+                    Ok(_) => rewind_pause = rewind_pause.saturating_sub(1),
+                    Err(e) => tracing::warn!(error = %e, "a background checkpoint failed"),
                 }
             }
             let _ = conn.close().await;
         });
+        Some(WalCheckpointer { stop, task })
     }
 }
 
-async fn checkpoint_once(conn: &mut SqliteConnection, plan: &WalCheckpoints) -> Result<()> {
+/// Intervals to wait after a rewind found a reader in the log before trying again: each try
+/// holds writers back for up to [`WalCheckpoints::reader_wait`].
+const REWIND_PAUSE_TICKS: u32 = 10;
+
+/// One passive checkpoint, and a rewind when the log is long, `may_rewind`, and the passive
+/// pass copied all of it. A log not wholly copied means a reader still needs its older part
+/// (an export, say): a rewind would only wait for it with writers held back. Returns the
+/// rewind's result when one was tried.
+async fn checkpoint_once(
+    conn: &mut SqliteConnection,
+    plan: &WalCheckpoints,
+    may_rewind: bool,
+) -> Result<Option<Checkpoint>> {
     let passive = checkpoint(conn, Mode::Passive).await?;
-    if passive.log_frames < plan.restart_frames {
-        return Ok(());
+    if !may_rewind || passive.log_frames < plan.restart_frames || passive.checkpointed_frames < passive.log_frames {
+        return Ok(None);
     }
     // Right after a passive pass, what is left to copy while writers wait is what arrived
     // during it.
     let started = std::time::Instant::now();
-    let restart = checkpoint(conn, Mode::Restart).await?;
+    let rewind = checkpoint(conn, Mode::Restart).await?;
     tracing::debug!(
-        log_frames = restart.log_frames,
-        busy = restart.busy,
+        log_frames = rewind.log_frames,
+        busy = rewind.busy,
         ms = started.elapsed().as_millis() as u64,
         "write-ahead log rewound"
     );
-    Ok(())
+    Ok(Some(rewind))
 }
 
 #[cfg(test)]
@@ -143,11 +183,13 @@ mod tests {
         let path = dir.path().join("t.db");
         let db = Db::connect(&format!("sqlite://{}", path.display())).await.unwrap();
         db.set_meta("probe", "before").await.unwrap();
-        db.start_wal_checkpoints(WalCheckpoints {
-            every: Duration::from_millis(20),
-            restart_frames: 1,
-            reader_wait: Duration::from_millis(50),
-        });
+        let task = db
+            .start_wal_checkpoints(WalCheckpoints {
+                every: Duration::from_millis(20),
+                restart_frames: i64::MAX,
+                reader_wait: Duration::from_millis(50),
+            })
+            .expect("started on SQLite");
         db.set_meta("probe", "written").await.unwrap();
         // The database file alone, as a crash that lost the log would leave it: the write is
         // there once the task has copied it (SQLite on its own would wait for 100,000 pages).
@@ -162,6 +204,53 @@ mod tests {
             }
         }
         assert_eq!(seen.as_deref(), Some("written"));
+        task.stop().await;
+        db.close().await;
+        assert!(
+            !dir.path().join("t.db-wal").exists(),
+            "stopped before the pools closed: the last connection copied the log and removed it"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_log_is_rewound_only_when_no_reader_needs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let Db::Sqlite(pool, _) = &db else { unreachable!() };
+        let plan = WalCheckpoints {
+            restart_frames: 1,
+            ..WalCheckpoints::default()
+        };
+        let mut conn = (*pool.connect_options())
+            .clone()
+            .busy_timeout(plan.reader_wait)
+            .connect()
+            .await
+            .unwrap();
+        // A reader in the middle of a long read (an export) keeps the snapshot it started with.
+        let mut reader = pool.begin().await.unwrap();
+        let _: i64 = sqlx::query_scalar("SELECT count(*) FROM meta")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        db.set_meta("probe", "written during the read").await.unwrap();
+        assert_eq!(
+            checkpoint_once(&mut conn, &plan, true).await.unwrap(),
+            None,
+            "not tried while the reader needs the log's newer part to stay where it is"
+        );
+        reader.rollback().await.unwrap();
+        let rewind = checkpoint_once(&mut conn, &plan, true)
+            .await
+            .unwrap()
+            .expect("tried once the reader is done");
+        assert!(!rewind.busy, "{rewind:?}");
+        db.set_meta("probe", "after").await.unwrap();
+        let after = checkpoint(&mut conn, Mode::Passive).await.unwrap();
+        assert!(after.log_frames < 5, "the next write starts the log again: {after:?}");
+        conn.close().await.unwrap();
         db.close().await;
     }
 

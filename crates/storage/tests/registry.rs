@@ -971,12 +971,58 @@ async fn duplicate_flags_follow_their_original(db: &Db) {
         db.notifications(&flagged, 0, 10).await.unwrap().is_empty(),
         "nothing left for the health centre to judge"
     );
+    let rechecks: Vec<(String, String)> = db
+        .audit_entries(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "notification.duplicate_recheck")
+        .map(|e| (e.record_id.unwrap(), e.detail.unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        rechecks,
+        [
+            (c.to_string(), format!("{{\"original\":{a}}}")),
+            (d.to_string(), format!("{{\"original\":{a}}}")),
+            (d.to_string(), format!("{{\"original\":{c}}}")),
+        ],
+        "each flag moved or cleared is audited with the original it had"
+    );
+}
+
+/// A re-import that withdraws a stored notification (the `withdrawn` column) rechecks the flags
+/// against it, as a withdrawal through the API does.
+async fn a_withdrawing_reimport_rechecks_flags(db: &Db) {
+    seed(db).await;
+    let person = [("name_kana", "サトウ ハナコ"), ("birth_date", "1949-01-01")];
+    let mut ids = Vec::new();
+    for external_id in ["A", "B"] {
+        let d = draft(&[&person[..], &[("external_id", external_id)]].concat());
+        ids.push(
+            db.file_notification(&cli(), &d, &placed(&d), FileMode::Upsert)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    assert_eq!(db.notification(ids[1]).await.unwrap().duplicate_of, Some(ids[0]));
+    let withdrawn = draft(&[&person[..], &[("external_id", "A"), ("withdrawn", "yes")]].concat());
+    db.file_notification(&cli(), &withdrawn, &placed(&withdrawn), FileMode::Upsert)
+        .await
+        .unwrap();
+    assert!(db.notification(ids[0]).await.unwrap().withdrawn);
+    assert_eq!(
+        db.notification(ids[1]).await.unwrap().duplicate_of,
+        None,
+        "B repeats no case that counts"
+    );
 }
 
 todoke_storage::on_both_backends!(
     a_bulk_transaction_writes_its_rows_together,
     a_group_commit_keeps_the_good_filings,
     a_group_commit_stores_what_a_single_filing_stores,
+    a_withdrawing_reimport_rechecks_flags,
     bulk_inserts_leave_out_or_refuse_taken_ids,
     changes_in_one_batch_see_the_ones_before_them,
     filing_counts_on_the_jst_day_and_refiling_updates,

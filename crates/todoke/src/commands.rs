@@ -78,7 +78,8 @@ async fn run_server(db: Db, args: &ServeArgs) -> anyhow::Result<()> {
     println!("todoke listening on http://{addr}  (database: {})", db.backend_name());
     tracing::info!(%addr, database = db.backend_name(), "serving");
     let state = AppState::new(db.clone(), args.config());
-    todoke_web::serve(listener, state, todoke_web::shutdown_signal()).await?;
+    todoke_web::serve(listener, state.clone(), todoke_web::shutdown_signal()).await?;
+    state.stop_background_tasks().await;
     db.close().await;
     println!("todoke stopped");
     Ok(())

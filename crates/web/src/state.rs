@@ -43,9 +43,19 @@ pub struct App {
     pub publications: crate::api::statistics::PublicationCache,
     /// The group-commit queue of API filings.
     pub filings: crate::filing::Filings,
+    /// SQLite's background checkpoints, stopped by [`App::stop_background_tasks`].
+    checkpoints: std::sync::Mutex<Option<todoke_storage::wal::WalCheckpointer>>,
 }
 
 impl App {
+    /// Stops what runs beside the requests, before the database is closed.
+    pub async fn stop_background_tasks(&self) {
+        let checkpoints = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(checkpoints) = checkpoints {
+            checkpoints.stop().await;
+        }
+    }
+
     /// The lifecycle phase now. The schedule that drives it arrives with the lifecycle issue;
     /// until then the system is open.
     pub fn phase(&self) -> LifecyclePhase {
@@ -61,8 +71,9 @@ impl AppState {
     /// The server's state, with its background tasks: the filing queue, and on SQLite the
     /// checkpoints that keep the disk's waits out of commits (`todoke_storage::wal`).
     pub fn new(db: Db, config: ServerConfig) -> AppState {
-        db.start_wal_checkpoints(todoke_storage::wal::WalCheckpoints::default());
+        let checkpoints = db.start_wal_checkpoints(todoke_storage::wal::WalCheckpoints::default());
         AppState(Arc::new(App {
+            checkpoints: std::sync::Mutex::new(checkpoints),
             filings: crate::filing::Filings::start(db.clone()),
             db,
             config,
