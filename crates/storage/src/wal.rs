@@ -147,17 +147,23 @@ impl Db {
 /// holds writers back for up to [`WalCheckpoints::reader_wait`].
 const REWIND_PAUSE_TICKS: u32 = 10;
 
+/// Log pages a passive pass may leave behind for a rewind still to be tried: what the many
+/// short reads of a busy server (each keeps the log as it was when it began, for a few
+/// milliseconds) hold back. A long read (an export) soon holds back more than this.
+const REWIND_MAX_BEHIND: i64 = 8_192;
+
 /// One passive checkpoint, and a rewind when the log is long, `may_rewind`, and the passive
-/// pass copied all of it. A log not wholly copied means a reader still needs its older part
-/// (an export, say): a rewind would only wait for it with writers held back. Returns the
-/// rewind's result when one was tried.
+/// pass copied all of it but what short reads still need. A log far from copied means a long
+/// reader still needs its older part: a rewind would only wait for it with writers held back.
+/// Returns the rewind's result when one was tried.
 async fn checkpoint_once(
     conn: &mut SqliteConnection,
     plan: &WalCheckpoints,
     may_rewind: bool,
 ) -> Result<Option<Checkpoint>> {
     let passive = checkpoint(conn, Mode::Passive).await?;
-    if !may_rewind || passive.log_frames < plan.restart_frames || passive.checkpointed_frames < passive.log_frames {
+    let behind = passive.log_frames - passive.checkpointed_frames;
+    if !may_rewind || passive.log_frames < plan.restart_frames || behind > REWIND_MAX_BEHIND {
         return Ok(None);
     }
     // Right after a passive pass, what is left to copy while writers wait is what arrived
@@ -236,10 +242,20 @@ mod tests {
             .await
             .unwrap();
         db.set_meta("probe", "written during the read").await.unwrap();
+        let held = checkpoint_once(&mut conn, &plan, true).await.unwrap();
+        assert!(
+            held.is_some_and(|rewind| rewind.busy),
+            "a little behind: tried, and given up while the reader stays: {held:?}"
+        );
+        // Far more written than short reads hold back: the reader is a long one.
+        let page = 4096;
+        db.set_meta("bulk", &"x".repeat((REWIND_MAX_BEHIND as usize + 64) * page))
+            .await
+            .unwrap();
         assert_eq!(
             checkpoint_once(&mut conn, &plan, true).await.unwrap(),
             None,
-            "not tried while the reader needs the log's newer part to stay where it is"
+            "not tried while a long reader needs the log's newer part to stay where it is"
         );
         reader.rollback().await.unwrap();
         let rewind = checkpoint_once(&mut conn, &plan, true)
