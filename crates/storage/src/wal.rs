@@ -7,8 +7,8 @@
 //! (BENCHMARKS.md, twelfth session). The server therefore runs [`Db::start_wal_checkpoints`]:
 //! a task on a connection of its own copies the log in the background every
 //! [`WalCheckpoints::every`] without blocking anyone, and once the log is longer than
-//! [`WalCheckpoints::restart_frames`], if that pass copied all of it, it also rewinds it (a
-//! `RESTART` checkpoint, which holds writers back only while it copies what arrived since). The writer's own
+//! [`WalCheckpoints::restart_frames`], if that pass copied nearly all of it, it also rewinds it
+//! (a `RESTART` checkpoint, which holds writers back only while it copies what arrived since). The writer's own
 //! checkpoint stays as a backstop at [`AUTOCHECKPOINT_BACKSTOP_FRAMES`], for a process without
 //! the task (one-shot commands, which checkpoint as they close) or should the task fall behind.
 //!
