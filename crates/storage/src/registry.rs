@@ -576,16 +576,37 @@ pub(crate) const WEEKLY_FLOWS_ADD: &str = " ON CONFLICT (week_start, prefecture_
      deaths = sex_age_weekly_flows.deaths + excluded.deaths, \
      severe_net = sex_age_weekly_flows.severe_net + excluded.severe_net";
 
+/// Binds `ids` as a comma-separated list (the caller writes what surrounds it).
+fn push_ids<DB: sqlx::Database>(q: &mut sqlx::QueryBuilder<DB>, ids: &[i64])
+where
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+}
+
+/// The notifications flagged against the listed ones (and not merged themselves): those
+/// [`RegistryTx::recheck_duplicates_of`] reads and clears. Closed by `)` after the ids.
+const FLAGGED_AGAINST: &str = " WHERE duplicate_of IS NOT NULL AND merged_into IS NULL AND duplicate_of IN (";
+
+/// The audit entry of a flag checked again because its original `was` stopped counting.
+fn duplicate_recheck(id: i64, was: i64) -> (&'static str, i64, serde_json::Value) {
+    (
+        "notification.duplicate_recheck",
+        id,
+        serde_json::json!({ "original": was }),
+    )
+}
+
 macro_rules! impl_registry_tx {
     ($db:ty, $flag_duplicates:expr) => {
         impl RegistryTx for sqlx::Transaction<'_, $db> {
             async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<()> {
                 for chunk in ids.chunks(BULK_ROWS) {
                     let mut q = sqlx::QueryBuilder::new($flag_duplicates);
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
+                    push_ids(&mut q, chunk);
                     q.push(FLAG_DUPLICATES_END);
                     q.build().execute(&mut **self).await?;
                 }
@@ -595,30 +616,25 @@ macro_rules! impl_registry_tx {
             async fn recheck_duplicates_of(&mut self, gone: &[i64]) -> Result<Vec<(i64, i64)>> {
                 let mut flagged: Vec<(i64, i64)> = Vec::new();
                 for chunk in gone.chunks(BULK_ROWS) {
-                    let mut q = sqlx::QueryBuilder::new(
-                        "SELECT id, duplicate_of FROM notifications WHERE duplicate_of IS NOT NULL AND merged_into IS NULL \
-                         AND duplicate_of IN (",
-                    );
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
+                    let mut q = sqlx::QueryBuilder::new("SELECT id, duplicate_of FROM notifications");
+                    q.push(FLAGGED_AGAINST);
+                    push_ids(&mut q, chunk);
                     q.push(")");
                     flagged.extend(q.build_query_as::<(i64, i64)>().fetch_all(&mut **self).await?);
                 }
-                flagged.sort_unstable();
-                let ids: Vec<i64> = flagged.iter().map(|(id, _)| *id).collect();
+                if flagged.is_empty() {
+                    return Ok(flagged);
+                }
                 let at = now();
-                for chunk in ids.chunks(BULK_ROWS) {
+                for chunk in gone.chunks(BULK_ROWS) {
                     let mut q = sqlx::QueryBuilder::new("UPDATE notifications SET duplicate_of = NULL, updated_at = ");
-                    q.push_bind(at).push(" WHERE id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
+                    q.push_bind(at).push(FLAGGED_AGAINST);
+                    push_ids(&mut q, chunk);
                     q.push(")");
                     q.build().execute(&mut **self).await?;
                 }
+                flagged.sort_unstable();
+                let ids: Vec<i64> = flagged.iter().map(|(id, _)| *id).collect();
                 self.flag_possible_duplicates(&ids).await?;
                 Ok(flagged)
             }
@@ -794,9 +810,8 @@ macro_rules! impl_registry_tx {
                 if let Some(ctx) = ctx {
                     let action = if filed.created { "notification.file" } else { "notification.update" };
                     self.append_audit(ctx, AuditEvent::new(action, "notification", filed.id)).await?;
-                    for (id, was) in rechecked {
-                        self.append_audit(ctx, AuditEvent::new("notification.duplicate_recheck", "notification", id)
-                            .with_detail(serde_json::json!({"original": was}))).await?;
+                    for (action, id, detail) in rechecked.into_iter().map(|(id, was)| duplicate_recheck(id, was)) {
+                        self.append_audit(ctx, AuditEvent::new(action, "notification", id).with_detail(detail)).await?;
                     }
                 }
                 Ok(filed)
@@ -835,9 +850,8 @@ macro_rules! impl_registry_tx {
                 self.mark_merged(&checked.merged, at).await?;
                 let gone: Vec<i64> =
                     checked.withdrawn.iter().map(|(id, _)| *id).chain(checked.merged.iter().map(|(id, _)| *id)).collect();
-                for (id, was) in self.recheck_duplicates_of(&gone).await? {
-                    checked.audits.push(("notification.duplicate_recheck", id, serde_json::json!({"original": was})));
-                }
+                let rechecked = self.recheck_duplicates_of(&gone).await?;
+                checked.audits.extend(rechecked.into_iter().map(|(id, was)| duplicate_recheck(id, was)));
                 Ok(checked)
             }
 
@@ -848,20 +862,14 @@ macro_rules! impl_registry_tx {
                         "SELECT n.id, n.case_type, n.report_day, n.prefecture_code, p.sex, n.age, n.death_date, n.withdrawn, \
                          n.merged_into IS NOT NULL AS merged FROM notifications n JOIN persons p ON p.id = n.person_id WHERE n.id IN (",
                     );
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
+                    push_ids(&mut q, chunk);
                     q.push(")");
                     let rows: Vec<IdFactsRow> = q.build_query_as().fetch_all(&mut **self).await?;
                     let mut q = sqlx::QueryBuilder::new(
                         "SELECT notification_id, id, status, severity, effective_date, recorded_at FROM status_history \
                          WHERE notification_id IN (",
                     );
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
+                    push_ids(&mut q, chunk);
                     q.push(") ORDER BY notification_id, id");
                     let mut histories: HashMap<i64, Vec<HistoryRow>> = HashMap::new();
                     for row in q.build_query_as::<IdHistoryRow>().fetch_all(&mut **self).await? {

@@ -8,9 +8,10 @@
 //! a task on a connection of its own copies the log in the background every
 //! [`WalCheckpoints::every`] without blocking anyone, and once the log is longer than
 //! [`WalCheckpoints::restart_frames`], if that pass copied nearly all of it, it also rewinds it
-//! (a `RESTART` checkpoint, which holds writers back only while it copies what arrived since). The writer's own
-//! checkpoint stays as a backstop at [`AUTOCHECKPOINT_BACKSTOP_FRAMES`], for a process without
-//! the task (one-shot commands, which checkpoint as they close) or should the task fall behind.
+//! (a `RESTART` checkpoint, which holds writers back only while it copies what arrived since).
+//! The writer's own checkpoint stays as a backstop at [`AUTOCHECKPOINT_BACKSTOP_FRAMES`], for a
+//! process without the task (one-shot commands, which checkpoint as they close) and for a log
+//! the task could not rewind in time.
 //!
 //! It also shortens the window in which a committed filing lives only in an unsynced log
 //! (`synchronous = NORMAL` syncs at checkpoints) to one interval, where the writer's checkpoint
@@ -26,8 +27,9 @@ use sqlx::{ConnectOptions, Connection, SqliteConnection};
 
 use crate::{Db, Result};
 
-/// Log length (pages of 4 KiB) at which the writer checkpoints by itself: about 400 MB, a
-/// length the background task never lets the log reach while it runs.
+/// Log length (pages of 4 KiB) at which the writer checkpoints by itself: about 400 MB. Under
+/// API ingest with the task running the log reached it at times (BENCHMARKS.md, twelfth
+/// session), when rewinds kept giving up.
 pub const AUTOCHECKPOINT_BACKSTOP_FRAMES: u32 = 100_000;
 
 /// How often the background task checkpoints, and when it rewinds the log.
@@ -107,9 +109,7 @@ impl Db {
     pub fn start_wal_checkpoints(&self, plan: WalCheckpoints) -> Option<WalCheckpointer> {
         let Db::Sqlite(pool, _) = self else { return None };
         let pool = pool.clone();
-        // A connection of its own, with a short busy timeout: a rewind that cannot get past a
-        // reader gives up rather than hold writers back.
-        let options = (*pool.connect_options()).clone().busy_timeout(plan.reader_wait);
+        let options = connection_options(&pool, &plan);
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let mut conn = match options.connect().await {
@@ -121,7 +121,7 @@ impl Db {
             };
             let mut tick = tokio::time::interval(plan.every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            // Ticks left before the next rewind may be tried, after one that a reader held up.
+            // Ticks left before the next rewind may be tried, after one that gave up.
             let mut rewind_pause = 0u32;
             loop {
                 tokio::select! {
@@ -143,8 +143,15 @@ impl Db {
     }
 }
 
-/// Intervals to wait after a rewind found a reader in the log before trying again: each try
-/// holds writers back for up to [`WalCheckpoints::reader_wait`].
+/// The task's own connection: the pool's settings with a short busy timeout, so that a rewind
+/// that cannot get past a reader gives up rather than hold writers back.
+fn connection_options(pool: &sqlx::SqlitePool, plan: &WalCheckpoints) -> sqlx::sqlite::SqliteConnectOptions {
+    (*pool.connect_options()).clone().busy_timeout(plan.reader_wait)
+}
+
+/// Intervals to wait after a rewind gave up (the writer's lock or a reader not free within
+/// [`WalCheckpoints::reader_wait`]) before trying again: a try that gets the lock holds writers
+/// back while it waits for readers.
 const REWIND_PAUSE_TICKS: u32 = 10;
 
 /// Log pages a passive pass may leave behind for a rewind still to be tried: what the many
@@ -174,7 +181,7 @@ async fn checkpoint_once(
         log_frames = rewind.log_frames,
         busy = rewind.busy,
         ms = started.elapsed().as_millis() as u64,
-        "write-ahead log rewound"
+        "write-ahead log rewind tried"
     );
     Ok(Some(rewind))
 }
@@ -229,12 +236,7 @@ mod tests {
             restart_frames: 1,
             ..WalCheckpoints::default()
         };
-        let mut conn = (*pool.connect_options())
-            .clone()
-            .busy_timeout(plan.reader_wait)
-            .connect()
-            .await
-            .unwrap();
+        let mut conn = connection_options(pool, &plan).connect().await.unwrap();
         // A reader in the middle of a long read (an export) keeps the snapshot it started with.
         let mut reader = pool.begin().await.unwrap();
         let _: i64 = sqlx::query_scalar("SELECT count(*) FROM meta")

@@ -926,32 +926,29 @@ async fn duplicate_flags_follow_their_original(db: &Db) {
             .unwrap();
         id.insert(external_id, filed.id);
     }
-    let flags = |db: &Db| {
-        let db = db.clone();
-        async move {
-            let mut out = Vec::new();
-            for external_id in ["A", "B", "C", "X", "D"] {
-                let ids = ids_of(&db, &[external_id]).await;
-                out.push(db.notification(ids[external_id]).await.unwrap().duplicate_of);
-            }
-            out
+    // Each notification's flag, in filing order.
+    let flags = || async {
+        let mut out = Vec::new();
+        for external_id in ["A", "B", "C", "X", "D"] {
+            out.push(db.notification(id[external_id]).await.unwrap().duplicate_of);
         }
+        out
     };
     let (a, b, c, d) = (id["A"], id["B"], id["C"], id["D"]);
     assert_eq!(
-        flags(db).await,
+        flags().await,
         [None, Some(a), Some(a), None, Some(a)],
         "each flagged against the first"
     );
     db.merge_notification(&cli(), b, a).await.unwrap();
     assert_eq!(
-        flags(db).await,
+        flags().await,
         [None, Some(a), Some(a), None, Some(a)],
         "a merge into A changes no flag"
     );
     db.withdraw_notification(&cli(), a, "誤届出").await.unwrap();
     assert_eq!(
-        flags(db).await,
+        flags().await,
         [None, Some(a), None, None, Some(c)],
         "A withdrawn: B stays merged into it; C has no earlier case that counts (B is merged), D is C's"
     );
@@ -959,7 +956,7 @@ async fn duplicate_flags_follow_their_original(db: &Db) {
     assert_eq!(merged.merged_into, Some(a), "the merge is kept");
     db.merge_notification(&cli(), c, d).await.unwrap();
     assert_eq!(
-        flags(db).await,
+        flags().await,
         [None, Some(a), None, None, None],
         "C merged into D: D repeats no case that still counts"
     );
