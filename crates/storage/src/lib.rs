@@ -23,6 +23,7 @@ pub mod registry;
 mod rollups_sql;
 mod sqlite_bulk;
 pub mod testing;
+pub mod token_owners;
 pub mod totals;
 pub mod wal;
 

@@ -126,7 +126,8 @@ async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Authn, AppErro
                 "The Authorization header must be \"Bearer TOKEN\".",
             )));
         };
-        let Some(owner) = state.db.token_owner(&token_hash(token)).await? else {
+        let hash = token_hash(token);
+        let Some(owner) = state.token_owners.owner(&state.db, &hash).await? else {
             return Ok(Authn::Invalid(Message::fixed(
                 "APIトークンが無効か、失効しています。",
                 "The API token is invalid or revoked.",
@@ -135,6 +136,7 @@ async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Authn, AppErro
         // Record use at most hourly: a write per request would cost more than the request.
         let t = now();
         if owner.last_used_at.is_none_or(|last| t - last > Duration::hours(1)) {
+            state.token_owners.note_used(&hash, t);
             let db = state.db.clone();
             tokio::spawn(async move {
                 if let Err(e) = db.mark_token_used(owner.token_id, t).await {

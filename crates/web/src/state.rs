@@ -43,6 +43,11 @@ pub struct App {
     pub publications: crate::api::statistics::PublicationCache,
     /// The group-commit queue of API filings.
     pub filings: crate::filing::Filings,
+    /// Bearer-token owners (held in memory on PostgreSQL, emptied on every credential change;
+    /// `todoke_storage::token_owners`). Resolve tokens through it, and call
+    /// [`TokenOwners::forget_all`](todoke_storage::token_owners::TokenOwners::forget_all) after
+    /// changing a credential.
+    pub token_owners: todoke_storage::token_owners::TokenOwners,
     /// SQLite's background checkpoints, stopped by [`App::stop_background_tasks`].
     checkpoints: std::sync::Mutex<Option<todoke_storage::wal::WalCheckpointer>>,
 }
@@ -54,6 +59,7 @@ impl App {
         if let Some(checkpoints) = checkpoints {
             checkpoints.stop().await;
         }
+        self.token_owners.stop().await;
     }
 
     /// The lifecycle phase now. The schedule that drives it arrives with the lifecycle issue;
@@ -68,12 +74,15 @@ impl App {
 pub struct AppState(pub Arc<App>);
 
 impl AppState {
-    /// The server's state, with its background tasks: the filing queue, and on SQLite the
-    /// checkpoints that keep the disk's waits out of commits (`todoke_storage::wal`).
+    /// The server's state, with its background tasks: the filing queue; on SQLite the
+    /// checkpoints that keep the disk's waits out of commits (`todoke_storage::wal`); on
+    /// PostgreSQL the listener that keeps held token owners current
+    /// (`todoke_storage::token_owners`).
     pub fn new(db: Db, config: ServerConfig) -> AppState {
         let checkpoints = db.start_wal_checkpoints(todoke_storage::wal::WalCheckpoints::default());
         AppState(Arc::new(App {
             checkpoints: std::sync::Mutex::new(checkpoints),
+            token_owners: db.token_owners(),
             filings: crate::filing::Filings::start(db.clone()),
             db,
             config,

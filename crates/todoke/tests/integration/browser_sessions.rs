@@ -4,7 +4,7 @@ use reqwest::Client;
 use serde_json::{Value, json};
 use todoke_web::auth;
 
-use crate::helpers::{PASSWORD, TestApp, Who, error_of, set_cookie};
+use crate::helpers::{Backend, PASSWORD, TestApp, Who, error_of, set_cookie};
 
 async fn login(app: &TestApp, browser: &Client, login: &str, password: &str) -> reqwest::Response {
     browser
@@ -294,7 +294,19 @@ async fn an_expired_session_is_refused_with_a_reason_but_public_pages_still_work
 
 #[tokio::test]
 async fn revoked_tokens_stop_working_at_once() {
-    let app = TestApp::spawn().await;
+    revoked_tokens_stop_working_at_once_on(Backend::Sqlite).await;
+}
+
+/// On PostgreSQL the server holds token owners in memory: its own revocation must empty them.
+#[tokio::test]
+async fn revoked_tokens_stop_working_at_once_on_postgres() {
+    revoked_tokens_stop_working_at_once_on(Backend::Postgres).await;
+}
+
+async fn revoked_tokens_stop_working_at_once_on(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let created: Value = app
         .post(Who::HealthCentre, "/api/me/tokens")
         .json(&json!({"label": "script"}))
@@ -355,8 +367,20 @@ async fn revoked_tokens_stop_working_at_once() {
 
 #[tokio::test]
 async fn disabling_an_account_ends_its_access() {
-    let app = TestApp::spawn().await;
+    disabling_an_account_ends_its_access_on(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn disabling_an_account_ends_its_access_on_postgres() {
+    disabling_an_account_ends_its_access_on(Backend::Postgres).await;
+}
+
+async fn disabling_an_account_ends_its_access_on(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let doctor = app.user_ids[&Who::Doctor];
+    assert_eq!(app.get(Who::Doctor, "/api/me").send().await.unwrap().status(), 200);
     let resp = app
         .request(Who::Admin, reqwest::Method::PATCH, &format!("/api/users/{doctor}"))
         .json(&json!({"disabled": true}))
@@ -559,4 +583,55 @@ async fn an_existing_second_factor_cannot_be_replaced_from_a_session() {
         Some(secret.as_str()),
         "the user's own authenticator is kept"
     );
+}
+
+/// Several servers share one PostgreSQL database (and the CLI or an operator's SQL writes to it
+/// too): a token revoked or an account disabled by any of them stops working on every server,
+/// though each holds the owners of the tokens it has seen (`todoke_storage::token_owners`).
+#[tokio::test]
+async fn a_credential_changed_by_another_process_stops_working() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = TestApp::spawn_on(backend).await else {
+            continue;
+        };
+        let elsewhere = todoke_storage::Db::connect(&app.db_url).await.unwrap();
+        for who in [Who::Doctor, Who::HealthCentre] {
+            assert_eq!(app.get(who, "/api/me").send().await.unwrap().status(), 200);
+        }
+        // The doctor's account is disabled by another process...
+        elsewhere
+            .set_user_disabled(
+                &todoke_storage::AuditContext::cli(),
+                todoke_domain::UserId(app.user_ids[&Who::Doctor]),
+                true,
+            )
+            .await
+            .unwrap();
+        // ...and the health centre's token revoked by hand, as an operator would in SQL.
+        let revoke = "UPDATE api_tokens SET revoked_at = CURRENT_TIMESTAMP WHERE user_id = $1";
+        let health_centre = app.user_ids[&Who::HealthCentre];
+        match &elsewhere {
+            todoke_storage::Db::Postgres(pool) => {
+                sqlx::query(revoke).bind(health_centre).execute(pool).await.unwrap();
+            }
+            todoke_storage::Db::Sqlite(_, writer) => {
+                sqlx::query(revoke).bind(health_centre).execute(writer).await.unwrap();
+            }
+        }
+        for who in [Who::Doctor, Who::HealthCentre] {
+            let mut status = 0;
+            // PostgreSQL delivers the change at commit: milliseconds; allow 5 s on a busy machine.
+            for _ in 0..100 {
+                status = app.get(who, "/api/me").send().await.unwrap().status().as_u16();
+                if status == 401 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            assert_eq!(status, 401, "{who:?} on {backend:?}");
+        }
+        // A token still valid keeps working: nothing was refused wholesale.
+        assert_eq!(app.get(Who::Prefecture, "/api/me").send().await.unwrap().status(), 200);
+        elsewhere.close().await;
+    }
 }

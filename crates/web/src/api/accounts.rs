@@ -112,7 +112,11 @@ pub async fn revoke_my_token(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, AppError> {
     let me = caller.require(&state, &Action::ManageOwnCredentials)?;
-    state.db.revoke_api_token(&caller.audit(), me.user_id, id).await?;
+    let revoked = state.db.revoke_api_token(&caller.audit(), me.user_id, id).await;
+    // Whatever the outcome: forgetting costs one read per token in use, and never lets a
+    // revoked token through.
+    state.token_owners.forget_all();
+    revoked?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -240,9 +244,11 @@ pub async fn change_user(
             ),
         ));
     }
-    state
+    let changed = state
         .db
         .set_user_disabled(&caller.audit(), UserId(id), body.disabled)
-        .await?;
+        .await;
+    state.token_owners.forget_all();
+    changed?;
     Ok(StatusCode::NO_CONTENT)
 }
