@@ -44,9 +44,9 @@ pub struct App {
     /// The group-commit queue of API filings.
     pub filings: crate::filing::Filings,
     /// Bearer-token owners (held in memory on PostgreSQL, emptied on every credential change;
-    /// `todoke_storage::token_owners`). Resolve tokens through it, and call
-    /// [`TokenOwners::forget_all`](todoke_storage::token_owners::TokenOwners::forget_all) after
-    /// changing a credential.
+    /// `todoke_storage::token_owners`). Resolve tokens through it, and hold
+    /// [`TokenOwners::forget_when_done`](todoke_storage::token_owners::TokenOwners::forget_when_done)
+    /// across a change of a credential.
     pub token_owners: todoke_storage::token_owners::TokenOwners,
     /// SQLite's background checkpoints, stopped by [`App::stop_background_tasks`].
     checkpoints: std::sync::Mutex<Option<todoke_storage::wal::WalCheckpointer>>,

@@ -342,6 +342,9 @@ async fn revoked_tokens_stop_working_at_once_on(backend: Backend) {
             .all(|t| t.get("token").is_none() && t.get("token_hash").is_none()),
         "tokens are never listed"
     );
+    // The server that revokes must refuse the token on its very next request by itself, not
+    // when PostgreSQL's notification comes back: silence the notification to prove it.
+    silence_credential_triggers(&app, &["api_tokens"]).await;
     let del = app
         .request(
             Who::HealthCentre,
@@ -381,6 +384,7 @@ async fn disabling_an_account_ends_its_access_on(backend: Backend) {
     };
     let doctor = app.user_ids[&Who::Doctor];
     assert_eq!(app.get(Who::Doctor, "/api/me").send().await.unwrap().status(), 200);
+    silence_credential_triggers(&app, &["users", "api_tokens"]).await;
     let resp = app
         .request(Who::Admin, reqwest::Method::PATCH, &format!("/api/users/{doctor}"))
         .json(&json!({"disabled": true}))
@@ -585,53 +589,125 @@ async fn an_existing_second_factor_cannot_be_replaced_from_a_session() {
     );
 }
 
+/// Switches off the PostgreSQL triggers that notify servers of a credential change, on
+/// `tables` (nothing on SQLite, which has none).
+async fn silence_credential_triggers(app: &TestApp, tables: &[&str]) {
+    if let todoke_storage::Db::Postgres(pool) = &app.db {
+        for table in tables {
+            let sql = format!("ALTER TABLE {table} DISABLE TRIGGER {table}_credentials_changed");
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await.unwrap();
+        }
+    }
+}
+
+/// Runs `sql` with one bound id through a connection of another process's kind (not the
+/// server's pools), as the CLI or an operator's SQL session would.
+async fn from_elsewhere(elsewhere: &todoke_storage::Db, sql: &str, id: Option<i64>) {
+    match elsewhere {
+        todoke_storage::Db::Postgres(pool) => {
+            let q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+            let q = match id {
+                Some(id) => q.bind(id),
+                None => q,
+            };
+            q.execute(pool).await.unwrap();
+        }
+        todoke_storage::Db::Sqlite(_, writer) => {
+            let q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+            let q = match id {
+                Some(id) => q.bind(id),
+                None => q,
+            };
+            q.execute(writer).await.unwrap();
+        }
+    }
+}
+
+/// Polls `who`'s `/api/me` for up to 5 s until `done` holds for (status, body).
+async fn seen_within_5s(app: &TestApp, who: Who, done: impl Fn(u16, &Value) -> bool) -> (u16, Value) {
+    let mut last = (0, Value::Null);
+    for _ in 0..100 {
+        let resp = app.get(who, "/api/me").send().await.unwrap();
+        let status = resp.status().as_u16();
+        last = (status, resp.json().await.unwrap_or(Value::Null));
+        if done(last.0, &last.1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    last
+}
+
 /// Several servers share one PostgreSQL database (and the CLI or an operator's SQL writes to it
-/// too): a token revoked or an account disabled by any of them stops working on every server,
-/// though each holds the owners of the tokens it has seen (`todoke_storage::token_owners`).
+/// too): whatever another process changes in what a token resolves to (the token, the account,
+/// the organisation tree its scope runs through) takes effect on every server, though each holds
+/// the owners of the tokens it has seen (`todoke_storage::token_owners`). One change per table
+/// whose trigger tells the servers.
 #[tokio::test]
-async fn a_credential_changed_by_another_process_stops_working() {
+async fn a_credential_changed_by_another_process_takes_effect() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let Some(app) = TestApp::spawn_on(backend).await else {
             continue;
         };
         let elsewhere = todoke_storage::Db::connect(&app.db_url).await.unwrap();
-        for who in [Who::Doctor, Who::HealthCentre] {
+        for who in [Who::Doctor, Who::HealthCentre, Who::Prefecture, Who::National] {
             assert_eq!(app.get(who, "/api/me").send().await.unwrap().status(), 200);
         }
-        // The doctor's account is disabled by another process...
-        elsewhere
-            .set_user_disabled(
-                &todoke_storage::AuditContext::cli(),
-                todoke_domain::UserId(app.user_ids[&Who::Doctor]),
-                true,
-            )
-            .await
-            .unwrap();
-        // ...and the health centre's token revoked by hand, as an operator would in SQL.
-        let revoke = "UPDATE api_tokens SET revoked_at = CURRENT_TIMESTAMP WHERE user_id = $1";
-        let health_centre = app.user_ids[&Who::HealthCentre];
-        match &elsewhere {
-            todoke_storage::Db::Postgres(pool) => {
-                sqlx::query(revoke).bind(health_centre).execute(pool).await.unwrap();
-            }
-            todoke_storage::Db::Sqlite(_, writer) => {
-                sqlx::query(revoke).bind(health_centre).execute(writer).await.unwrap();
-            }
-        }
-        for who in [Who::Doctor, Who::HealthCentre] {
-            let mut status = 0;
-            // PostgreSQL delivers the change at commit: milliseconds; allow 5 s on a busy machine.
-            for _ in 0..100 {
-                status = app.get(who, "/api/me").send().await.unwrap().status().as_u16();
-                if status == 401 {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            assert_eq!(status, 401, "{who:?} on {backend:?}");
-        }
-        // A token still valid keeps working: nothing was refused wholesale.
+        // One change at a time, each seen before the next is made, and the account it concerns
+        // read just before it (so that its owner is held): a notification empties the whole
+        // cache, so changes made together would hide a table whose trigger is missing.
+        // institutions: the doctor's clinic moved to Osaka's health centre.
+        from_elsewhere(
+            &elsewhere,
+            "UPDATE institutions SET health_centre_code = 'H27' WHERE code = 'I13'",
+            None,
+        )
+        .await;
+        let (status, me) = seen_within_5s(&app, Who::Doctor, |_, me| me["scope"]["health_centre"] == "H27").await;
+        assert_eq!(
+            (status, &me["scope"]["health_centre"], &me["scope"]["prefecture"]),
+            (200, &json!("H27"), &json!("27")),
+            "doctor on {backend:?}"
+        );
+        assert_eq!(
+            app.get(Who::HealthCentre, "/api/me").send().await.unwrap().status(),
+            200
+        );
+        // health_centres: the Tokyo health centre's prefecture recoded.
+        from_elsewhere(
+            &elsewhere,
+            "UPDATE health_centres SET prefecture_code = '14' WHERE code = 'H13'",
+            None,
+        )
+        .await;
+        let (status, me) = seen_within_5s(&app, Who::HealthCentre, |_, me| me["scope"]["prefecture"] == "14").await;
+        assert_eq!(
+            (status, &me["scope"]["prefecture"]),
+            (200, &json!("14")),
+            "health centre on {backend:?}"
+        );
         assert_eq!(app.get(Who::Prefecture, "/api/me").send().await.unwrap().status(), 200);
+        // users: the prefecture account disabled (its token left as it was).
+        from_elsewhere(
+            &elsewhere,
+            "UPDATE users SET disabled = TRUE WHERE id = $1",
+            Some(app.user_ids[&Who::Prefecture]),
+        )
+        .await;
+        let (status, _) = seen_within_5s(&app, Who::Prefecture, |status, _| status == 401).await;
+        assert_eq!(status, 401, "prefecture on {backend:?}");
+        assert_eq!(app.get(Who::National, "/api/me").send().await.unwrap().status(), 200);
+        // api_tokens: the national analyst's token revoked.
+        from_elsewhere(
+            &elsewhere,
+            "UPDATE api_tokens SET revoked_at = CURRENT_TIMESTAMP WHERE user_id = $1",
+            Some(app.user_ids[&Who::National]),
+        )
+        .await;
+        let (status, _) = seen_within_5s(&app, Who::National, |status, _| status == 401).await;
+        assert_eq!(status, 401, "national on {backend:?}");
+        // A token nobody touched keeps working: nothing was refused wholesale.
+        assert_eq!(app.get(Who::Admin, "/api/me").send().await.unwrap().status(), 200);
         elsewhere.close().await;
     }
 }

@@ -112,11 +112,9 @@ pub async fn revoke_my_token(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, AppError> {
     let me = caller.require(&state, &Action::ManageOwnCredentials)?;
-    let revoked = state.db.revoke_api_token(&caller.audit(), me.user_id, id).await;
-    // Whatever the outcome: forgetting costs one read per token in use, and never lets a
-    // revoked token through.
-    state.token_owners.forget_all();
-    revoked?;
+    // Whatever the outcome, even cancelled: forgetting costs one read per token in use.
+    let _forget = state.token_owners.forget_when_done();
+    state.db.revoke_api_token(&caller.audit(), me.user_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -244,11 +242,10 @@ pub async fn change_user(
             ),
         ));
     }
-    let changed = state
+    let _forget = state.token_owners.forget_when_done();
+    state
         .db
         .set_user_disabled(&caller.audit(), UserId(id), body.disabled)
-        .await;
-    state.token_owners.forget_all();
-    changed?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -147,12 +147,10 @@ pub async fn enrol(
     let mut ctx = caller.audit();
     ctx.actor = Some(AuditActor::user(who.principal));
     // The code that proved the secret is consumed in the same write.
-    let enrolled = state
+    state
         .db
         .set_totp_secret(&ctx, who.principal.user_id, Some(secret), Some(step as i64))
-        .await;
-    state.token_owners.forget_all();
-    enrolled?;
+        .await?;
     match who.pending {
         Some(session) => {
             let cookie = open_session(&state, &caller, who.principal, true, Some(&session.token_hash)).await?;
