@@ -41,6 +41,9 @@ pub use audit::{AuditActor, AuditContext};
 /// The database URL used when none is given.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./todoke-data/todoke.db";
 
+/// A PostgreSQL connection idle longer than this is pinged before it is handed out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// A connection pool to one of the two backends. Cheap to clone.
 ///
 /// SQLite has two pools: readers, and a single writer connection. SQLite lets one transaction
@@ -233,13 +236,18 @@ impl Db {
                 // The server checkpoints in the background (wal.rs); the writer only if the
                 // log grows far past where that task keeps it.
                 .pragma("wal_autocheckpoint", wal::AUTOCHECKPOINT_BACKSTOP_FRAMES.to_string());
+            // No ping before handing a connection out: it is a round trip to the connection's
+            // thread per transaction, and a connection to a file in this process cannot have
+            // been dropped by anyone.
             let pool = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.unwrap_or(SQLITE_DEFAULT_CONNECTIONS))
                 .acquire_timeout(opts.acquire_timeout)
+                .test_before_acquire(false)
                 .connect_with(options.clone())
                 .await?;
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 // Writers wait their turn here; a long import may hold the connection a while.
                 .acquire_timeout(opts.acquire_timeout.max(Duration::from_secs(60)))
                 .connect_with(options)
@@ -250,6 +258,19 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections.unwrap_or(POSTGRES_DEFAULT_CONNECTIONS))
                 .acquire_timeout(opts.acquire_timeout)
+                // sqlx pings every connection it hands out: a round trip per transaction, some
+                // 1–2 ms of a 20 ms group commit under load (BENCHMARKS.md, thirteenth
+                // session). A connection in steady use has just proved itself; one idle for a
+                // while may have been dropped (a restarted server, a firewall) and is pinged.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > PING_IF_IDLE_FOR {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(options)
                 .await?;
             Db::Postgres(pool)
@@ -354,5 +375,37 @@ mod tests {
             "postgres://postgres@127.0.0.1/x"
         );
         assert_eq!(redact_url("sqlite://./a.db"), "sqlite://./a.db");
+    }
+
+    /// Connections are not pinged when handed out in steady use, but one idle for a while is:
+    /// after the database server dropped the pool's connections (a restart, a failover), the
+    /// next request is served, not answered with an error.
+    #[tokio::test]
+    async fn dropped_idle_connections_are_replaced_before_use() {
+        let Some(t) = testing::TestDb::postgres().await.unwrap() else {
+            eprintln!("{} not set: skipped", testing::POSTGRES_URL_VAR);
+            return;
+        };
+        let Db::Postgres(pool) = &t.db else { unreachable!() };
+        let admin = PgPool::connect(&std::env::var(testing::POSTGRES_URL_VAR).unwrap())
+            .await
+            .unwrap();
+        t.db.set_meta("probe", "before").await.unwrap();
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(pool.connect_options().get_database().unwrap())
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+        assert!(
+            !ended.is_empty() && ended.iter().all(|e| *e),
+            "the pool's connections ended"
+        );
+        tokio::time::sleep(PING_IF_IDLE_FOR + Duration::from_millis(200)).await;
+        for round in 0..3 {
+            t.db.set_meta("probe", &format!("after {round}")).await.unwrap();
+        }
+        admin.close().await;
     }
 }
