@@ -61,7 +61,7 @@ const MAX_ENTRIES: usize = 10_000;
 /// Wait before connecting the listener again after it failed or was lost.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
-/// Token owners by token hash. Cheap to share: clone the [`Arc`] it comes in.
+/// Token owners by token hash: one per server process, kept in its shared state.
 pub struct TokenOwners {
     shared: Arc<Shared>,
     listener: Mutex<Option<Listener>>,
