@@ -574,7 +574,8 @@ impl Db {
         })
     }
 
-    /// The enabled user owning an unrevoked token with this hash.
+    /// The enabled user owning an unrevoked token with this hash, read now. A server resolves
+    /// tokens through [`crate::token_owners::TokenOwners`], which may hold it in memory.
     pub async fn token_owner(&self, token_hash: &str) -> Result<Option<TokenOwner>> {
         let sql = concat!(
             "SELECT t.id AS token_id, t.last_used_at, ",

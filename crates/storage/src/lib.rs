@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod background;
 pub mod bulk;
 pub mod clusters;
 mod copy;
@@ -382,8 +383,7 @@ mod tests {
     /// next request is served, not answered with an error.
     #[tokio::test]
     async fn dropped_idle_connections_are_replaced_before_use() {
-        let Some(t) = testing::TestDb::postgres().await.unwrap() else {
-            eprintln!("{} not set: skipped", testing::POSTGRES_URL_VAR);
+        let Some(t) = testing::postgres_or_skip().await else {
             return;
         };
         let Db::Postgres(pool) = &t.db else { unreachable!() };

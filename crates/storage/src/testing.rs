@@ -59,6 +59,28 @@ impl TestDb {
     }
 }
 
+/// A fresh PostgreSQL database, or `None` with a note on standard error when
+/// [`POSTGRES_URL_VAR`] is not set (the test then passes without running).
+pub async fn postgres_or_skip() -> Option<TestDb> {
+    let t = TestDb::postgres().await.expect("postgres test database");
+    if t.is_none() {
+        eprintln!("{POSTGRES_URL_VAR} not set: PostgreSQL half skipped");
+    }
+    t
+}
+
+/// Waits (up to 5 s, else panics) until `owners` holds token owners: on PostgreSQL, once its
+/// listener is connected, as a server is soon after it starts.
+pub async fn until_caching(owners: &crate::token_owners::TokenOwners) {
+    for _ in 0..500 {
+        if owners.is_caching() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the token cache's listener did not start within 5 s");
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         match &self.cleanup {
@@ -111,10 +133,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let Some(t) = $crate::testing::TestDb::postgres().await.expect("postgres test database") else {
-                        eprintln!("{} not set: PostgreSQL half skipped", $crate::testing::POSTGRES_URL_VAR);
-                        return;
-                    };
+                    let Some(t) = $crate::testing::postgres_or_skip().await else { return };
                     super::$name(&t.db).await;
                 }
             )*

@@ -36,6 +36,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgListener;
 
 use crate::accounts::TokenOwner;
+use crate::background::BackgroundTask;
 use crate::{Db, Result};
 
 /// The channel the credential triggers notify (migration 0015).
@@ -64,7 +65,7 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// Token owners by token hash: one per server process, kept in its shared state.
 pub struct TokenOwners {
     shared: Arc<Shared>,
-    listener: Mutex<Option<Listener>>,
+    listener: Mutex<Option<BackgroundTask>>,
 }
 
 struct Shared {
@@ -79,11 +80,6 @@ struct Shared {
 struct Entry {
     owner: TokenOwner,
     read_at: Instant,
-}
-
-struct Listener {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl Shared {
@@ -182,8 +178,7 @@ impl TokenOwners {
     pub async fn stop(&self) {
         let listener = self.listener.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(listener) = listener {
-            let _ = listener.stop.send(());
-            let _ = listener.task.await;
+            listener.stop().await;
         }
         self.shared.set_listening(false);
     }
@@ -212,8 +207,7 @@ impl Db {
         let Db::Postgres(pool) = self else { return owners };
         let options = (*pool.connect_options()).clone();
         let shared = owners.shared.clone();
-        let (stop, mut stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
+        let listener = BackgroundTask::spawn(|mut stopped| async move {
             // Warn once per outage, not once per retry.
             let mut warned = false;
             loop {
@@ -248,7 +242,7 @@ impl Db {
                 }
             }
         });
-        *owners.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(Listener { stop, task });
+        *owners.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(listener);
         owners
     }
 }
@@ -327,7 +321,7 @@ mod tests {
     use super::*;
     use crate::AuditContext;
     use crate::accounts::NewUser;
-    use crate::testing::TestDb;
+    use crate::testing::{TestDb, postgres_or_skip, until_caching};
 
     /// A national analyst with one token (the hash is any unique text to storage).
     async fn analyst_with_token(db: &Db, login: &str) -> (UserId, String, i64) {
@@ -351,16 +345,6 @@ mod tests {
         (user, hash, id)
     }
 
-    async fn until_caching(owners: &TokenOwners) {
-        for _ in 0..500 {
-            if owners.is_caching() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the listener did not start within 5 s");
-    }
-
     /// Polls for up to 5 s until the token no longer resolves.
     async fn refused_within_5s(owners: &TokenOwners, db: &Db, hash: &str) -> bool {
         for _ in 0..500 {
@@ -376,10 +360,7 @@ mod tests {
     /// through another connection (another server, the CLI, SQL by hand).
     #[tokio::test]
     async fn a_credential_changed_elsewhere_stops_working_on_postgres() {
-        let Some(t) = TestDb::postgres().await.unwrap() else {
-            eprintln!("{} not set: skipped", crate::testing::POSTGRES_URL_VAR);
-            return;
-        };
+        let Some(t) = postgres_or_skip().await else { return };
         let (_, hash, token_id) = analyst_with_token(&t.db, "analyst.one").await;
         let (other_user, other_hash, _) = analyst_with_token(&t.db, "analyst.two").await;
         let owners = t.db.token_owners_with(Duration::from_secs(3600), HEARTBEAT_EVERY);
@@ -414,10 +395,7 @@ mod tests {
     /// memory after its token was revoked, until it expires or this server forgets it.
     #[tokio::test]
     async fn owners_are_held_until_notified_forgotten_or_expired() {
-        let Some(t) = TestDb::postgres().await.unwrap() else {
-            eprintln!("{} not set: skipped", crate::testing::POSTGRES_URL_VAR);
-            return;
-        };
+        let Some(t) = postgres_or_skip().await else { return };
         let (user, hash, token_id) = analyst_with_token(&t.db, "analyst.one").await;
         let owners =
             t.db.token_owners_with(Duration::from_millis(1500), Duration::from_millis(50));
@@ -509,10 +487,7 @@ mod tests {
     /// owners are read from the database again, so a revocation is not missed.
     #[tokio::test]
     async fn a_silent_listener_connection_stops_the_cache() {
-        let Some(t) = TestDb::postgres().await.unwrap() else {
-            eprintln!("{} not set: skipped", crate::testing::POSTGRES_URL_VAR);
-            return;
-        };
+        let Some(t) = postgres_or_skip().await else { return };
         let Db::Postgres(pool) = &t.db else { unreachable!() };
         let direct = (*pool.connect_options()).clone();
         let target = tokio::net::lookup_host((direct.get_host().to_owned(), direct.get_port()))
@@ -548,10 +523,7 @@ mod tests {
     /// `pg_terminate_backend`): the cache stops, and starts again on a new connection.
     #[tokio::test]
     async fn a_lost_listener_connection_is_replaced() {
-        let Some(t) = TestDb::postgres().await.unwrap() else {
-            eprintln!("{} not set: skipped", crate::testing::POSTGRES_URL_VAR);
-            return;
-        };
+        let Some(t) = postgres_or_skip().await else { return };
         let (_, hash, _) = analyst_with_token(&t.db, "analyst.one").await;
         let owners = t.db.token_owners_with(Duration::from_secs(3600), HEARTBEAT_EVERY);
         until_caching(&owners).await;

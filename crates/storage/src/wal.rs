@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 
+use crate::background::BackgroundTask;
 use crate::{Db, Result};
 
 /// Log length (pages of 4 KiB) at which the writer checkpoints by itself: about 400 MB. Under
@@ -86,32 +87,16 @@ async fn checkpoint(conn: &mut SqliteConnection, mode: Mode) -> Result<Checkpoin
     })
 }
 
-/// The running background checkpoints; [`WalCheckpointer::stop`] ends them before the
-/// database is closed.
-pub struct WalCheckpointer {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl WalCheckpointer {
-    /// Stops the task and closes its connection, so that the pools' connections are the last
-    /// ones and closing them checkpoints what is left (SQLite does so as its last connection
-    /// to a file closes).
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
-}
-
 impl Db {
     /// Starts the background checkpoints (SQLite only: `None` on PostgreSQL, which checkpoints
-    /// by itself).
-    pub fn start_wal_checkpoints(&self, plan: WalCheckpoints) -> Option<WalCheckpointer> {
+    /// by itself). Stop them before closing the pools: the pools' connections are then the last
+    /// ones, and closing them checkpoints what is left (SQLite does so as its last connection to
+    /// a file closes).
+    pub fn start_wal_checkpoints(&self, plan: WalCheckpoints) -> Option<BackgroundTask> {
         let Db::Sqlite(pool, _) = self else { return None };
         let pool = pool.clone();
         let options = connection_options(&pool, &plan);
-        let (stop, mut stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
+        Some(BackgroundTask::spawn(|mut stopped| async move {
             let mut conn = match options.connect().await {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -138,8 +123,7 @@ impl Db {
                 }
             }
             let _ = conn.close().await;
-        });
-        Some(WalCheckpointer { stop, task })
+        }))
     }
 }
 

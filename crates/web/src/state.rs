@@ -49,7 +49,7 @@ pub struct App {
     /// across a change of a credential.
     pub token_owners: todoke_storage::token_owners::TokenOwners,
     /// SQLite's background checkpoints, stopped by [`App::stop_background_tasks`].
-    checkpoints: std::sync::Mutex<Option<todoke_storage::wal::WalCheckpointer>>,
+    checkpoints: std::sync::Mutex<Option<todoke_storage::background::BackgroundTask>>,
 }
 
 impl App {

@@ -128,12 +128,7 @@ impl TestApp {
         if backend == Backend::Postgres {
             // As in production once started: token owners held in memory, so that every
             // PostgreSQL test also runs through the cache and its invalidation.
-            let mut waited = 0;
-            while !state.token_owners.is_caching() {
-                assert!(waited < 500, "the token cache's listener did not start within 5 s");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                waited += 1;
-            }
+            todoke_storage::testing::until_caching(&state.token_owners).await;
         }
         let server = tokio::spawn(todoke_web::serve(listener, state, async {
             let _ = rx.await;
