@@ -87,8 +87,12 @@ pub trait AuditTx {
     /// Appends one entry chained to the current head; returns its sequence number.
     fn append_audit(&mut self, ctx: &AuditContext, event: AuditEvent<'_>) -> impl Future<Output = Result<i64>> + Send;
 
-    /// Appends several entries in order, reading and moving the head once (group commit).
-    fn append_audits(&mut self, events: &[(&AuditContext, AuditEvent<'_>)]) -> impl Future<Output = Result<()>> + Send;
+    /// Appends several entries in order, reading and moving the head once (group commit);
+    /// returns the last one's sequence number (none when there are no events).
+    fn append_audits(
+        &mut self,
+        events: &[(&AuditContext, AuditEvent<'_>)],
+    ) -> impl Future<Output = Result<Option<i64>>> + Send;
 }
 
 /// The entry that follows `(head_seq, head_hash)` for an event, hashed.
@@ -113,51 +117,104 @@ fn next_entry(head_seq: i64, head_hash: String, ctx: &AuditContext, event: &Audi
     entry
 }
 
+/// Writing new entries and moving the head to the last of them, inside an open write
+/// transaction whose head row is locked.
+trait EntryWrites {
+    fn write_entries(&mut self, entries: &[AuditEntry]) -> impl Future<Output = Result<()>> + Send;
+}
+
+impl EntryWrites for sqlx::Transaction<'_, sqlx::Sqlite> {
+    async fn write_entries(&mut self, entries: &[AuditEntry]) -> Result<()> {
+        // 13 values a row: 200 rows stay under SQLite's limit on parameters.
+        for chunk in entries.chunks(200) {
+            let mut q = sqlx::QueryBuilder::new(INSERT_ENTRIES);
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(e.seq)
+                    .push_bind(e.at)
+                    .push_bind(e.actor_user_id)
+                    .push_bind(&e.actor_login)
+                    .push_bind(&e.actor_role)
+                    .push_bind(&e.action)
+                    .push_bind(&e.record_type)
+                    .push_bind(&e.record_id)
+                    .push_bind(&e.client_addr)
+                    .push_bind(&e.request_id)
+                    .push_bind(&e.detail)
+                    .push_bind(&e.prev_hash)
+                    .push_bind(&e.hash);
+            });
+            q.build().execute(&mut **self).await?;
+        }
+        let last = entries.last().expect("entries to write");
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(last.seq)
+            .bind(&last.hash)
+            .execute(&mut **self)
+            .await?;
+        Ok(())
+    }
+}
+
+impl EntryWrites for sqlx::Transaction<'_, sqlx::Postgres> {
+    /// The entries, as column arrays, and the head in one statement kept prepared (see
+    /// [`crate::together`]): one round trip, which every filer of a group commit waits for.
+    async fn write_entries(&mut self, entries: &[AuditEntry]) -> Result<()> {
+        fn column<T>(entries: &[AuditEntry], field: impl Fn(&AuditEntry) -> T) -> Vec<T> {
+            entries.iter().map(field).collect()
+        }
+        let last = entries.last().expect("entries to write");
+        let mut together = crate::together::Together::new();
+        together.push(|q| {
+            q.push(INSERT_ENTRIES).push("SELECT * FROM unnest(");
+            q.push_bind(column(entries, |e| e.seq)).push("::bigint[], ");
+            q.push_bind(column(entries, |e| e.at)).push("::timestamptz[], ");
+            q.push_bind(column(entries, |e| e.actor_user_id)).push("::bigint[]");
+            let texts: [fn(&AuditEntry) -> Option<String>; 10] = [
+                |e| e.actor_login.clone(),
+                |e| e.actor_role.clone(),
+                |e| Some(e.action.clone()),
+                |e| Some(e.record_type.clone()),
+                |e| e.record_id.clone(),
+                |e| e.client_addr.clone(),
+                |e| e.request_id.clone(),
+                |e| e.detail.clone(),
+                |e| Some(e.prev_hash.clone()),
+                |e| Some(e.hash.clone()),
+            ];
+            for text in texts {
+                q.push(", ").push_bind(column(entries, text)).push("::text[]");
+            }
+            q.push(")");
+        });
+        together.push(|q| {
+            q.push("UPDATE audit_head SET seq = ")
+                .push_bind(last.seq)
+                .push(", hash = ")
+                .push_bind(last.hash.clone())
+                .push(" WHERE id = 1");
+        });
+        together.execute(self).await
+    }
+}
+
+/// The head of an INSERT into the log, its rows to follow.
+const INSERT_ENTRIES: &str = "INSERT INTO audit_log (seq, at, actor_user_id, actor_login, actor_role, action, record_type, \
+     record_id, client_addr, request_id, detail, prev_hash, hash) ";
+
 macro_rules! impl_audit_tx {
     ($db:ty, $for_update:literal) => {
         impl AuditTx for sqlx::Transaction<'_, $db> {
             async fn append_audit(&mut self, ctx: &AuditContext, event: AuditEvent<'_>) -> Result<i64> {
-                // Locking the head row serialises appenders, so the chain never forks. SQLite has
-                // no row locks and needs none: its write transactions begin IMMEDIATE.
-                let (head_seq, head_hash): (i64, String) = sqlx::query_as(concat!(
-                    "SELECT seq, hash FROM audit_head WHERE id = 1",
-                    $for_update
-                ))
-                .fetch_one(&mut **self)
-                .await?;
-                let entry = next_entry(head_seq, head_hash, ctx, &event);
-                sqlx::query(
-                    "INSERT INTO audit_log (seq, at, actor_user_id, actor_login, actor_role, action, record_type, \
-                     record_id, client_addr, request_id, detail, prev_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(entry.seq)
-                .bind(entry.at)
-                .bind(entry.actor_user_id)
-                .bind(&entry.actor_login)
-                .bind(&entry.actor_role)
-                .bind(&entry.action)
-                .bind(&entry.record_type)
-                .bind(&entry.record_id)
-                .bind(&entry.client_addr)
-                .bind(&entry.request_id)
-                .bind(&entry.detail)
-                .bind(&entry.prev_hash)
-                .bind(&entry.hash)
-                .execute(&mut **self)
-                .await?;
-                sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-                    .bind(entry.seq)
-                    .bind(&entry.hash)
-                    .execute(&mut **self)
-                    .await?;
-                Ok(entry.seq)
+                let seq = self.append_audits(&[(ctx, event)]).await?;
+                Ok(seq.expect("one entry appended"))
             }
 
-            async fn append_audits(&mut self, events: &[(&AuditContext, AuditEvent<'_>)]) -> Result<()> {
+            async fn append_audits(&mut self, events: &[(&AuditContext, AuditEvent<'_>)]) -> Result<Option<i64>> {
                 if events.is_empty() {
-                    return Ok(());
+                    return Ok(None);
                 }
+                // Locking the head row serialises appenders, so the chain never forks. SQLite has
+                // no row locks and needs none: its write transactions begin IMMEDIATE.
                 let (mut seq, mut hash): (i64, String) = sqlx::query_as(concat!(
                     "SELECT seq, hash FROM audit_head WHERE id = 1",
                     $for_update
@@ -171,35 +228,8 @@ macro_rules! impl_audit_tx {
                     hash = entry.hash.clone();
                     entries.push(entry);
                 }
-                // 13 values a row: 200 rows stay under both backends' limits on parameters.
-                for chunk in entries.chunks(200) {
-                    let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO audit_log (seq, at, actor_user_id, actor_login, actor_role, action, record_type, \
-                         record_id, client_addr, request_id, detail, prev_hash, hash) ",
-                    );
-                    q.push_values(chunk, |mut b, e| {
-                        b.push_bind(e.seq)
-                            .push_bind(e.at)
-                            .push_bind(e.actor_user_id)
-                            .push_bind(&e.actor_login)
-                            .push_bind(&e.actor_role)
-                            .push_bind(&e.action)
-                            .push_bind(&e.record_type)
-                            .push_bind(&e.record_id)
-                            .push_bind(&e.client_addr)
-                            .push_bind(&e.request_id)
-                            .push_bind(&e.detail)
-                            .push_bind(&e.prev_hash)
-                            .push_bind(&e.hash);
-                    });
-                    q.build().execute(&mut **self).await?;
-                }
-                sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-                    .bind(seq)
-                    .bind(&hash)
-                    .execute(&mut **self)
-                    .await?;
-                Ok(())
+                self.write_entries(&entries).await?;
+                Ok(Some(seq))
             }
         }
     };

@@ -23,6 +23,7 @@ use todoke_domain::notification::{NotifiedGroup, Severity, Sex};
 
 use crate::Result;
 use crate::registry::{NewNotification, bulk_recorded_at, join_symptoms, phone_digits};
+use crate::together::Together;
 
 /// Notifications per COPY batch.
 pub(crate) const COPY_ROWS: usize = 20_000;
@@ -42,24 +43,82 @@ const EPOCH_DAYS_FROM_CE: i32 = 730_120;
 const EPOCH_MICROS_AFTER_UNIX: i64 = 10_957 * 86_400 * 1_000_000;
 
 /// One row being written: its fields in the order of the statement's columns, each of the
-/// column's type, encoded for a binary COPY or bound to a multi-row INSERT (see
+/// column's type, encoded for a binary COPY or added to the column arrays of an INSERT (see
 /// [`write_rows`]). The rows of each table are described once, for both.
 struct Row<'a> {
     out: Out<'a>,
     /// Fields still to come (checked at the end of the row in debug builds).
     left: usize,
+    /// The field being written.
+    column: usize,
 }
 
 enum Out<'a> {
     Copy(&'a mut Vec<u8>),
-    Insert(sqlx::query_builder::Separated<'a, sqlx::Postgres, &'static str>),
+    Arrays(&'a mut Columns),
+}
+
+/// A batch's rows as one array per column, bound to `INSERT … SELECT * FROM unnest($1::bigint[],
+/// …)`: the statement's text does not change with the number of rows, so each connection
+/// prepares it once and then sends it in one round trip. A statement not kept prepared costs
+/// two (sqlx has the server describe it before binding), and a multi-row VALUES list is another
+/// text for every number of rows.
+#[derive(Default)]
+struct Columns(Vec<Column>);
+
+enum Column {
+    BigInt(Vec<Option<i64>>),
+    Text(Vec<Option<String>>),
+    Boolean(Vec<Option<bool>>),
+    Date(Vec<Option<NaiveDate>>),
+    Instant(Vec<DateTime<Utc>>),
+}
+
+impl Columns {
+    /// The `i`th column, made by `new` for the first row.
+    fn at(&mut self, i: usize, new: fn() -> Column) -> &mut Column {
+        if i == self.0.len() {
+            self.0.push(new());
+        }
+        &mut self.0[i]
+    }
+
+    /// Pushes `unnest($1::bigint[], $2::text[], …)` with each column bound as its array.
+    fn push_unnest(self, q: &mut sqlx::QueryBuilder<sqlx::Postgres>) {
+        q.push("unnest(");
+        for (i, column) in self.0.into_iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            match column {
+                Column::BigInt(v) => q.push_bind(v).push("::bigint[]"),
+                Column::Text(v) => q.push_bind(v).push("::text[]"),
+                Column::Boolean(v) => q.push_bind(v).push("::boolean[]"),
+                Column::Date(v) => q.push_bind(v).push("::date[]"),
+                Column::Instant(v) => q.push_bind(v).push("::timestamptz[]"),
+            };
+        }
+        q.push(")");
+    }
+}
+
+/// Adds `$value` to the column of the field being written, of kind `$kind`.
+macro_rules! push_to_column {
+    ($columns:expr, $at:expr, $kind:ident, $value:expr) => {
+        match $columns.at($at, || Column::$kind(Vec::new())) {
+            Column::$kind(v) => v.push($value),
+            _ => unreachable!("a column keeps its type from row to row"),
+        }
+    };
 }
 
 impl<'a> Row<'a> {
-    fn counted(&mut self) -> &mut Out<'a> {
+    /// Where the next field goes, and its column.
+    fn counted(&mut self) -> (&mut Out<'a>, usize) {
         debug_assert!(self.left > 0, "more fields than columns");
         self.left = self.left.wrapping_sub(1);
-        &mut self.out
+        self.column += 1;
+        (&mut self.out, self.column - 1)
     }
 
     /// A field of a COPY: its length and bytes (-1 and none for NULL).
@@ -76,30 +135,24 @@ impl<'a> Row<'a> {
 
     fn text(&mut self, v: Option<&str>) -> &mut Self {
         match self.counted() {
-            Out::Copy(out) => Self::encode(out, v.map(str::as_bytes)),
-            Out::Insert(b) => {
-                b.push_bind(v.map(str::to_owned));
-            }
+            (Out::Copy(out), _) => Self::encode(out, v.map(str::as_bytes)),
+            (Out::Arrays(columns), at) => push_to_column!(columns, at, Text, v.map(str::to_owned)),
         }
         self
     }
 
     fn bigint(&mut self, v: Option<i64>) -> &mut Self {
         match self.counted() {
-            Out::Copy(out) => Self::encode(out, v.map(i64::to_be_bytes).as_ref().map(|b| &b[..])),
-            Out::Insert(b) => {
-                b.push_bind(v);
-            }
+            (Out::Copy(out), _) => Self::encode(out, v.map(i64::to_be_bytes).as_ref().map(|b| &b[..])),
+            (Out::Arrays(columns), at) => push_to_column!(columns, at, BigInt, v),
         }
         self
     }
 
     fn boolean(&mut self, v: Option<bool>) -> &mut Self {
         match self.counted() {
-            Out::Copy(out) => Self::encode(out, v.map(|b| [u8::from(b)]).as_ref().map(|b| &b[..])),
-            Out::Insert(b) => {
-                b.push_bind(v);
-            }
+            (Out::Copy(out), _) => Self::encode(out, v.map(|b| [u8::from(b)]).as_ref().map(|b| &b[..])),
+            (Out::Arrays(columns), at) => push_to_column!(columns, at, Boolean, v),
         }
         self
     }
@@ -107,13 +160,11 @@ impl<'a> Row<'a> {
     /// In a COPY, days after 2000-01-01 as four bytes.
     fn date(&mut self, v: Option<NaiveDate>) -> &mut Self {
         match self.counted() {
-            Out::Copy(out) => {
+            (Out::Copy(out), _) => {
                 let days = v.map(|d| (d.num_days_from_ce() - EPOCH_DAYS_FROM_CE).to_be_bytes());
                 Self::encode(out, days.as_ref().map(|b| &b[..]));
             }
-            Out::Insert(b) => {
-                b.push_bind(v);
-            }
+            (Out::Arrays(columns), at) => push_to_column!(columns, at, Date, v),
         }
         self
     }
@@ -122,13 +173,11 @@ impl<'a> Row<'a> {
     /// dropped, as sqlx drops them when it binds an instant.
     fn instant(&mut self, t: DateTime<Utc>) -> &mut Self {
         match self.counted() {
-            Out::Copy(out) => Self::encode(
+            (Out::Copy(out), _) => Self::encode(
                 out,
                 Some(&(t.timestamp_micros() - EPOCH_MICROS_AFTER_UNIX).to_be_bytes()),
             ),
-            Out::Insert(b) => {
-                b.push_bind(t);
-            }
+            (Out::Arrays(columns), at) => push_to_column!(columns, at, Instant, t),
         }
         self
     }
@@ -141,48 +190,66 @@ impl<'a> Row<'a> {
 /// third of its speed over TCP (not over a Unix socket). A COPY of 20,000 rows hardly notices.
 const COPY_FROM_ROWS: usize = 1_025;
 
-/// Bound values per INSERT statement: under PostgreSQL's limit of 65,535.
-const INSERT_VALUES: usize = 16_000;
+/// Where rows go: to the connection now, or into a statement sent later with other writes
+/// (one round trip for a small batch's persons, notifications and status entries).
+pub(crate) enum Sink<'c> {
+    Now(&'c mut sqlx::PgConnection),
+    Together(&'c mut Together),
+}
 
 /// Writes `rows` rows by the columns of `statement` (a `COPY t (…) FROM STDIN (FORMAT binary)`),
-/// the `i`th filled by `row(i, …)`: by that COPY for a large batch, by INSERTs for a small one
-/// ([`COPY_FROM_ROWS`]).
+/// the `i`th filled by `row(i, …)`: by that COPY for a large batch, by an INSERT of column
+/// arrays for a small one ([`COPY_FROM_ROWS`]), sent now or among the writes sent together.
 async fn write_rows(
-    conn: &mut sqlx::PgConnection,
+    sink: &mut Sink<'_>,
     statement: &str,
     rows: usize,
     mut row: impl FnMut(usize, &mut Row<'_>),
 ) -> Result<()> {
-    if rows >= COPY_FROM_ROWS {
-        return copy_streamed(conn, statement, rows, row).await;
+    if rows == 0 {
+        return Ok(());
     }
+    match sink {
+        Sink::Now(conn) if rows >= COPY_FROM_ROWS => copy_streamed(conn, statement, rows, row).await,
+        Sink::Now(conn) => {
+            let mut q = sqlx::QueryBuilder::new("");
+            push_insert(&mut q, statement, rows, &mut row);
+            q.build().execute(&mut **conn).await?;
+            Ok(())
+        }
+        Sink::Together(together) => {
+            together.push(|q| push_insert(q, statement, rows, &mut row));
+            Ok(())
+        }
+    }
+}
+
+/// Pushes an INSERT of `rows` rows, as column arrays, into the table and columns of
+/// `statement` (a COPY statement).
+fn push_insert(
+    q: &mut sqlx::QueryBuilder<sqlx::Postgres>,
+    statement: &str,
+    rows: usize,
+    row: &mut impl FnMut(usize, &mut Row<'_>),
+) {
     let columns = crate::registry::column_count(statement);
     let table_and_columns = statement
         .strip_prefix("COPY ")
         .and_then(|rest| rest.split_once(')'))
         .map(|(head, _)| head)
         .expect("a COPY statement names its columns");
-    let head = format!("INSERT INTO {table_and_columns}) ");
-    let per_statement = (INSERT_VALUES / columns).max(1);
-    let mut start = 0;
-    while start < rows {
-        let end = (start + per_statement).min(rows);
-        let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(head.as_str());
-        q.push_values(start..end, |b, i| {
-            let mut r = Row {
-                out: Out::Insert(b),
-                left: columns,
-            };
-            row(i, &mut r);
-            debug_assert_eq!(r.left, 0, "fewer fields than columns");
-        });
-        // Not kept prepared: every batch size is another statement, and group commit's alone
-        // (1 to 64 rows, two tables) would crowd the connection's other statements out of its
-        // cache of 100.
-        q.build().persistent(false).execute(&mut *conn).await?;
-        start = end;
+    let mut arrays = Columns::default();
+    for i in 0..rows {
+        let mut r = Row {
+            out: Out::Arrays(&mut arrays),
+            left: columns,
+            column: 0,
+        };
+        row(i, &mut r);
+        debug_assert_eq!(r.left, 0, "fewer fields than columns");
     }
-    Ok(())
+    q.push(format_args!("INSERT INTO {table_and_columns}) SELECT * FROM "));
+    arrays.push_unnest(q);
 }
 
 /// Runs one binary COPY of `rows` rows, the `i`th encoded by `row(i, …)`, streamed in pieces
@@ -207,6 +274,7 @@ async fn copy_streamed(
         let mut r = Row {
             out: Out::Copy(&mut piece),
             left: columns,
+            column: 0,
         };
         row(i, &mut r);
         debug_assert_eq!(r.left, 0, "fewer fields than columns");
@@ -221,7 +289,18 @@ async fn copy_streamed(
     Ok(())
 }
 
-/// Writes `batch` (ids already reserved) by three COPYs, calling `written` for each
+const PERSONS: &str = "COPY persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits, created_at) \
+     FROM STDIN (FORMAT binary)";
+const NOTIFICATIONS: &str = "COPY notifications (id, external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
+     institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
+     infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
+     needs_admission, notified_group, withdrawn, cluster_id, infection_place, updated_at, created_at) \
+     FROM STDIN (FORMAT binary)";
+const STATUS_ENTRIES: &str =
+    "COPY status_history (notification_id, status, severity, effective_date, recorded_at) FROM STDIN (FORMAT binary)";
+
+/// Writes `batch` (ids already reserved) by three COPYs (a small batch by one statement of
+/// three INSERTs), calling `written` for each
 /// notification while the server reads the rows before it (the caller counts it there, so
 /// after an error here the transaction must be dropped: it holds counts of rows not written).
 ///
@@ -239,17 +318,29 @@ pub(crate) async fn notifications<'r>(
     written: impl FnMut(&'r NewNotification<'r>),
 ) -> Result<()> {
     match side {
+        None if batch.len() < COPY_FROM_ROWS => {
+            // A small batch (group commit's): the three tables in one round trip.
+            let mut together = Together::new();
+            let mut sink = Sink::Together(&mut together);
+            persons(&mut sink, batch, person_ids, t).await?;
+            notification_rows(&mut sink, batch, person_ids, notification_ids, t, written).await?;
+            status_entries(&mut sink, batch, notification_ids).await?;
+            together.execute(tx).await
+        }
         None => {
-            persons(tx, batch, person_ids, t).await?;
-            notification_rows(tx, batch, person_ids, notification_ids, t, written).await?;
-            status_entries(tx, batch, notification_ids).await
+            let mut sink = Sink::Now(tx);
+            persons(&mut sink, batch, person_ids, t).await?;
+            notification_rows(&mut sink, batch, person_ids, notification_ids, t, written).await?;
+            status_entries(&mut sink, batch, notification_ids).await
         }
         Some(side) => {
+            let mut main_sink = Sink::Now(tx);
             let (main, other) = tokio::join!(
-                notification_rows(tx, batch, person_ids, notification_ids, t, written),
+                notification_rows(&mut main_sink, batch, person_ids, notification_ids, t, written),
                 async {
-                    persons(side, batch, person_ids, t).await?;
-                    status_entries(side, batch, notification_ids).await
+                    let mut sink = Sink::Now(side);
+                    persons(&mut sink, batch, person_ids, t).await?;
+                    status_entries(&mut sink, batch, notification_ids).await
                 }
             );
             main.and(other)
@@ -258,98 +349,79 @@ pub(crate) async fn notifications<'r>(
 }
 
 async fn persons(
-    tx: &mut sqlx::PgConnection,
+    sink: &mut Sink<'_>,
     batch: &[&NewNotification<'_>],
     person_ids: &[i64],
     t: DateTime<Utc>,
 ) -> Result<()> {
-    write_rows(
-        tx,
-        "COPY persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits, created_at) \
-         FROM STDIN (FORMAT binary)",
-        batch.len(),
-        |i, r| {
-            let (row, person_id) = (batch[i], person_ids[i]);
-            let p = &row.draft.person;
-            r.bigint(Some(person_id))
-                .text(p.name.as_deref())
-                .text(p.name_kana.as_deref())
-                .text(Some(p.sex.unwrap_or(Sex::Unknown).as_str()))
-                .date(p.birth_date)
-                .text(p.occupation.as_deref())
-                .text(p.postal_code.as_deref())
-                .text(p.address.as_deref())
-                .text(p.phone.as_deref())
-                .text(phone_digits(p.phone.as_deref()).as_deref())
-                .instant(t);
-        },
-    )
+    write_rows(sink, PERSONS, batch.len(), |i, r| {
+        let (row, person_id) = (batch[i], person_ids[i]);
+        let p = &row.draft.person;
+        r.bigint(Some(person_id))
+            .text(p.name.as_deref())
+            .text(p.name_kana.as_deref())
+            .text(Some(p.sex.unwrap_or(Sex::Unknown).as_str()))
+            .date(p.birth_date)
+            .text(p.occupation.as_deref())
+            .text(p.postal_code.as_deref())
+            .text(p.address.as_deref())
+            .text(p.phone.as_deref())
+            .text(phone_digits(p.phone.as_deref()).as_deref())
+            .instant(t);
+    })
     .await
 }
 
 async fn notification_rows<'r>(
-    tx: &mut sqlx::PgConnection,
+    sink: &mut Sink<'_>,
     batch: &[&'r NewNotification<'r>],
     person_ids: &[i64],
     notification_ids: &[i64],
     t: DateTime<Utc>,
     mut written: impl FnMut(&'r NewNotification<'r>),
 ) -> Result<()> {
-    write_rows(
-        tx,
-        "COPY notifications (id, external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
-         institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
-         infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
-         needs_admission, notified_group, withdrawn, cluster_id, infection_place, updated_at, created_at) \
-         FROM STDIN (FORMAT binary)",
-        batch.len(),
-        |i, r| {
-            let (row, person_id, id) = (batch[i], person_ids[i], notification_ids[i]);
-            let d = row.draft;
-            r.bigint(Some(id))
-                .text(d.external_id.as_deref())
-                .text(Some(&d.disease))
-                .text(Some(d.case_type.as_str()))
-                .instant(d.reported_at)
-                .date(Some(d.report_day()))
-                .text(Some(row.placement.prefecture.as_str()))
-                .text(row.health_centre.as_deref())
-                .text(row.placement.institution.as_ref().map(|i| i.as_str()))
-                .text(d.doctor_name.as_deref())
-                .bigint(Some(person_id))
-                .bigint(Some(i64::from(d.age)))
-                .text(join_symptoms(&d.symptoms).as_deref())
-                .bigint(d.spo2.map(i64::from))
-                .text(d.diagnosis_method.as_deref())
-                .date(d.first_visit_date)
-                .date(d.diagnosis_date)
-                .date(d.infection_date)
-                .date(d.onset_date)
-                .date(d.death_date)
-                .text(d.infection_route.as_deref())
-                .text(d.vaccinations.as_deref())
-                .text(d.risk_factors.as_deref())
-                .boolean(d.immunosuppressed)
-                .boolean(d.pregnant)
-                .text(d.severity.map(Severity::as_str))
-                .boolean(d.needs_admission)
-                .text(d.notified_group.map(NotifiedGroup::as_str))
-                .boolean(Some(d.withdrawn))
-                .bigint(row.investigation.map(|i| i.cluster_id))
-                .text(row.investigation.map(|i| i.infection_place))
-                .instant(t)
-                .instant(t);
-            written(row);
-        },
-    )
+    write_rows(sink, NOTIFICATIONS, batch.len(), |i, r| {
+        let (row, person_id, id) = (batch[i], person_ids[i], notification_ids[i]);
+        let d = row.draft;
+        r.bigint(Some(id))
+            .text(d.external_id.as_deref())
+            .text(Some(&d.disease))
+            .text(Some(d.case_type.as_str()))
+            .instant(d.reported_at)
+            .date(Some(d.report_day()))
+            .text(Some(row.placement.prefecture.as_str()))
+            .text(row.health_centre.as_deref())
+            .text(row.placement.institution.as_ref().map(|i| i.as_str()))
+            .text(d.doctor_name.as_deref())
+            .bigint(Some(person_id))
+            .bigint(Some(i64::from(d.age)))
+            .text(join_symptoms(&d.symptoms).as_deref())
+            .bigint(d.spo2.map(i64::from))
+            .text(d.diagnosis_method.as_deref())
+            .date(d.first_visit_date)
+            .date(d.diagnosis_date)
+            .date(d.infection_date)
+            .date(d.onset_date)
+            .date(d.death_date)
+            .text(d.infection_route.as_deref())
+            .text(d.vaccinations.as_deref())
+            .text(d.risk_factors.as_deref())
+            .boolean(d.immunosuppressed)
+            .boolean(d.pregnant)
+            .text(d.severity.map(Severity::as_str))
+            .boolean(d.needs_admission)
+            .text(d.notified_group.map(NotifiedGroup::as_str))
+            .boolean(Some(d.withdrawn))
+            .bigint(row.investigation.map(|i| i.cluster_id))
+            .text(row.investigation.map(|i| i.infection_place))
+            .instant(t)
+            .instant(t);
+        written(row);
+    })
     .await
 }
 
-async fn status_entries(
-    tx: &mut sqlx::PgConnection,
-    batch: &[&NewNotification<'_>],
-    notification_ids: &[i64],
-) -> Result<()> {
+async fn status_entries(sink: &mut Sink<'_>, batch: &[&NewNotification<'_>], notification_ids: &[i64]) -> Result<()> {
     // (notification, entry) positions of the status entries, in order.
     let entries: Vec<(usize, usize)> = batch
         .iter()
@@ -359,20 +431,15 @@ async fn status_entries(
     if entries.is_empty() {
         return Ok(());
     }
-    write_rows(
-        tx,
-        "COPY status_history (notification_id, status, severity, effective_date, recorded_at) FROM STDIN (FORMAT binary)",
-        entries.len(),
-        |i, r| {
-            let (n, e) = entries[i];
-            let (id, e) = (notification_ids[n], &batch[n].history[e]);
-            r.bigint(Some(id))
-                .text(Some(e.status.as_str()))
-                .text(e.severity.map(Severity::as_str))
-                .date(Some(e.effective))
-                .instant(bulk_recorded_at(e.effective));
-        },
-    )
+    write_rows(sink, STATUS_ENTRIES, entries.len(), |i, r| {
+        let (n, e) = entries[i];
+        let (id, e) = (notification_ids[n], &batch[n].history[e]);
+        r.bigint(Some(id))
+            .text(Some(e.status.as_str()))
+            .text(e.severity.map(Severity::as_str))
+            .date(Some(e.effective))
+            .instant(bulk_recorded_at(e.effective));
+    })
     .await
 }
 
@@ -385,6 +452,7 @@ mod tests {
         let mut r = Row {
             out: Out::Copy(&mut out),
             left: columns,
+            column: 0,
         };
         row(&mut r);
         assert_eq!(r.left, 0);

@@ -24,6 +24,7 @@ pub mod registry;
 mod rollups_sql;
 mod sqlite_bulk;
 pub mod testing;
+mod together;
 pub mod token_owners;
 pub mod totals;
 pub mod wal;

@@ -14,6 +14,7 @@ use todoke_domain::notification::{AgeBand, CaseType, NotificationDraft, Notified
 use todoke_domain::{HealthCentreCode, InstitutionCode, Message, PrefectureCode, UserId};
 
 use crate::audit::{AuditContext, AuditEvent, AuditTx};
+use crate::together::Together;
 use crate::{Backend, Db, Result, StorageError, dispatch, dispatch_write, now};
 
 /// Where a notification was received; the health centre must lie in the prefecture and the
@@ -473,7 +474,6 @@ fn facts_of_draft(draft: &NotificationDraft, prefecture: PrefectureCode, history
 trait RegistryTx {
     fn case_facts(&mut self, id: i64) -> impl Future<Output = Result<Option<CaseFacts>>> + Send;
     fn apply(&mut self, delta: &[(CounterKey, i64)]) -> impl Future<Output = Result<()>> + Send;
-    fn apply_rollups(&mut self, rollups: &counting::Rollups) -> impl Future<Output = Result<()>> + Send;
     fn file(
         &mut self,
         ctx: Option<&AuditContext>,
@@ -489,7 +489,6 @@ trait RegistryTx {
         recorded_at: DateTime<Utc>,
     ) -> impl Future<Output = Result<()>> + Send;
     fn id_by_external_id(&mut self, external_id: &str) -> impl Future<Output = Result<Option<i64>>> + Send;
-    fn flag_possible_duplicates(&mut self, ids: &[i64]) -> impl Future<Output = Result<()>> + Send;
     /// A notification that no longer counts (withdrawn, merged) is no longer an original: each
     /// notification flagged against one of `gone` (and not merged itself) is checked again, as
     /// if filed now, and then points at the earliest match still counting, or at none. Returns
@@ -525,15 +524,54 @@ macro_rules! flag_duplicates_sql {
             "AND op.name_kana = np.name_kana AND op.birth_date = np.birth_date AND op.sex = np.sex ",
             "AND o.report_day BETWEEN ", $minus_60, " AND ", $plus_60, " ",
             "ORDER BY o.id LIMIT 1) AS original FROM notifications n ",
-            "WHERE n.duplicate_of IS NULL AND NOT n.duplicate_dismissed AND n.id IN ("
+            "WHERE n.duplicate_of IS NULL AND NOT n.duplicate_dismissed AND n.id"
         )
     };
 }
-const FLAG_DUPLICATES_SQLITE: &str =
-    flag_duplicates_sql!("date(n.report_day, '-60 days')", "date(n.report_day, '+60 days')");
-const FLAG_DUPLICATES_POSTGRES: &str = flag_duplicates_sql!("n.report_day - 60", "n.report_day + 60");
-/// Closes the id list of [`FLAG_DUPLICATES_SQLITE`] and [`FLAG_DUPLICATES_POSTGRES`].
-const FLAG_DUPLICATES_END: &str = ")) AS m WHERE notifications.id = m.id AND m.original IS NOT NULL";
+/// Flagging possible duplicates among notifications already written.
+trait FlagTx {
+    fn flag_possible_duplicates(&mut self, ids: &[i64]) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Closes the statement after its ids.
+macro_rules! flag_duplicates_end {
+    () => {
+        ") AS m WHERE notifications.id = m.id AND m.original IS NOT NULL"
+    };
+}
+
+impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
+    async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<()> {
+        for chunk in ids.chunks(BULK_ROWS) {
+            let mut q = sqlx::QueryBuilder::new(flag_duplicates_sql!(
+                "date(n.report_day, '-60 days')",
+                "date(n.report_day, '+60 days')"
+            ));
+            q.push(" IN (");
+            push_ids(&mut q, chunk);
+            q.push(")").push(flag_duplicates_end!());
+            q.build().execute(&mut **self).await?;
+        }
+        Ok(())
+    }
+}
+
+impl FlagTx for sqlx::Transaction<'_, sqlx::Postgres> {
+    /// The ids as one array: a text kept prepared (see [`crate::together`]).
+    async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<()> {
+        for chunk in ids.chunks(BULK_ROWS) {
+            sqlx::query(concat!(
+                flag_duplicates_sql!("n.report_day - 60", "n.report_day + 60"),
+                " = ANY($1)",
+                flag_duplicates_end!()
+            ))
+            .bind(chunk)
+            .execute(&mut **self)
+            .await?;
+        }
+        Ok(())
+    }
+}
 
 /// Why a new filing is refused when its external id is already in use (a conflict).
 fn external_id_taken(external_id: &str) -> Message {
@@ -600,19 +638,123 @@ fn duplicate_recheck(id: i64, was: i64) -> (&'static str, i64, serde_json::Value
     )
 }
 
-macro_rules! impl_registry_tx {
-    ($db:ty, $flag_duplicates:expr) => {
-        impl RegistryTx for sqlx::Transaction<'_, $db> {
-            async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<()> {
-                for chunk in ids.chunks(BULK_ROWS) {
-                    let mut q = sqlx::QueryBuilder::new($flag_duplicates);
-                    push_ids(&mut q, chunk);
-                    q.push(FLAG_DUPLICATES_END);
-                    q.build().execute(&mut **self).await?;
-                }
-                Ok(())
-            }
+/// Adding counter changes, with their rollups, inside an open write transaction.
+trait CounterTx {
+    fn add_counters(&mut self, delta: &[(CounterKey, i64)]) -> impl Future<Output = Result<()>> + Send;
+}
 
+impl CounterTx for sqlx::Transaction<'_, sqlx::Sqlite> {
+    /// Statement by statement (calls inside the process), [`BULK_ROWS`] rows each.
+    async fn add_counters(&mut self, delta: &[(CounterKey, i64)]) -> Result<()> {
+        let r = counting::rollups(delta);
+        for chunk in delta.chunks(BULK_ROWS) {
+            let mut q = sqlx::QueryBuilder::new(COUNTER_INSERT);
+            q.push_values(chunk, |mut b, (key, n)| {
+                b.push_bind(key.day)
+                    .push_bind(key.prefecture.to_string())
+                    .push_bind(sex_index(key.sex))
+                    .push_bind(i16::from(key.age_band.index()))
+                    .push_bind(key.measure.code())
+                    .push_bind(*n);
+            });
+            q.push(COUNTER_ADD);
+            q.build().execute(&mut **self).await?;
+        }
+        let area: Vec<_> = r.area.iter().collect();
+        for chunk in area.chunks(BULK_ROWS) {
+            let mut q = sqlx::QueryBuilder::new(AREA_FLOWS_INSERT);
+            q.push_values(chunk, |mut b, ((day, pref), f)| {
+                b.push_bind(*day).push_bind(pref.to_string());
+                for v in f.iter() {
+                    b.push_bind(*v);
+                }
+            });
+            q.push(AREA_FLOWS_ADD);
+            q.build().execute(&mut **self).await?;
+        }
+        let weekly: Vec<_> = r.sex_age.iter().collect();
+        for chunk in weekly.chunks(BULK_ROWS) {
+            let mut q = sqlx::QueryBuilder::new(WEEKLY_FLOWS_INSERT);
+            q.push_values(chunk, |mut b, ((week, pref, sex, band), f)| {
+                b.push_bind(*week)
+                    .push_bind(pref.to_string())
+                    .push_bind(sex_index(*sex))
+                    .push_bind(i16::from(band.index()));
+                for v in f.iter() {
+                    b.push_bind(*v);
+                }
+            });
+            q.push(WEEKLY_FLOWS_ADD);
+            q.build().execute(&mut **self).await?;
+        }
+        Ok(())
+    }
+}
+
+impl CounterTx for sqlx::Transaction<'_, sqlx::Postgres> {
+    /// The three tables in one statement kept prepared, each one's rows as column arrays (see
+    /// [`crate::together`]): one round trip whatever the number of keys.
+    async fn add_counters(&mut self, delta: &[(CounterKey, i64)]) -> Result<()> {
+        let r = counting::rollups(delta);
+        let mut together = Together::new();
+        together.push(|q| {
+            q.push(COUNTER_INSERT).push("SELECT * FROM unnest(");
+            q.push_bind(delta.iter().map(|(k, _)| k.day).collect::<Vec<_>>())
+                .push("::date[], ");
+            q.push_bind(delta.iter().map(|(k, _)| k.prefecture.to_string()).collect::<Vec<_>>())
+                .push("::text[], ");
+            q.push_bind(delta.iter().map(|(k, _)| sex_index(k.sex)).collect::<Vec<_>>())
+                .push("::smallint[], ");
+            q.push_bind(
+                delta
+                    .iter()
+                    .map(|(k, _)| i16::from(k.age_band.index()))
+                    .collect::<Vec<_>>(),
+            )
+            .push("::smallint[], ");
+            q.push_bind(delta.iter().map(|(k, _)| k.measure.code()).collect::<Vec<_>>())
+                .push("::smallint[], ");
+            q.push_bind(delta.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+                .push("::bigint[])");
+            q.push(COUNTER_ADD);
+        });
+        together.push(|q| {
+            q.push(AREA_FLOWS_INSERT).push("SELECT * FROM unnest(");
+            q.push_bind(r.area.keys().map(|(day, _)| *day).collect::<Vec<_>>())
+                .push("::date[], ");
+            q.push_bind(r.area.keys().map(|(_, pref)| pref.to_string()).collect::<Vec<_>>())
+                .push("::text[]");
+            for i in 0..7 {
+                q.push(", ")
+                    .push_bind(r.area.values().map(|f| f[i]).collect::<Vec<i64>>())
+                    .push("::bigint[]");
+            }
+            q.push(")").push(AREA_FLOWS_ADD);
+        });
+        together.push(|q| {
+            q.push(WEEKLY_FLOWS_INSERT).push("SELECT * FROM unnest(");
+            q.push_bind(r.sex_age.keys().map(|k| k.0).collect::<Vec<_>>())
+                .push("::date[], ");
+            q.push_bind(r.sex_age.keys().map(|k| k.1.to_string()).collect::<Vec<_>>())
+                .push("::text[], ");
+            q.push_bind(r.sex_age.keys().map(|k| sex_index(k.2)).collect::<Vec<_>>())
+                .push("::smallint[], ");
+            q.push_bind(r.sex_age.keys().map(|k| i16::from(k.3.index())).collect::<Vec<_>>())
+                .push("::smallint[]");
+            for i in 0..3 {
+                q.push(", ")
+                    .push_bind(r.sex_age.values().map(|f| f[i]).collect::<Vec<i64>>())
+                    .push("::bigint[]");
+            }
+            q.push(")").push(WEEKLY_FLOWS_ADD);
+        });
+        together.execute(self).await
+    }
+}
+
+macro_rules! impl_registry_tx {
+    ($db:ty) => {
+        impl RegistryTx for sqlx::Transaction<'_, $db> {
             async fn recheck_duplicates_of(&mut self, gone: &[i64]) -> Result<Vec<(i64, i64)>> {
                 let mut flagged: Vec<(i64, i64)> = Vec::new();
                 for chunk in gone.chunks(BULK_ROWS) {
@@ -644,51 +786,7 @@ macro_rules! impl_registry_tx {
             }
 
             async fn apply(&mut self, delta: &[(CounterKey, i64)]) -> Result<()> {
-                for chunk in delta.chunks(BULK_ROWS) {
-                    let mut q = sqlx::QueryBuilder::new(COUNTER_INSERT);
-                    q.push_values(chunk, |mut b, (key, n)| {
-                        b.push_bind(key.day)
-                            .push_bind(key.prefecture.to_string())
-                            .push_bind(sex_index(key.sex))
-                            .push_bind(i16::from(key.age_band.index()))
-                            .push_bind(key.measure.code())
-                            .push_bind(*n);
-                    });
-                    q.push(COUNTER_ADD);
-                    q.build().execute(&mut **self).await?;
-                }
-                self.apply_rollups(&counting::rollups(delta)).await
-            }
-
-            async fn apply_rollups(&mut self, r: &counting::Rollups) -> Result<()> {
-                let area: Vec<_> = r.area.iter().collect();
-                for chunk in area.chunks(BULK_ROWS) {
-                    let mut q = sqlx::QueryBuilder::new(AREA_FLOWS_INSERT);
-                    q.push_values(chunk, |mut b, ((day, pref), f)| {
-                        b.push_bind(*day).push_bind(pref.to_string());
-                        for v in f.iter() {
-                            b.push_bind(*v);
-                        }
-                    });
-                    q.push(AREA_FLOWS_ADD);
-                    q.build().execute(&mut **self).await?;
-                }
-                let weekly: Vec<_> = r.sex_age.iter().collect();
-                for chunk in weekly.chunks(BULK_ROWS) {
-                    let mut q = sqlx::QueryBuilder::new(WEEKLY_FLOWS_INSERT);
-                    q.push_values(chunk, |mut b, ((week, pref, sex, band), f)| {
-                        b.push_bind(*week)
-                            .push_bind(pref.to_string())
-                            .push_bind(sex_index(*sex))
-                            .push_bind(i16::from(band.index()));
-                        for v in f.iter() {
-                            b.push_bind(*v);
-                        }
-                    });
-                    q.push(WEEKLY_FLOWS_ADD);
-                    q.build().execute(&mut **self).await?;
-                }
-                Ok(())
+                self.add_counters(delta).await
             }
 
             /// See [`Db::file_notification`]. `ctx` is `None` when the caller audits the whole
@@ -927,8 +1025,8 @@ macro_rules! impl_registry_tx {
     };
 }
 
-impl_registry_tx!(sqlx::Sqlite, FLAG_DUPLICATES_SQLITE);
-impl_registry_tx!(sqlx::Postgres, FLAG_DUPLICATES_POSTGRES);
+impl_registry_tx!(sqlx::Sqlite);
+impl_registry_tx!(sqlx::Postgres);
 
 /// The organisation tree, or the part of it a placement touches: which health centre each
 /// institution files with, and which prefecture each health centre belongs to.
@@ -1601,8 +1699,9 @@ impl Db {
 impl WriteTx {
     /// The part of the organisation tree that `places` touch, as this transaction sees it: the
     /// institutions they name, and the health centres they name or those institutions file
-    /// with. Two statements for up to 500 institutions and 500 health centres (group commit
-    /// checks a batch with it), none for placements that name no organisation.
+    /// with. One statement for up to 500 institutions and 500 health centres (group commit
+    /// checks a batch with it: each round trip is paid by every filer of the batch), none for
+    /// placements that name no organisation.
     pub async fn org_tree_of<'p>(&mut self, places: impl Iterator<Item = &'p Placement>) -> Result<OrgTree> {
         let mut institutions = BTreeSet::new();
         let mut health_centres = BTreeSet::new();
@@ -1610,37 +1709,86 @@ impl WriteTx {
             institutions.extend(place.institution.as_ref().map(|i| i.as_str().to_owned()));
             health_centres.extend(place.health_centre.as_ref().map(|h| h.to_string()));
         }
-        let mut tree = OrgTree::default();
         let institutions: Vec<String> = institutions.into_iter().collect();
-        let select = "SELECT code, health_centre_code FROM institutions WHERE code IN (";
-        for (institution, health_centre) in self.code_pairs(select, &institutions).await? {
-            health_centres.insert(health_centre.clone());
-            tree.institution_hc.insert(institution, health_centre);
-        }
         let health_centres: Vec<String> = health_centres.into_iter().collect();
-        let select = "SELECT code, prefecture_code FROM health_centres WHERE code IN (";
-        tree.health_centre_prefecture
-            .extend(self.code_pairs(select, &health_centres).await?);
-        Ok(tree)
+        let mut tree = OrgTree::default();
+        let mut institution_chunks = institutions.chunks(BULK_ROWS);
+        let mut health_centre_chunks = health_centres.chunks(BULK_ROWS);
+        loop {
+            let named_institutions = institution_chunks.next().unwrap_or_default();
+            let named_health_centres = health_centre_chunks.next().unwrap_or_default();
+            if named_institutions.is_empty() && named_health_centres.is_empty() {
+                return Ok(tree);
+            }
+            for (is_institution, code, parent) in self.org_links(named_institutions, named_health_centres).await? {
+                if is_institution {
+                    tree.institution_hc.insert(code, parent);
+                } else {
+                    tree.health_centre_prefecture.insert(code, parent);
+                }
+            }
+        }
     }
 
-    /// The rows of `select` (two text columns, ending `WHERE code IN (`) for `codes`, a
-    /// statement per [`BULK_ROWS`] codes.
-    async fn code_pairs(&mut self, select: &str, codes: &[String]) -> Result<Vec<(String, String)>> {
-        let mut found = Vec::new();
-        for chunk in codes.chunks(BULK_ROWS) {
-            let rows: Vec<(String, String)> = on_tx!(self, t => {
-                let mut q = sqlx::QueryBuilder::new(select);
-                let mut list = q.separated(", ");
-                for code in chunk {
-                    list.push_bind(code.as_str());
-                }
-                q.push(")");
-                q.build_query_as().persistent(false).fetch_all(&mut **t).await?
-            });
-            found.extend(rows);
+    /// The institutions named with their health centres, and the health centres named or filed
+    /// with by those institutions with their prefectures: `(is an institution, code, parent)`.
+    async fn org_links(
+        &mut self,
+        institutions: &[String],
+        health_centres: &[String],
+    ) -> Result<Vec<(bool, String, String)>> {
+        fn list<DB: sqlx::Database>(q: &mut sqlx::QueryBuilder<DB>, codes: &[String])
+        where
+            for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        {
+            q.push("(");
+            let mut list = q.separated(", ");
+            for code in codes {
+                list.push_bind(code.clone());
+            }
+            q.push(")");
         }
-        Ok(found)
+        if let Tx::Postgres(t) = &mut self.tx {
+            // The codes as arrays: a text kept prepared (see [`crate::together`]).
+            return Ok(sqlx::query_as(
+                "SELECT TRUE, code, health_centre_code FROM institutions WHERE code = ANY($1) \
+                 UNION ALL SELECT FALSE, code, prefecture_code FROM health_centres WHERE code = ANY($2) \
+                 OR code IN (SELECT health_centre_code FROM institutions WHERE code = ANY($1))",
+            )
+            .bind(institutions)
+            .bind(health_centres)
+            .fetch_all(&mut **t)
+            .await?);
+        }
+        Ok(on_tx!(self, t => {
+            let mut q = sqlx::QueryBuilder::new("SELECT TRUE, code, health_centre_code FROM institutions WHERE ");
+            if institutions.is_empty() {
+                q.push("FALSE");
+            } else {
+                q.push("code IN ");
+                list(&mut q, institutions);
+            }
+            q.push(" UNION ALL SELECT FALSE, code, prefecture_code FROM health_centres WHERE ");
+            match (institutions.is_empty(), health_centres.is_empty()) {
+                (false, false) => {
+                    q.push("code IN ");
+                    list(&mut q, health_centres);
+                    q.push(" OR code IN (SELECT health_centre_code FROM institutions WHERE code IN ");
+                    list(&mut q, institutions);
+                    q.push(")");
+                }
+                (false, true) => {
+                    q.push("code IN (SELECT health_centre_code FROM institutions WHERE code IN ");
+                    list(&mut q, institutions);
+                    q.push(")");
+                }
+                _ => {
+                    q.push("code IN ");
+                    list(&mut q, health_centres);
+                }
+            }
+            q.build_query_as().persistent(false).fetch_all(&mut **t).await?
+        }))
     }
 
     /// The (id, external id) of the notifications with these external ids, in chunks that stay
@@ -1747,37 +1895,22 @@ impl WriteTx {
                     }
                     (taken, ids)
                 }
-                // COPY cannot skip a row: taken ids are looked up first.
+                // COPY cannot skip a row: taken ids are looked up first, in the statement that
+                // reserves the ids (a round trip less, which every filer of a group commit waits
+                // for).
                 Tx::Postgres(_) => {
-                    let ids: Vec<&str> = all.iter().filter_map(|r| r.draft.external_id.as_deref()).collect();
-                    let stored: std::collections::HashSet<String> = if check_taken {
-                        self.ids_by_external_id(&ids)
-                            .await?
-                            .into_iter()
-                            .map(|(_, ext)| ext)
-                            .collect()
+                    let (taken, person_ids, notification_ids) = if check_taken {
+                        self.reserve_ids_for_new(all).await?
                     } else {
-                        std::collections::HashSet::new()
+                        let (persons, notifications) = self.reserve_ids(all.len()).await?;
+                        (Vec::new(), persons, notifications)
                     };
-                    let mut seen = std::collections::HashSet::new();
-                    let taken: Vec<usize> = all
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, r)| {
-                            r.draft
-                                .external_id
-                                .as_deref()
-                                .is_some_and(|ext| stored.contains(ext) || !seen.insert(ext))
-                        })
-                        .map(|(i, _)| i)
-                        .collect();
                     let batch: Vec<&NewNotification> = all
                         .iter()
                         .enumerate()
                         .filter(|(i, _)| taken.binary_search(i).is_err())
                         .map(|(_, r)| r)
                         .collect();
-                    let (person_ids, notification_ids) = self.reserve_ids(batch.len()).await?;
                     let WriteTx {
                         tx: Tx::Postgres(pg),
                         counts,
@@ -1970,6 +2103,45 @@ impl WriteTx {
                 ids.into_iter().unzip()
             }
         })
+    }
+}
+
+impl WriteTx {
+    /// PostgreSQL: which of `rows` cannot be written because their external id is taken (by a
+    /// stored notification or an earlier row of `rows`), in ascending order, and ids for the
+    /// others, in one statement kept prepared (one round trip; see [`crate::together`]). Each
+    /// id is looked up in the unique index on its own (a scalar subquery with LIMIT 1 is never
+    /// turned into a join; see [`WriteTx::ids_by_external_id`] for the scan of the whole table
+    /// a join became), a plan that the array's length does not change. The ids are sorted, so
+    /// that the rows written get ascending ids in their order, as one at a time they would.
+    async fn reserve_ids_for_new(&mut self, rows: &[NewNotification<'_>]) -> Result<(Vec<usize>, Vec<i64>, Vec<i64>)> {
+        let Tx::Postgres(t) = &mut self.tx else {
+            unreachable!("PostgreSQL's bulk path")
+        };
+        let external_ids: Vec<Option<&str>> = rows.iter().map(|r| r.draft.external_id.as_deref()).collect();
+        let reserved: Vec<(bool, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence('persons', 'id')::regclass AS persons, \
+             pg_get_serial_sequence('notifications', 'id')::regclass AS notifications), \
+             w AS (SELECT u.i, u.external_id IS NOT NULL AND (row_number() OVER (PARTITION BY u.external_id ORDER BY u.i) > 1 \
+             OR (SELECT TRUE FROM notifications n WHERE n.external_id = u.external_id LIMIT 1) IS NOT NULL) AS taken \
+             FROM unnest($1::text[]) WITH ORDINALITY AS u (external_id, i)) \
+             SELECT w.taken, CASE WHEN w.taken THEN NULL ELSE nextval(s.persons) END, \
+             CASE WHEN w.taken THEN NULL ELSE nextval(s.notifications) END FROM w CROSS JOIN s ORDER BY w.i",
+        )
+        .bind(&external_ids)
+        .fetch_all(&mut **t)
+        .await?;
+        let taken = reserved
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.0)
+            .map(|(i, _)| i)
+            .collect();
+        let mut persons: Vec<i64> = reserved.iter().filter_map(|r| r.1).collect();
+        let mut notifications: Vec<i64> = reserved.iter().filter_map(|r| r.2).collect();
+        persons.sort_unstable();
+        notifications.sort_unstable();
+        Ok((taken, persons, notifications))
     }
 }
 

@@ -483,6 +483,89 @@ async fn with_institution(db: &Db) {
     .unwrap();
 }
 
+/// The largest batch group commit takes (`TODOKE_FILING_BATCH` at most 1,024): on PostgreSQL
+/// its rows, then its counters, then its audit entries (six statements of up to 200) and the
+/// audit head each go as one statement. Every filing is written once, with ids in filing order;
+/// the same person filed twice in the batch is flagged against the first; the counters equal a
+/// rebuild; the audit chain holds.
+async fn the_largest_group_commit_is_written_whole(db: &Db) {
+    seed(db).await;
+    with_institution(db).await;
+    let drafts: Vec<NotificationDraft> = (0..1024)
+        .map(|i| {
+            let external_id = format!("L{i}");
+            let day = format!("2021-05-{:02}T10:00:00+09:00", 1 + i % 28);
+            let kana = format!("ヤマダ {}", ["ハナコ", "タロウ", "ジロウ", "サブロウ"][i % 4]);
+            let birth = format!("19{:02}-01-01", i / 4 % 100);
+            // Diagnosed in May 2021, after the birthday.
+            let age = (2021 - 1900 - i / 4 % 100).to_string();
+            let mut fields = vec![
+                ("external_id", external_id.as_str()),
+                ("reported_at", day.as_str()),
+                ("name_kana", kana.as_str()),
+                ("birth_date", birth.as_str()),
+                ("age", age.as_str()),
+            ];
+            // Every other filing through the institution, the rest through the health centre.
+            if i % 2 == 0 {
+                fields.push(("institution", "I13"));
+            } else {
+                fields.push(("health_centre", "H13"));
+            }
+            draft(&fields)
+        })
+        .collect();
+    let places: Vec<Placement> = drafts.iter().map(placed).collect();
+    let ctx = cli();
+    let batch: Vec<Filing<'_>> = drafts
+        .iter()
+        .zip(&places)
+        .map(|(d, p)| Filing {
+            ctx: &ctx,
+            draft: d,
+            place: p,
+        })
+        .collect();
+    let audit_before = db.audit_entries(0, 100_000).await.unwrap().len();
+    let results = db.file_notifications(&batch).await.unwrap();
+    let ids: Vec<i64> = results.iter().map(|r| r.as_ref().unwrap().id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids ascend in filing order");
+    assert_eq!(db.notification_count().await.unwrap(), 1024);
+    // Filing i names the person of filing i % 400 (kana by i % 4, birth year by i / 4 % 100),
+    // all reported in May 2021: each later one is flagged against the first, in the batch.
+    let flagged = db
+        .notifications(
+            &NotificationFilter {
+                duplicate: Some(true),
+                ..Default::default()
+            },
+            0,
+            2_000,
+        )
+        .await
+        .unwrap();
+    let expected: Vec<(i64, Option<i64>)> = (400..1024).map(|i| (ids[i], Some(ids[i % 400]))).collect();
+    let got: Vec<(i64, Option<i64>)> = flagged.iter().map(|n| (n.id, n.duplicate_of)).collect();
+    assert_eq!(got, expected);
+    let audit = db.audit_entries(0, 100_000).await.unwrap();
+    assert_eq!(audit.len(), audit_before + 1024, "one audit entry per filing");
+    assert_eq!(
+        db.verify_audit().await.unwrap(),
+        todoke_storage::audit::AuditVerdict::Intact {
+            entries: (audit_before + 1024) as i64
+        }
+    );
+    let positives: i64 = new_positives(db).await.iter().map(|(_, _, n)| n).sum();
+    assert_eq!(positives, 1024);
+    let before = db.counters().await.unwrap();
+    assert_eq!(
+        db.stored_rollups().await.unwrap(),
+        todoke_domain::counting::rollups(&before)
+    );
+    db.rebuild_counters(&cli()).await.unwrap();
+    assert_eq!(db.counters().await.unwrap(), before, "the rebuild agrees");
+}
+
 /// A stored notification without what differs between two filings of the same draft: ids,
 /// external id, the instants it was written at, and a duplicate flag.
 fn comparable(r: &NotificationRecord) -> NotificationRecord {
@@ -1019,6 +1102,7 @@ todoke_storage::on_both_backends!(
     a_bulk_transaction_writes_its_rows_together,
     a_group_commit_keeps_the_good_filings,
     a_group_commit_stores_what_a_single_filing_stores,
+    the_largest_group_commit_is_written_whole,
     a_withdrawing_reimport_rechecks_flags,
     bulk_inserts_leave_out_or_refuse_taken_ids,
     changes_in_one_batch_see_the_ones_before_them,
