@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use todoke_domain::counting::Measure;
 
-use crate::helpers::{TestApp, Who, error_of};
+use crate::helpers::{Backend, TestApp, Who, error_of};
 
 fn filing() -> Value {
     json!({
@@ -72,16 +72,18 @@ async fn a_doctor_files_and_the_notification_goes_to_their_health_centre() {
 }
 
 /// Filings that arrive together are committed together; each still gets its own answer, and a
-/// refused one does not take the others with it.
-#[tokio::test]
-async fn a_rush_of_filings_is_committed_together_and_answered_one_by_one() {
-    let app = TestApp::spawn().await;
+/// refused one does not take the others with it. Every filing names the same person: each is
+/// flagged as a possible duplicate of the first one written, whichever batch it went in.
+async fn a_rush_of_filings_is_committed_together_and_answered_one_by_one(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let before = app.db.notification_count().await.unwrap();
     let mut requests = Vec::new();
-    for i in 0..40 {
+    for i in 0..150 {
         let mut body = filing();
         // Two filings share an external id: exactly one of them must be refused.
-        body["external_id"] = json!(if i == 7 || i == 23 {
+        body["external_id"] = json!(if i == 7 || i == 93 {
             "RUSH-SAME".to_owned()
         } else {
             format!("RUSH-{i}")
@@ -92,9 +94,9 @@ async fn a_rush_of_filings_is_committed_together_and_answered_one_by_one() {
     for r in futures_util::future::join_all(requests).await {
         statuses.push(r.unwrap().status().as_u16());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 39, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 149, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 1, "{statuses:?}");
-    assert_eq!(app.db.notification_count().await.unwrap(), before + 39);
+    assert_eq!(app.db.notification_count().await.unwrap(), before + 149);
     let audited = app
         .db
         .audit_entries(0, 100_000)
@@ -103,7 +105,30 @@ async fn a_rush_of_filings_is_committed_together_and_answered_one_by_one() {
         .iter()
         .filter(|e| e.action == "notification.file")
         .count();
-    assert!(audited >= 39, "every written filing is audited ({audited})");
+    assert!(audited >= 149, "every written filing is audited ({audited})");
+    let rush: Vec<_> = app
+        .db
+        .notifications(&Default::default(), 0, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.external_id.as_deref().is_some_and(|e| e.starts_with("RUSH-")))
+        .collect();
+    let first = rush[0].id;
+    let flags: Vec<Option<i64>> = rush.iter().map(|n| n.duplicate_of).collect();
+    let mut expected = vec![Some(first); rush.len()];
+    expected[0] = None;
+    assert_eq!(flags, expected, "each later filing flagged against the first");
+}
+
+#[tokio::test]
+async fn a_rush_of_filings_is_committed_together_on_sqlite() {
+    a_rush_of_filings_is_committed_together_and_answered_one_by_one(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_rush_of_filings_is_committed_together_on_postgres() {
+    a_rush_of_filings_is_committed_together_and_answered_one_by_one(Backend::Postgres).await;
 }
 
 #[tokio::test]
