@@ -693,63 +693,82 @@ impl CounterTx for sqlx::Transaction<'_, sqlx::Sqlite> {
 
 impl CounterTx for sqlx::Transaction<'_, sqlx::Postgres> {
     /// The three tables in one statement kept prepared, each one's rows as column arrays (see
-    /// [`crate::together`]): one round trip whatever the number of keys.
+    /// [`crate::together`]): one round trip for up to [`COUNTS_WRITTEN`] keys, none for none.
     async fn add_counters(&mut self, delta: &[(CounterKey, i64)]) -> Result<()> {
-        let r = counting::rollups(delta);
-        let mut together = Together::new();
-        together.push(|q| {
-            q.push(COUNTER_INSERT).push("SELECT * FROM unnest(");
-            q.push_bind(delta.iter().map(|(k, _)| k.day).collect::<Vec<_>>())
-                .push("::date[], ");
-            q.push_bind(delta.iter().map(|(k, _)| k.prefecture.to_string()).collect::<Vec<_>>())
-                .push("::text[], ");
-            q.push_bind(delta.iter().map(|(k, _)| sex_index(k.sex)).collect::<Vec<_>>())
-                .push("::smallint[], ");
-            q.push_bind(
-                delta
-                    .iter()
-                    .map(|(k, _)| i16::from(k.age_band.index()))
-                    .collect::<Vec<_>>(),
-            )
-            .push("::smallint[], ");
-            q.push_bind(delta.iter().map(|(k, _)| k.measure.code()).collect::<Vec<_>>())
-                .push("::smallint[], ");
-            q.push_bind(delta.iter().map(|(_, n)| *n).collect::<Vec<_>>())
-                .push("::bigint[])");
-            q.push(COUNTER_ADD);
-        });
-        together.push(|q| {
-            q.push(AREA_FLOWS_INSERT).push("SELECT * FROM unnest(");
-            q.push_bind(r.area.keys().map(|(day, _)| *day).collect::<Vec<_>>())
-                .push("::date[], ");
-            q.push_bind(r.area.keys().map(|(_, pref)| pref.to_string()).collect::<Vec<_>>())
-                .push("::text[]");
-            for i in 0..7 {
-                q.push(", ")
-                    .push_bind(r.area.values().map(|f| f[i]).collect::<Vec<i64>>())
-                    .push("::bigint[]");
-            }
-            q.push(")").push(AREA_FLOWS_ADD);
-        });
-        together.push(|q| {
-            q.push(WEEKLY_FLOWS_INSERT).push("SELECT * FROM unnest(");
-            q.push_bind(r.sex_age.keys().map(|k| k.0).collect::<Vec<_>>())
-                .push("::date[], ");
-            q.push_bind(r.sex_age.keys().map(|k| k.1.to_string()).collect::<Vec<_>>())
-                .push("::text[], ");
-            q.push_bind(r.sex_age.keys().map(|k| sex_index(k.2)).collect::<Vec<_>>())
-                .push("::smallint[], ");
-            q.push_bind(r.sex_age.keys().map(|k| i16::from(k.3.index())).collect::<Vec<_>>())
-                .push("::smallint[]");
-            for i in 0..3 {
-                q.push(", ")
-                    .push_bind(r.sex_age.values().map(|f| f[i]).collect::<Vec<i64>>())
-                    .push("::bigint[]");
-            }
-            q.push(")").push(WEEKLY_FLOWS_ADD);
-        });
-        together.execute(self).await
+        debug_assert_eq!(
+            delta
+                .iter()
+                .map(|(k, _)| k)
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            delta.len(),
+            "an upsert cannot touch a counter twice"
+        );
+        // A rebuild's million keys go a slice at a time, as flushes do: no statement of tens of
+        // megabytes, none that a statement timeout would stop near the end.
+        for slice in delta.chunks(COUNTS_WRITTEN) {
+            add_counter_slice(self, slice).await?;
+        }
+        Ok(())
     }
+}
+
+/// One statement of [`CounterTx::add_counters`] on PostgreSQL.
+async fn add_counter_slice(tx: &mut sqlx::PgConnection, delta: &[(CounterKey, i64)]) -> Result<()> {
+    let r = counting::rollups(delta);
+    let mut together = Together::new();
+    together.push(|q| {
+        q.push(COUNTER_INSERT).push("SELECT * FROM unnest(");
+        q.push_bind(delta.iter().map(|(k, _)| k.day).collect::<Vec<_>>())
+            .push("::date[], ");
+        q.push_bind(delta.iter().map(|(k, _)| k.prefecture.to_string()).collect::<Vec<_>>())
+            .push("::text[], ");
+        q.push_bind(delta.iter().map(|(k, _)| sex_index(k.sex)).collect::<Vec<_>>())
+            .push("::smallint[], ");
+        q.push_bind(
+            delta
+                .iter()
+                .map(|(k, _)| i16::from(k.age_band.index()))
+                .collect::<Vec<_>>(),
+        )
+        .push("::smallint[], ");
+        q.push_bind(delta.iter().map(|(k, _)| k.measure.code()).collect::<Vec<_>>())
+            .push("::smallint[], ");
+        q.push_bind(delta.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+            .push("::bigint[])");
+        q.push(COUNTER_ADD);
+    });
+    together.push(|q| {
+        q.push(AREA_FLOWS_INSERT).push("SELECT * FROM unnest(");
+        q.push_bind(r.area.keys().map(|(day, _)| *day).collect::<Vec<_>>())
+            .push("::date[], ");
+        q.push_bind(r.area.keys().map(|(_, pref)| pref.to_string()).collect::<Vec<_>>())
+            .push("::text[]");
+        for i in 0..7 {
+            q.push(", ")
+                .push_bind(r.area.values().map(|f| f[i]).collect::<Vec<i64>>())
+                .push("::bigint[]");
+        }
+        q.push(")").push(AREA_FLOWS_ADD);
+    });
+    together.push(|q| {
+        q.push(WEEKLY_FLOWS_INSERT).push("SELECT * FROM unnest(");
+        q.push_bind(r.sex_age.keys().map(|k| k.0).collect::<Vec<_>>())
+            .push("::date[], ");
+        q.push_bind(r.sex_age.keys().map(|k| k.1.to_string()).collect::<Vec<_>>())
+            .push("::text[], ");
+        q.push_bind(r.sex_age.keys().map(|k| sex_index(k.2)).collect::<Vec<_>>())
+            .push("::smallint[], ");
+        q.push_bind(r.sex_age.keys().map(|k| i16::from(k.3.index())).collect::<Vec<_>>())
+            .push("::smallint[]");
+        for i in 0..3 {
+            q.push(", ")
+                .push_bind(r.sex_age.values().map(|f| f[i]).collect::<Vec<i64>>())
+                .push("::bigint[]");
+        }
+        q.push(")").push(WEEKLY_FLOWS_ADD);
+    });
+    together.execute(tx).await
 }
 
 macro_rules! impl_registry_tx {
@@ -1147,7 +1166,7 @@ impl Db {
                 })
             })
             .collect();
-        let written = tx.insert_notifications(&rows).await?;
+        let written = tx.insert_filings(&rows).await?;
         let mut outcomes = written.iter().copied();
         let mut events = Vec::with_capacity(rows.len());
         let mut out = Vec::with_capacity(filings.len());
@@ -1842,7 +1861,14 @@ impl WriteTx {
     /// held or at commit ([`WriteTx::commit`]). The caller has checked placements; any other
     /// failure here is a system error.
     pub async fn insert_notifications(&mut self, rows: &[NewNotification<'_>]) -> Result<Vec<Option<i64>>> {
-        self.insert_notifications_checked(rows, true).await
+        self.insert_notifications_checked(rows, TakenCheck::Replanned).await
+    }
+
+    /// [`WriteTx::insert_notifications`] for group commit's small batches: on PostgreSQL the
+    /// taken external ids are found by a statement kept prepared. Not for imports: see
+    /// [`TakenCheck::Prepared`].
+    pub async fn insert_filings(&mut self, rows: &[NewNotification<'_>]) -> Result<Vec<Option<i64>>> {
+        self.insert_notifications_checked(rows, TakenCheck::Prepared).await
     }
 
     /// Inserts notifications whose external ids are all new, as [`WriteTx::insert_notifications`]
@@ -1851,7 +1877,7 @@ impl WriteTx {
     /// construction: PostgreSQL then skips looking the batch's ids up before its COPY (12% of
     /// a load's time in samples of the server).
     pub async fn insert_new_notifications(&mut self, rows: &[NewNotification<'_>]) -> Result<()> {
-        let written = self.insert_notifications_checked(rows, false).await?;
+        let written = self.insert_notifications_checked(rows, TakenCheck::None).await?;
         match written.iter().position(Option::is_none) {
             None => Ok(()),
             Some(i) => Err(StorageError::Invalid(Message::new(
@@ -1870,7 +1896,7 @@ impl WriteTx {
     async fn insert_notifications_checked(
         &mut self,
         rows: &[NewNotification<'_>],
-        check_taken: bool,
+        check: TakenCheck,
     ) -> Result<Vec<Option<i64>>> {
         let t = now();
         let mut written = Vec::with_capacity(rows.len());
@@ -1895,15 +1921,21 @@ impl WriteTx {
                     }
                     (taken, ids)
                 }
-                // COPY cannot skip a row: taken ids are looked up first, in the statement that
-                // reserves the ids (a round trip less, which every filer of a group commit waits
-                // for).
+                // COPY cannot skip a row: taken ids are looked up first.
                 Tx::Postgres(_) => {
-                    let (taken, person_ids, notification_ids) = if check_taken {
-                        self.reserve_ids_for_new(all).await?
-                    } else {
-                        let (persons, notifications) = self.reserve_ids(all.len()).await?;
-                        (Vec::new(), persons, notifications)
+                    let (taken, person_ids, notification_ids) = match check {
+                        // In the statement that reserves the ids, kept prepared: a round trip
+                        // less, which every filer of a group commit waits for.
+                        TakenCheck::Prepared => self.reserve_ids_for_new(all).await?,
+                        TakenCheck::Replanned => {
+                            let taken = self.taken_external_ids(all).await?;
+                            let (persons, notifications) = self.reserve_ids(all.len() - taken.len()).await?;
+                            (taken, persons, notifications)
+                        }
+                        TakenCheck::None => {
+                            let (persons, notifications) = self.reserve_ids(all.len()).await?;
+                            (Vec::new(), persons, notifications)
+                        }
                     };
                     let batch: Vec<&NewNotification> = all
                         .iter()
@@ -2106,14 +2138,60 @@ impl WriteTx {
     }
 }
 
+/// How PostgreSQL's bulk path finds the rows whose external id is taken.
+#[derive(Clone, Copy)]
+enum TakenCheck {
+    /// Ids unique by construction (a bulk load into an empty registry): not looked up.
+    None,
+    /// Looked up by a statement planned afresh each time (imports). A statement kept prepared
+    /// gets a generic plan after five runs, costed with the table as it was then: planned when
+    /// the registry held a few hundred notifications, each id's lookup became a scan of the
+    /// whole table: a reviewer measured 20.9 s for a batch of 2,048 rows into 123,000 against
+    /// 7.6 ms replanned (fourteenth session). An import's own rows never reach the
+    /// statistics while it runs, so nothing replaces that plan until it ends.
+    Replanned,
+    /// In the statement that reserves the ids, kept prepared (group commit, at most 1,024 rows):
+    /// a round trip less. Its text differs from [`TakenCheck::Replanned`]'s, so an import on the
+    /// same connection never reuses its plan; group commits commit as they go, so analysing
+    /// the growing table replaces a plan made when it was small.
+    Prepared,
+}
+
+impl WriteTx {
+    /// The positions in `rows` whose external id is taken, by a stored notification or an
+    /// earlier row of `rows`, in ascending order.
+    async fn taken_external_ids(&mut self, rows: &[NewNotification<'_>]) -> Result<Vec<usize>> {
+        let ids: Vec<&str> = rows.iter().filter_map(|r| r.draft.external_id.as_deref()).collect();
+        let stored: std::collections::HashSet<String> = self
+            .ids_by_external_id(&ids)
+            .await?
+            .into_iter()
+            .map(|(_, ext)| ext)
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        Ok(rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.draft
+                    .external_id
+                    .as_deref()
+                    .is_some_and(|ext| stored.contains(ext) || !seen.insert(ext))
+            })
+            .map(|(i, _)| i)
+            .collect())
+    }
+}
+
 impl WriteTx {
     /// PostgreSQL: which of `rows` cannot be written because their external id is taken (by a
     /// stored notification or an earlier row of `rows`), in ascending order, and ids for the
-    /// others, in one statement kept prepared (one round trip; see [`crate::together`]). Each
-    /// id is looked up in the unique index on its own (a scalar subquery with LIMIT 1 is never
-    /// turned into a join; see [`WriteTx::ids_by_external_id`] for the scan of the whole table
-    /// a join became), a plan that the array's length does not change. The ids are sorted, so
-    /// that the rows written get ascending ids in their order, as one at a time they would.
+    /// others, in one statement kept prepared (one round trip; see [`crate::together`], and
+    /// [`TakenCheck::Prepared`] for why only group commit uses it). Each id is looked up in the
+    /// unique index on its own (a scalar subquery with LIMIT 1 is never turned into a join; see
+    /// [`WriteTx::ids_by_external_id`] for the scan of the whole table a join became). The ids
+    /// are sorted, so that the rows written get ascending ids in their order, as one at a time
+    /// they would.
     async fn reserve_ids_for_new(&mut self, rows: &[NewNotification<'_>]) -> Result<(Vec<usize>, Vec<i64>, Vec<i64>)> {
         let Tx::Postgres(t) = &mut self.tx else {
             unreachable!("PostgreSQL's bulk path")

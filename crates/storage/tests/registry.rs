@@ -484,10 +484,10 @@ async fn with_institution(db: &Db) {
 }
 
 /// The largest batch group commit takes (`TODOKE_FILING_BATCH` at most 1,024): on PostgreSQL
-/// its rows, then its counters, then its audit entries (six statements of up to 200) and the
-/// audit head each go as one statement. Every filing is written once, with ids in filing order;
-/// the same person filed twice in the batch is flagged against the first; the counters equal a
-/// rebuild; the audit chain holds.
+/// its rows go as one statement, its counters as another, its audit entries with the audit head
+/// as a third (on SQLite, statements of up to 200 entries). Every filing is written once, with
+/// ids in filing order; each later filing of a person is flagged against the first; the
+/// counters equal a rebuild; the audit chain holds.
 async fn the_largest_group_commit_is_written_whole(db: &Db) {
     seed(db).await;
     with_institution(db).await;
