@@ -159,32 +159,26 @@ impl EntryWrites for sqlx::Transaction<'_, sqlx::Postgres> {
     /// The entries, as column arrays, and the head in one statement kept prepared (see
     /// [`crate::together`]): one round trip, which every filer of a group commit waits for.
     async fn write_entries(&mut self, entries: &[AuditEntry]) -> Result<()> {
-        fn column<T>(entries: &[AuditEntry], field: impl Fn(&AuditEntry) -> T) -> Vec<T> {
-            entries.iter().map(field).collect()
-        }
         let last = entries.last().expect("entries to write");
         let mut together = crate::together::Together::new();
         together.push(|q| {
-            q.push(INSERT_ENTRIES).push("SELECT * FROM unnest(");
-            q.push_bind(column(entries, |e| e.seq)).push("::bigint[], ");
-            q.push_bind(column(entries, |e| e.at)).push("::timestamptz[], ");
-            q.push_bind(column(entries, |e| e.actor_user_id)).push("::bigint[]");
-            let texts: [fn(&AuditEntry) -> Option<String>; 10] = [
-                |e| e.actor_login.clone(),
-                |e| e.actor_role.clone(),
-                |e| Some(e.action.clone()),
-                |e| Some(e.record_type.clone()),
-                |e| e.record_id.clone(),
-                |e| e.client_addr.clone(),
-                |e| e.request_id.clone(),
-                |e| e.detail.clone(),
-                |e| Some(e.prev_hash.clone()),
-                |e| Some(e.hash.clone()),
-            ];
-            for text in texts {
-                q.push(", ").push_bind(column(entries, text)).push("::text[]");
-            }
-            q.push(")");
+            q.push(INSERT_ENTRIES);
+            crate::together::push_unnest(q, |u| {
+                let column = |field: fn(&AuditEntry) -> Option<String>| entries.iter().map(field);
+                u.column(entries.iter().map(|e| e.seq), "bigint")
+                    .column(entries.iter().map(|e| e.at), "timestamptz")
+                    .column(entries.iter().map(|e| e.actor_user_id), "bigint")
+                    .column(column(|e| e.actor_login.clone()), "text")
+                    .column(column(|e| e.actor_role.clone()), "text")
+                    .column(column(|e| Some(e.action.clone())), "text")
+                    .column(column(|e| Some(e.record_type.clone())), "text")
+                    .column(column(|e| e.record_id.clone()), "text")
+                    .column(column(|e| e.client_addr.clone()), "text")
+                    .column(column(|e| e.request_id.clone()), "text")
+                    .column(column(|e| e.detail.clone()), "text")
+                    .column(column(|e| Some(e.prev_hash.clone())), "text")
+                    .column(column(|e| Some(e.hash.clone())), "text");
+            });
         });
         together.push(|q| {
             q.push("UPDATE audit_head SET seq = ")

@@ -23,7 +23,7 @@ use todoke_domain::notification::{NotifiedGroup, Severity, Sex};
 
 use crate::Result;
 use crate::registry::{NewNotification, bulk_recorded_at, join_symptoms, phone_digits};
-use crate::together::Together;
+use crate::together::{Together, Unnest, push_unnest};
 
 /// Notifications per COPY batch.
 pub(crate) const COPY_ROWS: usize = 20_000;
@@ -47,8 +47,8 @@ const EPOCH_MICROS_AFTER_UNIX: i64 = 10_957 * 86_400 * 1_000_000;
 /// [`write_rows`]). The rows of each table are described once, for both.
 struct Row<'a> {
     out: Out<'a>,
-    /// Fields still to come (checked at the end of the row in debug builds).
-    left: usize,
+    /// The statement's columns (every row fills each, checked in debug builds).
+    columns: usize,
     /// The field being written.
     column: usize,
 }
@@ -83,22 +83,17 @@ impl Columns {
         &mut self.0[i]
     }
 
-    /// Pushes `unnest($1::bigint[], $2::text[], …)` with each column bound as its array.
-    fn push_unnest(self, q: &mut sqlx::QueryBuilder<sqlx::Postgres>) {
-        q.push("unnest(");
-        for (i, column) in self.0.into_iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
+    /// Binds each column as its array of an `unnest(…)`.
+    fn bind(self, unnest: &mut Unnest<'_>) {
+        for column in self.0 {
             match column {
-                Column::BigInt(v) => q.push_bind(v).push("::bigint[]"),
-                Column::Text(v) => q.push_bind(v).push("::text[]"),
-                Column::Boolean(v) => q.push_bind(v).push("::boolean[]"),
-                Column::Date(v) => q.push_bind(v).push("::date[]"),
-                Column::Instant(v) => q.push_bind(v).push("::timestamptz[]"),
+                Column::BigInt(v) => unnest.column(v, "bigint"),
+                Column::Text(v) => unnest.column(v, "text"),
+                Column::Boolean(v) => unnest.column(v, "boolean"),
+                Column::Date(v) => unnest.column(v, "date"),
+                Column::Instant(v) => unnest.column(v, "timestamptz"),
             };
         }
-        q.push(")");
     }
 }
 
@@ -114,9 +109,19 @@ macro_rules! push_to_column {
 
 impl<'a> Row<'a> {
     /// Where the next field goes, and its column.
+    /// Writes one row of `columns` fields to `out`, filled by `fill`.
+    fn write(out: Out<'a>, columns: usize, fill: impl FnOnce(&mut Row<'a>)) {
+        let mut row = Row {
+            out,
+            columns,
+            column: 0,
+        };
+        fill(&mut row);
+        debug_assert_eq!(row.column, columns, "fewer fields than columns");
+    }
+
     fn counted(&mut self) -> (&mut Out<'a>, usize) {
-        debug_assert!(self.left > 0, "more fields than columns");
-        self.left = self.left.wrapping_sub(1);
+        debug_assert!(self.column < self.columns, "more fields than columns");
         self.column += 1;
         (&mut self.out, self.column - 1)
     }
@@ -240,16 +245,10 @@ fn push_insert(
         .expect("a COPY statement names its columns");
     let mut arrays = Columns::default();
     for i in 0..rows {
-        let mut r = Row {
-            out: Out::Arrays(&mut arrays),
-            left: columns,
-            column: 0,
-        };
-        row(i, &mut r);
-        debug_assert_eq!(r.left, 0, "fewer fields than columns");
+        Row::write(Out::Arrays(&mut arrays), columns, |r| row(i, r));
     }
-    q.push(format_args!("INSERT INTO {table_and_columns}) SELECT * FROM "));
-    arrays.push_unnest(q);
+    q.push(format_args!("INSERT INTO {table_and_columns}) "));
+    push_unnest(q, |unnest| arrays.bind(unnest));
 }
 
 /// Runs one binary COPY of `rows` rows, the `i`th encoded by `row(i, …)`, streamed in pieces
@@ -271,13 +270,7 @@ async fn copy_streamed(
     piece.extend_from_slice(HEADER);
     for i in 0..rows {
         piece.extend_from_slice(&fields);
-        let mut r = Row {
-            out: Out::Copy(&mut piece),
-            left: columns,
-            column: 0,
-        };
-        row(i, &mut r);
-        debug_assert_eq!(r.left, 0, "fewer fields than columns");
+        Row::write(Out::Copy(&mut piece), columns, |r| row(i, r));
         if piece.len() >= PIECE {
             copy.send(&piece[..]).await?;
             piece.clear();
@@ -449,13 +442,7 @@ mod tests {
 
     fn encoded(columns: usize, row: impl FnOnce(&mut Row<'_>)) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut r = Row {
-            out: Out::Copy(&mut out),
-            left: columns,
-            column: 0,
-        };
-        row(&mut r);
-        assert_eq!(r.left, 0);
+        Row::write(Out::Copy(&mut out), columns, row);
         out
     }
 

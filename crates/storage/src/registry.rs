@@ -14,7 +14,7 @@ use todoke_domain::notification::{AgeBand, CaseType, NotificationDraft, Notified
 use todoke_domain::{HealthCentreCode, InstitutionCode, Message, PrefectureCode, UserId};
 
 use crate::audit::{AuditContext, AuditEvent, AuditTx};
-use crate::together::Together;
+use crate::together::{Together, push_unnest};
 use crate::{Backend, Db, Result, StorageError, dispatch, dispatch_write, now};
 
 /// Where a notification was received; the health centre must lie in the prefecture and the
@@ -540,6 +540,14 @@ macro_rules! flag_duplicates_end {
     };
 }
 
+/// The identity sequences of persons and notifications, looked up once per statement: `s`.
+macro_rules! serial_sequences {
+    () => {
+        "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence('persons', 'id')::regclass AS persons, \
+         pg_get_serial_sequence('notifications', 'id')::regclass AS notifications)"
+    };
+}
+
 impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
     async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<()> {
         for chunk in ids.chunks(BULK_ROWS) {
@@ -548,7 +556,7 @@ impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
                 "date(n.report_day, '+60 days')"
             ));
             q.push(" IN (");
-            push_ids(&mut q, chunk);
+            push_list(&mut q, chunk);
             q.push(")").push(flag_duplicates_end!());
             q.build().execute(&mut **self).await?;
         }
@@ -614,14 +622,14 @@ pub(crate) const WEEKLY_FLOWS_ADD: &str = " ON CONFLICT (week_start, prefecture_
      deaths = sex_age_weekly_flows.deaths + excluded.deaths, \
      severe_net = sex_age_weekly_flows.severe_net + excluded.severe_net";
 
-/// Binds `ids` as a comma-separated list (the caller writes what surrounds it).
-fn push_ids<DB: sqlx::Database>(q: &mut sqlx::QueryBuilder<DB>, ids: &[i64])
+/// Binds `values` as a comma-separated list (the caller writes what surrounds it).
+fn push_list<DB: sqlx::Database, T>(q: &mut sqlx::QueryBuilder<DB>, values: &[T])
 where
-    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> T: Clone + sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
     let mut list = q.separated(", ");
-    for id in ids {
-        list.push_bind(*id);
+    for value in values {
+        list.push_bind(value.clone());
     }
 }
 
@@ -718,55 +726,40 @@ async fn add_counter_slice(tx: &mut sqlx::PgConnection, delta: &[(CounterKey, i6
     let r = counting::rollups(delta);
     let mut together = Together::new();
     together.push(|q| {
-        q.push(COUNTER_INSERT).push("SELECT * FROM unnest(");
-        q.push_bind(delta.iter().map(|(k, _)| k.day).collect::<Vec<_>>())
-            .push("::date[], ");
-        q.push_bind(delta.iter().map(|(k, _)| k.prefecture.to_string()).collect::<Vec<_>>())
-            .push("::text[], ");
-        q.push_bind(delta.iter().map(|(k, _)| sex_index(k.sex)).collect::<Vec<_>>())
-            .push("::smallint[], ");
-        q.push_bind(
-            delta
-                .iter()
-                .map(|(k, _)| i16::from(k.age_band.index()))
-                .collect::<Vec<_>>(),
-        )
-        .push("::smallint[], ");
-        q.push_bind(delta.iter().map(|(k, _)| k.measure.code()).collect::<Vec<_>>())
-            .push("::smallint[], ");
-        q.push_bind(delta.iter().map(|(_, n)| *n).collect::<Vec<_>>())
-            .push("::bigint[])");
+        q.push(COUNTER_INSERT);
+        push_unnest(q, |u| {
+            u.column(delta.iter().map(|(k, _)| k.day), "date")
+                .column(delta.iter().map(|(k, _)| k.prefecture.to_string()), "text")
+                .column(delta.iter().map(|(k, _)| sex_index(k.sex)), "smallint")
+                .column(delta.iter().map(|(k, _)| i16::from(k.age_band.index())), "smallint")
+                .column(delta.iter().map(|(k, _)| k.measure.code()), "smallint")
+                .column(delta.iter().map(|(_, n)| *n), "bigint");
+        });
         q.push(COUNTER_ADD);
     });
     together.push(|q| {
-        q.push(AREA_FLOWS_INSERT).push("SELECT * FROM unnest(");
-        q.push_bind(r.area.keys().map(|(day, _)| *day).collect::<Vec<_>>())
-            .push("::date[], ");
-        q.push_bind(r.area.keys().map(|(_, pref)| pref.to_string()).collect::<Vec<_>>())
-            .push("::text[]");
-        for i in 0..7 {
-            q.push(", ")
-                .push_bind(r.area.values().map(|f| f[i]).collect::<Vec<i64>>())
-                .push("::bigint[]");
-        }
-        q.push(")").push(AREA_FLOWS_ADD);
+        q.push(AREA_FLOWS_INSERT);
+        push_unnest(q, |u| {
+            u.column(r.area.keys().map(|(day, _)| *day), "date")
+                .column(r.area.keys().map(|(_, pref)| pref.to_string()), "text");
+            for i in 0..7 {
+                u.column(r.area.values().map(|f| f[i]), "bigint");
+            }
+        });
+        q.push(AREA_FLOWS_ADD);
     });
     together.push(|q| {
-        q.push(WEEKLY_FLOWS_INSERT).push("SELECT * FROM unnest(");
-        q.push_bind(r.sex_age.keys().map(|k| k.0).collect::<Vec<_>>())
-            .push("::date[], ");
-        q.push_bind(r.sex_age.keys().map(|k| k.1.to_string()).collect::<Vec<_>>())
-            .push("::text[], ");
-        q.push_bind(r.sex_age.keys().map(|k| sex_index(k.2)).collect::<Vec<_>>())
-            .push("::smallint[], ");
-        q.push_bind(r.sex_age.keys().map(|k| i16::from(k.3.index())).collect::<Vec<_>>())
-            .push("::smallint[]");
-        for i in 0..3 {
-            q.push(", ")
-                .push_bind(r.sex_age.values().map(|f| f[i]).collect::<Vec<i64>>())
-                .push("::bigint[]");
-        }
-        q.push(")").push(WEEKLY_FLOWS_ADD);
+        q.push(WEEKLY_FLOWS_INSERT);
+        push_unnest(q, |u| {
+            u.column(r.sex_age.keys().map(|k| k.0), "date")
+                .column(r.sex_age.keys().map(|k| k.1.to_string()), "text")
+                .column(r.sex_age.keys().map(|k| sex_index(k.2)), "smallint")
+                .column(r.sex_age.keys().map(|k| i16::from(k.3.index())), "smallint");
+            for i in 0..3 {
+                u.column(r.sex_age.values().map(|f| f[i]), "bigint");
+            }
+        });
+        q.push(WEEKLY_FLOWS_ADD);
     });
     together.execute(tx).await
 }
@@ -779,7 +772,7 @@ macro_rules! impl_registry_tx {
                 for chunk in gone.chunks(BULK_ROWS) {
                     let mut q = sqlx::QueryBuilder::new("SELECT id, duplicate_of FROM notifications");
                     q.push(FLAGGED_AGAINST);
-                    push_ids(&mut q, chunk);
+                    push_list(&mut q, chunk);
                     q.push(")");
                     flagged.extend(q.build_query_as::<(i64, i64)>().fetch_all(&mut **self).await?);
                 }
@@ -790,7 +783,7 @@ macro_rules! impl_registry_tx {
                 for chunk in gone.chunks(BULK_ROWS) {
                     let mut q = sqlx::QueryBuilder::new("UPDATE notifications SET duplicate_of = NULL, updated_at = ");
                     q.push_bind(at).push(FLAGGED_AGAINST);
-                    push_ids(&mut q, chunk);
+                    push_list(&mut q, chunk);
                     q.push(")");
                     q.build().execute(&mut **self).await?;
                 }
@@ -979,14 +972,14 @@ macro_rules! impl_registry_tx {
                         "SELECT n.id, n.case_type, n.report_day, n.prefecture_code, p.sex, n.age, n.death_date, n.withdrawn, \
                          n.merged_into IS NOT NULL AS merged FROM notifications n JOIN persons p ON p.id = n.person_id WHERE n.id IN (",
                     );
-                    push_ids(&mut q, chunk);
+                    push_list(&mut q, chunk);
                     q.push(")");
                     let rows: Vec<IdFactsRow> = q.build_query_as().fetch_all(&mut **self).await?;
                     let mut q = sqlx::QueryBuilder::new(
                         "SELECT notification_id, id, status, severity, effective_date, recorded_at FROM status_history \
                          WHERE notification_id IN (",
                     );
-                    push_ids(&mut q, chunk);
+                    push_list(&mut q, chunk);
                     q.push(") ORDER BY notification_id, id");
                     let mut histories: HashMap<i64, Vec<HistoryRow>> = HashMap::new();
                     for row in q.build_query_as::<IdHistoryRow>().fetch_all(&mut **self).await? {
@@ -1756,58 +1749,32 @@ impl WriteTx {
         institutions: &[String],
         health_centres: &[String],
     ) -> Result<Vec<(bool, String, String)>> {
-        fn list<DB: sqlx::Database>(q: &mut sqlx::QueryBuilder<DB>, codes: &[String])
-        where
-            for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-        {
-            q.push("(");
-            let mut list = q.separated(", ");
-            for code in codes {
-                list.push_bind(code.clone());
-            }
-            q.push(")");
-        }
-        if let Tx::Postgres(t) = &mut self.tx {
+        Ok(match &mut self.tx {
             // The codes as arrays: a text kept prepared (see [`crate::together`]).
-            return Ok(sqlx::query_as(
-                "SELECT TRUE, code, health_centre_code FROM institutions WHERE code = ANY($1) \
-                 UNION ALL SELECT FALSE, code, prefecture_code FROM health_centres WHERE code = ANY($2) \
-                 OR code IN (SELECT health_centre_code FROM institutions WHERE code = ANY($1))",
-            )
-            .bind(institutions)
-            .bind(health_centres)
-            .fetch_all(&mut **t)
-            .await?);
-        }
-        Ok(on_tx!(self, t => {
-            let mut q = sqlx::QueryBuilder::new("SELECT TRUE, code, health_centre_code FROM institutions WHERE ");
-            if institutions.is_empty() {
-                q.push("FALSE");
-            } else {
-                q.push("code IN ");
-                list(&mut q, institutions);
+            Tx::Postgres(t) => {
+                sqlx::query_as(
+                    "SELECT TRUE, code, health_centre_code FROM institutions WHERE code = ANY($1) \
+                     UNION ALL SELECT FALSE, code, prefecture_code FROM health_centres WHERE code = ANY($2) \
+                     OR code IN (SELECT health_centre_code FROM institutions WHERE code = ANY($1))",
+                )
+                .bind(institutions)
+                .bind(health_centres)
+                .fetch_all(&mut **t)
+                .await?
             }
-            q.push(" UNION ALL SELECT FALSE, code, prefecture_code FROM health_centres WHERE ");
-            match (institutions.is_empty(), health_centres.is_empty()) {
-                (false, false) => {
-                    q.push("code IN ");
-                    list(&mut q, health_centres);
-                    q.push(" OR code IN (SELECT health_centre_code FROM institutions WHERE code IN ");
-                    list(&mut q, institutions);
-                    q.push(")");
-                }
-                (false, true) => {
-                    q.push("code IN (SELECT health_centre_code FROM institutions WHERE code IN ");
-                    list(&mut q, institutions);
-                    q.push(")");
-                }
-                _ => {
-                    q.push("code IN ");
-                    list(&mut q, health_centres);
-                }
+            // The same as lists; SQLite takes an empty one (`IN ()` is false).
+            Tx::Sqlite(t) => {
+                let mut q =
+                    sqlx::QueryBuilder::new("SELECT TRUE, code, health_centre_code FROM institutions WHERE code IN (");
+                push_list(&mut q, institutions);
+                q.push(") UNION ALL SELECT FALSE, code, prefecture_code FROM health_centres WHERE code IN (");
+                push_list(&mut q, health_centres);
+                q.push(") OR code IN (SELECT health_centre_code FROM institutions WHERE code IN (");
+                push_list(&mut q, institutions);
+                q.push("))");
+                q.build_query_as().persistent(false).fetch_all(&mut **t).await?
             }
-            q.build_query_as().persistent(false).fetch_all(&mut **t).await?
-        }))
+        })
     }
 
     /// The (id, external id) of the notifications with these external ids, in chunks that stay
@@ -2124,11 +2091,10 @@ impl WriteTx {
                 )
             }
             Tx::Postgres(t) => {
-                let ids: Vec<(i64, i64)> = sqlx::query_as(
-                    "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence('persons', 'id')::regclass AS persons, \
-                     pg_get_serial_sequence('notifications', 'id')::regclass AS notifications) \
-                     SELECT nextval(s.persons), nextval(s.notifications) FROM s, generate_series(1, $1)",
-                )
+                let ids: Vec<(i64, i64)> = sqlx::query_as(concat!(
+                    serial_sequences!(),
+                    " SELECT nextval(s.persons), nextval(s.notifications) FROM s, generate_series(1, $1)"
+                ))
                 .bind(n)
                 .fetch_all(&mut **t)
                 .await?;
@@ -2157,9 +2123,25 @@ enum TakenCheck {
     Prepared,
 }
 
+/// The positions in `rows` whose external id is taken, in ascending order: by a stored
+/// notification (`stored(position, id)`) or by an earlier row of `rows`.
+fn taken_positions(rows: &[NewNotification<'_>], stored: impl Fn(usize, &str) -> bool) -> Vec<usize> {
+    let mut seen = std::collections::HashSet::new();
+    rows.iter()
+        .enumerate()
+        .filter(|(i, r)| {
+            r.draft
+                .external_id
+                .as_deref()
+                .is_some_and(|ext| stored(*i, ext) || !seen.insert(ext))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
 impl WriteTx {
-    /// The positions in `rows` whose external id is taken, by a stored notification or an
-    /// earlier row of `rows`, in ascending order.
+    /// The positions in `rows` whose external id is taken ([`taken_positions`]), looked up by
+    /// a statement planned afresh ([`TakenCheck::Replanned`]).
     async fn taken_external_ids(&mut self, rows: &[NewNotification<'_>]) -> Result<Vec<usize>> {
         let ids: Vec<&str> = rows.iter().filter_map(|r| r.draft.external_id.as_deref()).collect();
         let stored: std::collections::HashSet<String> = self
@@ -2168,58 +2150,44 @@ impl WriteTx {
             .into_iter()
             .map(|(_, ext)| ext)
             .collect();
-        let mut seen = std::collections::HashSet::new();
-        Ok(rows
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| {
-                r.draft
-                    .external_id
-                    .as_deref()
-                    .is_some_and(|ext| stored.contains(ext) || !seen.insert(ext))
-            })
-            .map(|(i, _)| i)
-            .collect())
+        Ok(taken_positions(rows, |_, ext| stored.contains(ext)))
     }
-}
 
-impl WriteTx {
-    /// PostgreSQL: which of `rows` cannot be written because their external id is taken (by a
-    /// stored notification or an earlier row of `rows`), in ascending order, and ids for the
-    /// others, in one statement kept prepared (one round trip; see [`crate::together`], and
-    /// [`TakenCheck::Prepared`] for why only group commit uses it). Each id is looked up in the
-    /// unique index on its own (a scalar subquery with LIMIT 1 is never turned into a join; see
-    /// [`WriteTx::ids_by_external_id`] for the scan of the whole table a join became). The ids
-    /// are sorted, so that the rows written get ascending ids in their order, as one at a time
-    /// they would.
+    /// PostgreSQL: the positions in `rows` whose external id is taken ([`taken_positions`]),
+    /// and ids for the others, from one statement kept prepared (one round trip; see
+    /// [`crate::together`], and [`TakenCheck::Prepared`] for why only group commit uses it).
+    /// Each id is looked up in the unique index on its own (a scalar subquery with LIMIT 1 is
+    /// never turned into a join; see [`WriteTx::ids_by_external_id`] for the scan of the whole
+    /// table a join became). A row repeating an earlier row's id gets ids reserved that go
+    /// unused (a gap in the sequences, as a rollback leaves). The ids are sorted, so that the
+    /// rows written get ascending ids in their order, as one at a time they would.
     async fn reserve_ids_for_new(&mut self, rows: &[NewNotification<'_>]) -> Result<(Vec<usize>, Vec<i64>, Vec<i64>)> {
         let Tx::Postgres(t) = &mut self.tx else {
             unreachable!("PostgreSQL's bulk path")
         };
         let external_ids: Vec<Option<&str>> = rows.iter().map(|r| r.draft.external_id.as_deref()).collect();
-        let reserved: Vec<(bool, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence('persons', 'id')::regclass AS persons, \
-             pg_get_serial_sequence('notifications', 'id')::regclass AS notifications), \
-             w AS (SELECT u.i, u.external_id IS NOT NULL AND (row_number() OVER (PARTITION BY u.external_id ORDER BY u.i) > 1 \
-             OR (SELECT TRUE FROM notifications n WHERE n.external_id = u.external_id LIMIT 1) IS NOT NULL) AS taken \
-             FROM unnest($1::text[]) WITH ORDINALITY AS u (external_id, i)) \
-             SELECT w.taken, CASE WHEN w.taken THEN NULL ELSE nextval(s.persons) END, \
-             CASE WHEN w.taken THEN NULL ELSE nextval(s.notifications) END FROM w CROSS JOIN s ORDER BY w.i",
-        )
+        let reserved: Vec<(bool, Option<i64>, Option<i64>)> = sqlx::query_as(concat!(
+            serial_sequences!(),
+            ", w AS (SELECT u.i, (SELECT TRUE FROM notifications n WHERE n.external_id = u.external_id LIMIT 1) \
+             IS NOT NULL AS stored FROM unnest($1::text[]) WITH ORDINALITY AS u (external_id, i)) \
+             SELECT w.stored, CASE WHEN w.stored THEN NULL ELSE nextval(s.persons) END, \
+             CASE WHEN w.stored THEN NULL ELSE nextval(s.notifications) END FROM w CROSS JOIN s ORDER BY w.i"
+        ))
         .bind(&external_ids)
         .fetch_all(&mut **t)
         .await?;
-        let taken = reserved
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.0)
-            .map(|(i, _)| i)
-            .collect();
-        let mut persons: Vec<i64> = reserved.iter().filter_map(|r| r.1).collect();
-        let mut notifications: Vec<i64> = reserved.iter().filter_map(|r| r.2).collect();
-        persons.sort_unstable();
-        notifications.sort_unstable();
-        Ok((taken, persons, notifications))
+        let taken = taken_positions(rows, |i, _| reserved[i].0);
+        let written = rows.len() - taken.len();
+        let sorted = |mut ids: Vec<i64>| {
+            ids.sort_unstable();
+            ids.truncate(written);
+            ids
+        };
+        Ok((
+            taken,
+            sorted(reserved.iter().filter_map(|r| r.1).collect()),
+            sorted(reserved.iter().filter_map(|r| r.2).collect()),
+        ))
     }
 }
 

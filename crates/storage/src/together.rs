@@ -56,3 +56,35 @@ impl Together {
         Ok(())
     }
 }
+
+/// The columns of an `unnest(…)` being pushed by [`push_unnest`].
+pub(crate) struct Unnest<'q> {
+    q: &'q mut sqlx::QueryBuilder<sqlx::Postgres>,
+    columns: usize,
+}
+
+impl Unnest<'_> {
+    /// Binds one column's values as an array of `sql_type` (`bigint`, `text`…).
+    pub(crate) fn column<T>(&mut self, values: impl IntoIterator<Item = T>, sql_type: &str) -> &mut Self
+    where
+        Vec<T>: for<'t> sqlx::Encode<'t, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
+        if self.columns > 0 {
+            self.q.push(", ");
+        }
+        self.q
+            .push_bind(values.into_iter().collect::<Vec<T>>())
+            .push(format_args!("::{sql_type}[]"));
+        self.columns += 1;
+        self
+    }
+}
+
+/// Pushes `SELECT * FROM unnest($1::bigint[], $2::text[], …)`, the columns bound by `columns`:
+/// rows as one array per column, a text that does not change with their number.
+pub(crate) fn push_unnest(q: &mut sqlx::QueryBuilder<sqlx::Postgres>, columns: impl FnOnce(&mut Unnest<'_>)) {
+    q.push("SELECT * FROM unnest(");
+    let mut unnest = Unnest { q, columns: 0 };
+    columns(&mut unnest);
+    unnest.q.push(")");
+}

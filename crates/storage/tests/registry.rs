@@ -75,6 +75,19 @@ fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
 
+/// A group commit's batch: each draft with its placement, all filed by `ctx`.
+fn batch_of<'a>(
+    ctx: &'a AuditContext,
+    drafts: impl IntoIterator<Item = &'a NotificationDraft>,
+    places: &'a [Placement],
+) -> Vec<Filing<'a>> {
+    drafts
+        .into_iter()
+        .zip(places)
+        .map(|(draft, place)| Filing { ctx, draft, place })
+        .collect()
+}
+
 async fn new_positives(db: &Db) -> Vec<(NaiveDate, String, i64)> {
     db.counters()
         .await
@@ -286,21 +299,9 @@ async fn a_group_commit_keeps_the_good_filings(db: &Db) {
         .concat(),
     );
     let ctx = cli();
-    let filings: Vec<(NotificationDraft, Placement)> = [first, repeat, misplaced, third]
-        .into_iter()
-        .map(|d| {
-            let p = placed(&d);
-            (d, p)
-        })
-        .collect();
-    let batch: Vec<Filing<'_>> = filings
-        .iter()
-        .map(|(d, p)| Filing {
-            ctx: &ctx,
-            draft: d,
-            place: p,
-        })
-        .collect();
+    let drafts = [first, repeat, misplaced, third];
+    let places: Vec<Placement> = drafts.iter().map(placed).collect();
+    let batch = batch_of(&ctx, &drafts, &places);
     let audit_before = db.audit_entries(0, 10_000).await.unwrap().len();
     let results = db.file_notifications(&batch).await.unwrap();
     assert!(results[0].as_ref().is_ok_and(|f| f.created));
@@ -368,15 +369,7 @@ async fn a_group_commit_stores_what_a_single_filing_stores(db: &Db) {
         placed(&stored_before),
     ];
     let drafts = [&batched, &elsewhere, &unknown, &stored_before];
-    let batch: Vec<Filing<'_>> = drafts
-        .iter()
-        .zip(&places)
-        .map(|(d, p)| Filing {
-            ctx: &ctx,
-            draft: d,
-            place: p,
-        })
-        .collect();
+    let batch = batch_of(&ctx, drafts, &places);
     let results = db.file_notifications(&batch).await.unwrap();
     for (i, d) in [(1, &elsewhere), (2, &unknown)] {
         let Err(StorageError::Invalid(in_batch)) = &results[i] else {
@@ -517,15 +510,7 @@ async fn the_largest_group_commit_is_written_whole(db: &Db) {
         .collect();
     let places: Vec<Placement> = drafts.iter().map(placed).collect();
     let ctx = cli();
-    let batch: Vec<Filing<'_>> = drafts
-        .iter()
-        .zip(&places)
-        .map(|(d, p)| Filing {
-            ctx: &ctx,
-            draft: d,
-            place: p,
-        })
-        .collect();
+    let batch = batch_of(&ctx, &drafts, &places);
     let audit_before = db.audit_entries(0, 100_000).await.unwrap().len();
     let results = db.file_notifications(&batch).await.unwrap();
     let ids: Vec<i64> = results.iter().map(|r| r.as_ref().unwrap().id).collect();
