@@ -98,7 +98,8 @@ pub struct NotificationRecord {
     pub confirmed_by: Option<i64>,
     pub merged_into: Option<i64>,
     /// A possible duplicate of this earlier notification (same person), until merged or
-    /// dismissed; checked again when that notification is withdrawn or merged.
+    /// dismissed; checked again when that notification is withdrawn or merged, or when either
+    /// one's person is corrected by a re-import.
     pub duplicate_of: Option<i64>,
     /// The current status: the last entry of the corrected timeline.
     pub status: Option<Status>,
@@ -469,6 +470,29 @@ fn facts_of_draft(draft: &NotificationDraft, prefecture: PrefectureCode, history
     }
 }
 
+/// A stored notification as a re-import finds it, with what the duplicate check matches on.
+#[derive(Debug, sqlx::FromRow)]
+struct StoredIdentity {
+    id: i64,
+    person_id: i64,
+    name_kana: Option<String>,
+    birth_date: Option<NaiveDate>,
+    sex: String,
+    report_day: NaiveDate,
+}
+
+impl StoredIdentity {
+    /// Whether `draft` keeps everything the duplicate check matches on (kana name, birth date,
+    /// sex, the report day its 60-day window is around).
+    fn same_identity(&self, draft: &NotificationDraft) -> bool {
+        let person = &draft.person;
+        self.name_kana == person.name_kana
+            && self.birth_date == person.birth_date
+            && self.sex == person.sex.unwrap_or(Sex::Unknown).as_str()
+            && self.report_day == draft.report_day()
+    }
+}
+
 /// Reading facts and applying counter changes inside an open write transaction, on either
 /// backend (the bodies are identical; the macro instantiates them per backend).
 trait RegistryTx {
@@ -494,6 +518,12 @@ trait RegistryTx {
     /// if filed now, and then points at the earliest match still counting, or at none. Returns
     /// each rechecked notification with the original it had, for the audit.
     fn recheck_duplicates_of(&mut self, gone: &[i64]) -> impl Future<Output = Result<Vec<(i64, i64)>>> + Send;
+    /// The person of `id` (counting, neither merged nor withdrawn) was corrected, or `id` counts
+    /// again: every flag its old identity set or missed is checked again, as if filed now. Its
+    /// own flag; the flags against it ([`RegistryTx::recheck_duplicates_of`]); and later
+    /// notifications with no flag that now match it. Returns each notification whose flag was
+    /// checked again with the original it had (`None`: no flag), for the audit.
+    fn recheck_corrected(&mut self, id: i64) -> impl Future<Output = Result<Vec<(i64, Option<i64>)>>> + Send;
     /// One withdrawal (取り下げ) or merge, checked, counted and audited: the case stops
     /// counting.
     fn change_case(&mut self, ctx: &AuditContext, change: CaseChange<'_>) -> impl Future<Output = Result<()>> + Send;
@@ -531,6 +561,28 @@ macro_rules! flag_duplicates_sql {
 /// Flagging possible duplicates among notifications already written.
 trait FlagTx {
     fn flag_possible_duplicates(&mut self, ids: &[i64]) -> impl Future<Output = Result<()>> + Send;
+    /// The notifications filed after `id` whose person matches its person (the rule of
+    /// [`flag_duplicates_sql`], seen from the earlier side) and that carry no flag, no dismissal
+    /// and no merge: those a correction of `id`'s person may newly flag against it.
+    fn later_unflagged_matches(&mut self, id: i64) -> impl Future<Output = Result<Vec<i64>>> + Send;
+}
+
+/// [`FlagTx::later_unflagged_matches`], with the backend's 60-day window. The window is
+/// symmetric, so a later notification within 60 days of `n` has `n` within 60 days of it.
+macro_rules! later_unflagged_matches_sql {
+    ($minus_60:literal, $plus_60:literal) => {
+        concat!(
+            "SELECT l.id FROM notifications n JOIN persons np ON np.id = n.person_id ",
+            "JOIN persons lp ON lp.name_kana = np.name_kana AND lp.birth_date = np.birth_date AND lp.sex = np.sex ",
+            "JOIN notifications l ON l.person_id = lp.id ",
+            "WHERE n.id = $1 AND l.id > n.id AND l.duplicate_of IS NULL AND NOT l.duplicate_dismissed ",
+            "AND l.merged_into IS NULL AND l.report_day BETWEEN ",
+            $minus_60,
+            " AND ",
+            $plus_60,
+            " ORDER BY l.id"
+        )
+    };
 }
 
 /// Closes the statement after its ids.
@@ -562,6 +614,16 @@ impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
         }
         Ok(())
     }
+
+    async fn later_unflagged_matches(&mut self, id: i64) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(later_unflagged_matches_sql!(
+            "date(n.report_day, '-60 days')",
+            "date(n.report_day, '+60 days')"
+        ))
+        .bind(id)
+        .fetch_all(&mut **self)
+        .await?)
+    }
 }
 
 impl FlagTx for sqlx::Transaction<'_, sqlx::Postgres> {
@@ -578,6 +640,15 @@ impl FlagTx for sqlx::Transaction<'_, sqlx::Postgres> {
             .await?;
         }
         Ok(())
+    }
+
+    async fn later_unflagged_matches(&mut self, id: i64) -> Result<Vec<i64>> {
+        Ok(
+            sqlx::query_scalar(later_unflagged_matches_sql!("n.report_day - 60", "n.report_day + 60"))
+                .bind(id)
+                .fetch_all(&mut **self)
+                .await?,
+        )
     }
 }
 
@@ -637,8 +708,9 @@ where
 /// [`RegistryTx::recheck_duplicates_of`] reads and clears. Closed by `)` after the ids.
 const FLAGGED_AGAINST: &str = " WHERE duplicate_of IS NOT NULL AND merged_into IS NULL AND duplicate_of IN (";
 
-/// The audit entry of a flag checked again because its original `was` stopped counting.
-fn duplicate_recheck(id: i64, was: i64) -> (&'static str, i64, serde_json::Value) {
+/// The audit entry of a flag checked again, because its original `was` stopped counting or a
+/// person's identity was corrected (`was` is `None` for a notification that had no flag).
+fn duplicate_recheck(id: i64, was: Option<i64>) -> (&'static str, i64, serde_json::Value) {
     (
         "notification.duplicate_recheck",
         id,
@@ -793,6 +865,32 @@ macro_rules! impl_registry_tx {
                 Ok(flagged)
             }
 
+            async fn recheck_corrected(&mut self, id: i64) -> Result<Vec<(i64, Option<i64>)>> {
+                let flag = "SELECT duplicate_of FROM notifications WHERE id = $1";
+                let was: Option<i64> = sqlx::query_scalar(flag).bind(id).fetch_one(&mut **self).await?;
+                if was.is_some() {
+                    sqlx::query("UPDATE notifications SET duplicate_of = NULL, updated_at = $2 WHERE id = $1")
+                        .bind(id).bind(now()).execute(&mut **self).await?;
+                }
+                self.flag_possible_duplicates(&[id]).await?;
+                let is: Option<i64> = sqlx::query_scalar(flag).bind(id).fetch_one(&mut **self).await?;
+                let mut rechecked = Vec::new();
+                if is != was {
+                    rechecked.push((id, was));
+                }
+                rechecked.extend(self.recheck_duplicates_of(&[id]).await?.into_iter().map(|(id, was)| (id, Some(was))));
+                let later = self.later_unflagged_matches(id).await?;
+                if !later.is_empty() {
+                    self.flag_possible_duplicates(&later).await?;
+                    let mut q = sqlx::QueryBuilder::new("SELECT id FROM notifications WHERE duplicate_of IS NOT NULL AND id IN (");
+                    push_list(&mut q, &later);
+                    q.push(") ORDER BY id");
+                    let flagged: Vec<i64> = q.build_query_scalar().fetch_all(&mut **self).await?;
+                    rechecked.extend(flagged.into_iter().map(|id| (id, None)));
+                }
+                Ok(rechecked)
+            }
+
             async fn case_facts(&mut self, id: i64) -> Result<Option<CaseFacts>> {
                 Ok(self.case_facts_many(&[id]).await?.remove(&id))
             }
@@ -826,14 +924,17 @@ macro_rules! impl_registry_tx {
                     tree.health_centre_prefecture.insert(hc, pref);
                 }
                 let health_centre = tree.resolve(place)?;
-                let existing: Option<(i64, i64)> = match &draft.external_id {
-                    Some(ext) => sqlx::query_as("SELECT id, person_id FROM notifications WHERE external_id = $1")
+                let stored: Option<StoredIdentity> = match &draft.external_id {
+                    Some(ext) => sqlx::query_as(
+                        "SELECT n.id, n.person_id, p.name_kana, p.birth_date, p.sex, n.report_day \
+                         FROM notifications n JOIN persons p ON p.id = n.person_id WHERE n.external_id = $1")
                         .bind(ext).fetch_optional(&mut **self).await?,
                     None => None,
                 };
-                if existing.is_some() && mode == FileMode::CreateOnly {
+                if stored.is_some() && mode == FileMode::CreateOnly {
                     return Err(StorageError::Conflict(external_id_taken(draft.external_id.as_deref().unwrap_or_default())));
                 }
+                let existing = stored.as_ref().map(|s| (s.id, s.person_id));
                 let before = match existing {
                     Some((id, _)) => self.case_facts(id).await?,
                     None => None,
@@ -908,11 +1009,17 @@ macro_rules! impl_registry_tx {
                     self.flag_possible_duplicates(&[filed.id]).await?;
                 }
                 // A re-import that withdraws a stored notification withdraws it as
-                // `withdraw_notification` would, for the flags against it too.
-                let rechecked = if before.as_ref().is_some_and(|b| !b.withdrawn) && draft.withdrawn {
-                    self.recheck_duplicates_of(&[filed.id]).await?
-                } else {
-                    Vec::new()
+                // `withdraw_notification` would, for the flags against it too. One that corrects
+                // the person (or reinstates the notification) checks again the flags its old
+                // identity set or missed; a merged or withdrawn notification is no original.
+                let rechecked = match (&stored, &before) {
+                    (Some(_), Some(b)) if !b.withdrawn && draft.withdrawn => {
+                        self.recheck_duplicates_of(&[filed.id]).await?.into_iter().map(|(id, was)| (id, Some(was))).collect()
+                    }
+                    (Some(s), Some(b)) if !b.merged && !draft.withdrawn && (b.withdrawn || !s.same_identity(draft)) => {
+                        self.recheck_corrected(filed.id).await?
+                    }
+                    _ => Vec::new(),
                 };
                 self.apply(&counts).await?;
                 // Counters before the audit head, as every other write takes them: on PostgreSQL
@@ -961,7 +1068,7 @@ macro_rules! impl_registry_tx {
                 let gone: Vec<i64> =
                     checked.withdrawn.iter().map(|(id, _)| *id).chain(checked.merged.iter().map(|(id, _)| *id)).collect();
                 let rechecked = self.recheck_duplicates_of(&gone).await?;
-                checked.audits.extend(rechecked.into_iter().map(|(id, was)| duplicate_recheck(id, was)));
+                checked.audits.extend(rechecked.into_iter().map(|(id, was)| duplicate_recheck(id, Some(was))));
                 Ok(checked)
             }
 

@@ -2,7 +2,7 @@
 //! withdrawal, status corrections and the live counters, on SQLite and (when configured)
 //! PostgreSQL; and the property that live counters always equal a rebuild from scratch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::NaiveDate;
 use proptest::prelude::*;
@@ -1083,8 +1083,126 @@ async fn a_withdrawing_reimport_rechecks_flags(db: &Db) {
     );
 }
 
+/// A re-import that corrects a person's kana name, birth date or sex, or the report day, or that
+/// reinstates a withdrawn notification, checks again every flag the old identity set or missed:
+/// the notification's own, those against it, and later ones that now match it. A dismissal
+/// stands.
+async fn a_corrected_identity_rechecks_flags(db: &Db) {
+    seed(db).await;
+    let hanako_1949 = [("name_kana", "サトウ ハナコ"), ("birth_date", "1949-01-01")];
+    let ichiro_1949 = [("name_kana", "スズキ イチロウ"), ("birth_date", "1949-01-01")];
+    let hanako_1950 = [
+        ("name_kana", "サトウ ハナコ"),
+        ("birth_date", "1950-01-01"),
+        ("age", "71"),
+    ];
+    let file =
+        |external_id: &'static str, person: &[(&'static str, &'static str)], more: &[(&'static str, &'static str)]| {
+            let d = draft(&[person, more, &[("external_id", external_id)]].concat());
+            async move {
+                db.file_notification(&cli(), &d, &placed(&d), FileMode::Upsert)
+                    .await
+                    .unwrap()
+                    .id
+            }
+        };
+    let mut id = HashMap::new();
+    for (external_id, person) in [
+        ("A", &hanako_1949),
+        ("B", &hanako_1949),
+        ("C", &ichiro_1949),
+        ("D", &hanako_1949),
+    ] {
+        id.insert(external_id, file(external_id, person, &[]).await);
+    }
+    let (a, b, c, d) = (id["A"], id["B"], id["C"], id["D"]);
+    let flags = || async {
+        let mut out = Vec::new();
+        for n in [a, b, c, d] {
+            out.push(db.notification(n).await.unwrap().duplicate_of);
+        }
+        out
+    };
+    let rechecks = || async {
+        db.audit_entries(0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "notification.duplicate_recheck")
+            .map(|e| {
+                (
+                    e.record_id.unwrap().parse::<i64>().unwrap(),
+                    serde_json::from_str::<serde_json::Value>(&e.detail.unwrap()).unwrap()["original"].as_i64(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(flags().await, [None, Some(a), None, Some(a)], "as filed");
+
+    file("B", &ichiro_1949, &[]).await;
+    assert_eq!(
+        flags().await,
+        [None, None, Some(b), Some(a)],
+        "B is now スズキ イチロウ: it repeats nothing earlier, and C, filed after it, repeats it"
+    );
+    file("A", &hanako_1950, &[]).await;
+    assert_eq!(
+        flags().await,
+        [None, None, Some(b), None],
+        "A born in 1950: D no longer repeats it"
+    );
+    file("D", &hanako_1950, &[]).await;
+    assert_eq!(flags().await, [None, None, Some(b), Some(a)], "D born in 1950 too");
+    let before = rechecks().await.len();
+    file("D", &hanako_1950, &[("phone", "03-1234-5678")]).await;
+    assert_eq!(
+        rechecks().await.len(),
+        before,
+        "a correction of anything else rechecks nothing"
+    );
+
+    file("A", &hanako_1950, &[("withdrawn", "yes")]).await;
+    assert_eq!(flags().await, [None, None, Some(b), None], "A withdrawn");
+    file("A", &hanako_1950, &[]).await;
+    assert_eq!(
+        flags().await,
+        [None, None, Some(b), Some(a)],
+        "A reinstated: D repeats it again"
+    );
+
+    db.dismiss_duplicate(&cli(), c).await.unwrap();
+    file("B", &ichiro_1949, &[("withdrawn", "yes")]).await;
+    file("B", &ichiro_1949, &[]).await;
+    assert_eq!(
+        flags().await,
+        [None, None, None, Some(a)],
+        "B withdrawn and reinstated: C's dismissal stands"
+    );
+
+    file("D", &hanako_1950, &[("reported_at", "2021-07-15T10:00:00+09:00")]).await;
+    assert_eq!(
+        flags().await,
+        [None, None, None, None],
+        "D reported 75 days after A: outside the window"
+    );
+    assert_eq!(
+        rechecks().await,
+        [
+            (b, Some(a)),
+            (c, None),
+            (d, Some(a)),
+            (d, None),
+            (d, Some(a)),
+            (d, None),
+            (d, Some(a)),
+        ],
+        "each flag set, moved or cleared is audited with the original it had"
+    );
+}
+
 todoke_storage::on_both_backends!(
     a_bulk_transaction_writes_its_rows_together,
+    a_corrected_identity_rechecks_flags,
     a_group_commit_keeps_the_good_filings,
     a_group_commit_stores_what_a_single_filing_stores,
     the_largest_group_commit_is_written_whole,
@@ -1241,6 +1359,154 @@ proptest! {
         rt.block_on(async {
             if let Some(t) = TestDb::postgres().await.unwrap() {
                 run(&t.db, &ops).await;
+            }
+        });
+    }
+}
+
+/// One step of a random history of possible duplicates: people who may repeat one another,
+/// corrected, withdrawn, reinstated, merged and dismissed.
+#[derive(Debug, Clone)]
+enum FlagOp {
+    /// Files notification `n`, or corrects it (a re-import of the same external id).
+    File {
+        n: usize,
+        who: usize,
+        day: u32,
+        withdrawn: bool,
+    },
+    Withdraw {
+        n: usize,
+    },
+    Merge {
+        n: usize,
+        into: usize,
+    },
+    Dismiss {
+        n: usize,
+    },
+}
+
+/// Kana name, birth date, age and sex: the first and last differ only by sex and birth date.
+const PEOPLE: [(&str, &str, &str, &str); 4] = [
+    ("サトウ ハナコ", "1949-01-01", "72", "female"),
+    ("サトウ ハナコ", "1950-01-01", "71", "female"),
+    ("スズキ イチロウ", "1949-01-01", "72", "female"),
+    ("サトウ ハナコ", "1949-01-01", "72", "male"),
+];
+
+fn flag_op() -> impl Strategy<Value = FlagOp> {
+    prop_oneof![
+        6 => (0..8usize, 0..PEOPLE.len(), 0..100u32, prop::bool::weighted(0.15))
+            .prop_map(|(n, who, day, withdrawn)| FlagOp::File { n, who, day, withdrawn }),
+        1 => (0..8usize).prop_map(|n| FlagOp::Withdraw { n }),
+        1 => (0..8usize, 0..8usize).prop_map(|(n, into)| FlagOp::Merge { n, into }),
+        1 => (0..8usize).prop_map(|n| FlagOp::Dismiss { n }),
+    ]
+}
+
+/// After every step, each notification the health centre could still judge (neither merged,
+/// withdrawn nor dismissed) is flagged exactly when an earlier notification that counts matches
+/// its person within 60 days, and its flag points at such a one: no duplicate is missed and no
+/// flag points at a case that no longer counts, whatever the order of the steps.
+async fn run_flags(db: &Db, ops: &[FlagOp]) {
+    seed(db).await;
+    let mut ids: HashMap<usize, i64> = HashMap::new();
+    let mut dismissed: BTreeSet<i64> = BTreeSet::new();
+    for (step, op) in ops.iter().enumerate() {
+        match *op {
+            FlagOp::File { n, who, day, withdrawn } => {
+                let (kana, birth, age, sex) = PEOPLE[who];
+                let reported = (day_of(1) + chrono::Days::new(u64::from(day)))
+                    .format("%Y-%m-%dT10:00:00+09:00")
+                    .to_string();
+                let ext = format!("P{n}");
+                let d = draft(&[
+                    ("external_id", ext.as_str()),
+                    ("reported_at", reported.as_str()),
+                    ("name_kana", kana),
+                    ("birth_date", birth),
+                    ("age", age),
+                    ("sex", sex),
+                    ("withdrawn", if withdrawn { "true" } else { "false" }),
+                ]);
+                let filed = db
+                    .file_notification(&cli(), &d, &placed(&d), FileMode::Upsert)
+                    .await
+                    .unwrap();
+                ids.insert(n, filed.id);
+            }
+            FlagOp::Withdraw { n } => {
+                if let Some(&id) = ids.get(&n) {
+                    let _ = db.withdraw_notification(&cli(), id, "誤届出").await; // may be withdrawn already
+                }
+            }
+            FlagOp::Merge { n, into } => {
+                if let (Some(&id), Some(&into)) = (ids.get(&n), ids.get(&into)) {
+                    let _ = db.merge_notification(&cli(), id, into).await; // may be refused
+                }
+            }
+            FlagOp::Dismiss { n } => {
+                if let Some(&id) = ids.get(&n)
+                    && db.dismiss_duplicate(&cli(), id).await.is_ok()
+                {
+                    dismissed.insert(id);
+                }
+            }
+        }
+        let mut stored = Vec::new();
+        for id in ids.values() {
+            stored.push(db.notification(*id).await.unwrap());
+        }
+        for n in &stored {
+            if n.merged_into.is_some() || n.withdrawn || dismissed.contains(&n.id) {
+                continue;
+            }
+            let matches: Vec<i64> = stored
+                .iter()
+                .filter(|o| {
+                    o.id < n.id
+                        && o.merged_into.is_none()
+                        && !o.withdrawn
+                        && (o.name_kana.as_ref(), o.birth_date, o.sex) == (n.name_kana.as_ref(), n.birth_date, n.sex)
+                        && (o.report_day - n.report_day).num_days().abs() <= 60
+                })
+                .map(|o| o.id)
+                .collect();
+            match n.duplicate_of {
+                None => assert!(
+                    matches.is_empty(),
+                    "notification {} repeats {matches:?} but is not flagged, after step {step} of {ops:?}",
+                    n.id
+                ),
+                Some(original) => assert!(
+                    matches.contains(&original),
+                    "notification {} is flagged against {original}, not one of {matches:?}, after step {step} of {ops:?}",
+                    n.id
+                ),
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn duplicate_flags_follow_the_rule_on_sqlite(ops in prop::collection::vec(flag_op(), 1..30)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let t = TestDb::sqlite().await.unwrap();
+            run_flags(&t.db, &ops).await;
+        });
+    }
+
+    #[test]
+    fn duplicate_flags_follow_the_rule_on_postgres(ops in prop::collection::vec(flag_op(), 1..30)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            if let Some(t) = TestDb::postgres().await.unwrap() {
+                run_flags(&t.db, &ops).await;
             }
         });
     }
