@@ -121,6 +121,10 @@ pub enum StorageError {
     /// A reference to something that does not exist, or a value the schema refuses.
     #[error("invalid: {}", .0.en)]
     Invalid(Message),
+    /// A write could not begin in time: another write held the database (a long import on
+    /// SQLite, say). Nothing was written; the same request can be sent again.
+    #[error("busy: the write could not begin in time")]
+    Busy,
     #[error("unsupported database URL: {0}")]
     Url(String),
     #[error("migration failed: {0}")]
@@ -133,6 +137,15 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// The write never began because the database was busy ([`StorageError::Busy`], or no
+    /// pooled connection came free in time): nothing was written, and trying again is safe.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Busy | StorageError::Database(sqlx::Error::PoolTimedOut)
+        )
+    }
+
     /// Maps unique and foreign-key violations of `err` to the given messages.
     pub(crate) fn from_constraint(err: sqlx::Error, on_unique: Message, on_reference: Message) -> StorageError {
         if let sqlx::Error::Database(db) = &err {

@@ -1250,49 +1250,7 @@ impl Db {
     /// refuses it, and PostgreSQL aborts the transaction); the caller then files one at a time.
     pub async fn file_notifications(&self, filings: &[Filing<'_>]) -> Result<Vec<Result<Filed>>> {
         let mut tx = self.begin_write_tx().await?;
-        let tree = tx.org_tree_of(filings.iter().map(|f| f.place)).await?;
-        // Each filing's placement checked: the health centre it resolves to, or why not.
-        let placed: Vec<Result<Option<String>>> = filings.iter().map(|f| tree.resolve(f.place)).collect();
-        let rows: Vec<NewNotification<'_>> = filings
-            .iter()
-            .zip(&placed)
-            .filter_map(|(f, health_centre)| {
-                Some(NewNotification {
-                    draft: f.draft,
-                    placement: f.place,
-                    health_centre: health_centre.as_ref().ok()?.clone(),
-                    history: &[],
-                    investigation: None,
-                })
-            })
-            .collect();
-        let written = tx.insert_filings(&rows).await?;
-        let mut outcomes = written.iter().copied();
-        let mut events = Vec::with_capacity(rows.len());
-        let mut out = Vec::with_capacity(filings.len());
-        for (f, health_centre) in filings.iter().zip(placed) {
-            if let Err(refused) = health_centre {
-                out.push(Err(refused));
-                continue;
-            }
-            // One outcome per row, in order: the filings that were placed.
-            out.push(match outcomes.next().expect("an outcome for each row") {
-                Some(id) => {
-                    events.push((f.ctx, AuditEvent::new("notification.file", "notification", id)));
-                    Ok(Filed { id, created: true })
-                }
-                None => Err(StorageError::Conflict(external_id_taken(
-                    f.draft.external_id.as_deref().unwrap_or_default(),
-                ))),
-            });
-        }
-        // Each is compared with the notifications before it, the batch's own included: the
-        // flags a filing at a time would set.
-        tx.flag_possible_duplicates_among(&rows, &written).await?;
-        // Counters before the audit head, as every other write takes them (on PostgreSQL the
-        // opposite order could deadlock with a concurrent status change).
-        tx.flush_counts().await?;
-        on_tx!(tx, t => t.append_audits(&events).await?);
+        let out = tx.file_filings(filings).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -1647,6 +1605,56 @@ impl Db {
 }
 
 impl WriteTx {
+    /// The writes of [`Db::file_notifications`] inside this transaction, which the caller
+    /// commits: the group-commit task begins the transaction first and only then takes the
+    /// filings whose callers still wait (`todoke_web::filing`).
+    pub async fn file_filings(&mut self, filings: &[Filing<'_>]) -> Result<Vec<Result<Filed>>> {
+        let tree = self.org_tree_of(filings.iter().map(|f| f.place)).await?;
+        // Each filing's placement checked: the health centre it resolves to, or why not.
+        let placed: Vec<Result<Option<String>>> = filings.iter().map(|f| tree.resolve(f.place)).collect();
+        let rows: Vec<NewNotification<'_>> = filings
+            .iter()
+            .zip(&placed)
+            .filter_map(|(f, health_centre)| {
+                Some(NewNotification {
+                    draft: f.draft,
+                    placement: f.place,
+                    health_centre: health_centre.as_ref().ok()?.clone(),
+                    history: &[],
+                    investigation: None,
+                })
+            })
+            .collect();
+        let written = self.insert_filings(&rows).await?;
+        let mut outcomes = written.iter().copied();
+        let mut events = Vec::with_capacity(rows.len());
+        let mut out = Vec::with_capacity(filings.len());
+        for (f, health_centre) in filings.iter().zip(placed) {
+            if let Err(refused) = health_centre {
+                out.push(Err(refused));
+                continue;
+            }
+            // One outcome per row, in order: the filings that were placed.
+            out.push(match outcomes.next().expect("an outcome for each row") {
+                Some(id) => {
+                    events.push((f.ctx, AuditEvent::new("notification.file", "notification", id)));
+                    Ok(Filed { id, created: true })
+                }
+                None => Err(StorageError::Conflict(external_id_taken(
+                    f.draft.external_id.as_deref().unwrap_or_default(),
+                ))),
+            });
+        }
+        // Each is compared with the notifications before it, the batch's own included: the
+        // flags a filing at a time would set.
+        self.flag_possible_duplicates_among(&rows, &written).await?;
+        // Counters before the audit head, as every other write takes them (on PostgreSQL the
+        // opposite order could deadlock with a concurrent status change).
+        self.flush_counts().await?;
+        on_tx!(self, t => t.append_audits(&events).await?);
+        Ok(out)
+    }
+
     /// Files a notification without a per-row audit entry (the batch is audited as a whole).
     pub async fn file(&mut self, draft: &NotificationDraft, place: &Placement, mode: FileMode) -> Result<Filed> {
         on_tx!(self, t => t.file(None, draft, place, mode).await)

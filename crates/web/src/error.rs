@@ -3,7 +3,8 @@
 //! Policy:
 //! * Handlers return `Result<_, AppError>`. Every refusal a user can act on is a variant with a
 //!   bilingual message: bad input names the field and the reason (400/413/422), refusals by the
-//!   access policy map one to one (401, 403, 404, 423), throttled logins get 429.
+//!   access policy map one to one (401, 403, 404, 423), throttled logins get 429. Work that
+//!   could not begin in time (the database busy) is 503, and means nothing was done.
 //! * Anything unexpected (a database failure, a bug) is [`AppError::Internal`]: its detail goes to
 //!   the log with the request id, and the client gets only "internal error" and that request id.
 //!   Internal details are never returned.
@@ -51,6 +52,10 @@ pub enum AppError {
     /// 429: too many failed logins.
     #[error("too many attempts")]
     TooManyAttempts { message: Message, retry_after_secs: u64 },
+    /// 503: the work could not begin in time (the database was busy). Nothing was done; the same
+    /// request can be sent again.
+    #[error("unavailable")]
+    Unavailable(Message),
     /// 500: logged, never shown.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
@@ -87,6 +92,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Locked(_) => StatusCode::LOCKED,
             AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,6 +109,7 @@ impl AppError {
             AppError::Conflict(m) => ("conflict", m.clone(), vec![]),
             AppError::Locked(m) => ("locked", m.clone(), vec![]),
             AppError::TooManyAttempts { message, .. } => ("too_many_attempts", message.clone(), vec![]),
+            AppError::Unavailable(m) => ("unavailable", m.clone(), vec![]),
             AppError::Internal(_) => (
                 "internal",
                 Message::fixed(
@@ -175,6 +182,11 @@ impl From<StorageError> for AppError {
                 message: m,
                 fields: vec![],
             },
+            // Nothing began: waiting for the writer (or a pooled connection) took too long.
+            e if e.is_busy() => AppError::Unavailable(Message::fixed(
+                "混み合っているため処理を開始できませんでした。何も保存されていません。しばらくしてから再度送信してください。",
+                "The server was too busy to begin this in time. Nothing was saved; please send it again shortly.",
+            )),
             other => AppError::Internal(other.into()),
         }
     }

@@ -3,15 +3,22 @@
 //! At the height of a wave thousands of doctors file at once, and on SQLite every filing waits
 //! for the one writer. Filings are therefore queued to one task that takes everything waiting
 //! (up to [`MAX_BATCH`]) and files it in a single transaction, written in bulk as an import
-//! writes (`Db::file_notifications`): one refused filing does not affect the others, and each
+//! writes (`WriteTx::file_filings`): one refused filing does not affect the others, and each
 //! caller gets its answer only after the commit, as before. Under light load a batch is one
 //! filing, so nothing waits for company.
+//!
+//! A filing's answer is never in doubt. The task begins the transaction (on SQLite: waits for
+//! the writer, which a long import may hold) before it takes the filings, and takes only those
+//! whose request can still claim its [`Deadline`]. A filing whose request timed out first is
+//! left out: its 503 means it was not filed, and it can be sent again. A filing taken is
+//! committed or refused, and its request waits for that answer past the deadline.
 
 use todoke_domain::notification::NotificationDraft;
 use todoke_storage::registry::{FileMode, Filed, Filing, Placement};
 use todoke_storage::{AuditContext, Db, StorageError};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::deadline::Deadline;
 use crate::error::AppError;
 
 /// The most filings committed together, unless `TODOKE_FILING_BATCH` says otherwise (1 turns
@@ -33,7 +40,16 @@ struct Job {
     ctx: AuditContext,
     draft: NotificationDraft,
     place: Placement,
+    /// The request's deadline (none when filed from outside a request).
+    deadline: Option<Deadline>,
     reply: oneshot::Sender<Result<Filed, StorageError>>,
+}
+
+impl Job {
+    /// Whether the filing is to be written: its caller still waits, and now will until the end.
+    fn take(&self) -> bool {
+        !self.reply.is_closed() && self.deadline.as_ref().is_none_or(Deadline::claim)
+    }
 }
 
 /// The queue in front of the filing task.
@@ -51,7 +67,15 @@ impl Filings {
     }
 
     /// Files a new notification (an external id in use is a conflict) and waits for the commit.
-    pub async fn file(&self, ctx: AuditContext, draft: NotificationDraft, place: Placement) -> Result<Filed, AppError> {
+    /// With the request's `deadline`, the filing is left out if the deadline passes before the
+    /// filing task takes it.
+    pub async fn file(
+        &self,
+        ctx: AuditContext,
+        draft: NotificationDraft,
+        place: Placement,
+        deadline: Option<Deadline>,
+    ) -> Result<Filed, AppError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || AppError::Internal(anyhow::anyhow!("the filing task has stopped"));
         self.queue
@@ -59,6 +83,7 @@ impl Filings {
                 ctx,
                 draft,
                 place,
+                deadline,
                 reply,
             })
             .await
@@ -69,12 +94,24 @@ impl Filings {
 
 async fn run(db: Db, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
     while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < max_batch {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let mut waiting = vec![first];
+        more(&mut jobs, &mut waiting, max_batch);
+        // The transaction first (on SQLite the writer may be busy for a while); the filings are
+        // taken only once it has begun, so a caller whose deadline passes meanwhile was not filed.
+        let mut tx = match db.begin_write_tx().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::warn!(error = %e, filings = waiting.len(), "a group commit could not begin; nothing filed");
+                for job in waiting {
+                    let _ = job.reply.send(Err(StorageError::Busy));
+                }
+                continue;
             }
+        };
+        more(&mut jobs, &mut waiting, max_batch);
+        let batch: Vec<Job> = waiting.into_iter().filter(Job::take).collect();
+        if batch.is_empty() {
+            continue; // every caller gave up: the empty transaction rolls back
         }
         let filings: Vec<Filing<'_>> = batch
             .iter()
@@ -85,7 +122,10 @@ async fn run(db: Db, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
             })
             .collect();
         let started = std::time::Instant::now();
-        let outcome = db.file_notifications(&filings).await;
+        let outcome = match tx.file_filings(&filings).await {
+            Ok(results) => tx.commit().await.map(|()| results),
+            Err(e) => Err(e),
+        };
         // Every caller of the batch waited this long for the commit: worth an operator's look.
         let took = started.elapsed();
         if took > SLOW_BATCH {
@@ -112,6 +152,16 @@ async fn run(db: Db, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
                     let _ = job.reply.send(result);
                 }
             }
+        }
+    }
+}
+
+/// Adds to `waiting` what is queued, up to `max_batch` in all.
+fn more(jobs: &mut mpsc::Receiver<Job>, waiting: &mut Vec<Job>, max_batch: usize) {
+    while waiting.len() < max_batch {
+        match jobs.try_recv() {
+            Ok(job) => waiting.push(job),
+            Err(_) => break,
         }
     }
 }

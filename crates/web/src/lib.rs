@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod context;
+pub mod deadline;
 pub mod error;
 pub mod extract;
 pub mod filing;

@@ -7,11 +7,10 @@ use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Request, header};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -155,7 +154,7 @@ impl MakeRequestId for MakeRequestUuid {
 }
 
 /// The whole application: routes, then (from inside out) authentication, body limit, panic
-/// catching, timeout, error rendering, request ids and tracing, security headers.
+/// catching, the deadline (`deadline`), error rendering, request ids and tracing, security headers.
 pub fn app(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
@@ -164,9 +163,9 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(CatchPanicLayer::new())
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+        .layer(axum::middleware::from_fn_with_state(
             config.request_timeout,
+            crate::deadline::enforce,
         ))
         .layer(axum::middleware::from_fn(render_errors))
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -131,6 +131,87 @@ async fn a_rush_of_filings_is_committed_together_on_postgres() {
     a_rush_of_filings_is_committed_together_and_answered_one_by_one(Backend::Postgres).await;
 }
 
+/// While another write holds the database (an import, say), a filing waits. Its answer is never
+/// in doubt: on SQLite the writer is not free, the filing is never begun, and the request's
+/// deadline answers 503, after which the same filing goes through once; on PostgreSQL the
+/// filing has begun, and its request waits past the deadline for the commit and answers 201.
+async fn a_filing_held_up_by_another_write_gets_a_definite_answer(backend: Backend) {
+    let config = todoke_web::ServerConfig {
+        request_timeout: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, config).await else {
+        return;
+    };
+    let before = app.db.notification_count().await.unwrap();
+    let mut body = filing();
+    body["external_id"] = json!("HELD-1");
+    // Another write: on SQLite it holds the one writer; on PostgreSQL the audit chain's head.
+    let mut other = app.db.begin_write_tx().await.unwrap();
+    other
+        .audit(
+            &todoke_storage::AuditContext::cli(),
+            todoke_storage::audit::AuditEvent::new("test.hold", "test", 0),
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let request = tokio::spawn(app.post(Who::Doctor, "/api/notifications").json(&body).send());
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    drop(other); // rolled back
+    let response = request.await.unwrap().unwrap();
+    let status = response.status().as_u16();
+    let waited = started.elapsed();
+    match backend {
+        Backend::Sqlite => {
+            assert_eq!(status, 503, "the deadline passed before the filing could begin");
+            let (_, code, message, _) = error_of(response).await;
+            assert_eq!(code, "timeout", "{message}");
+            assert_eq!(
+                app.db.notification_count().await.unwrap(),
+                before,
+                "a 503 means nothing was filed"
+            );
+            let again = app
+                .post(Who::Doctor, "/api/notifications")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(again.status().as_u16(), 201, "so the same filing can be sent again");
+        }
+        Backend::Postgres => {
+            assert_eq!(status, 201, "a filing begun is answered with its outcome");
+            assert!(
+                waited >= std::time::Duration::from_secs(2),
+                "it waited past the 1 s deadline ({waited:?})"
+            );
+        }
+    }
+    assert_eq!(
+        app.db.notification_count().await.unwrap(),
+        before + 1,
+        "filed exactly once"
+    );
+    let again = app
+        .post(Who::Doctor, "/api/notifications")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 409, "its external id is taken now");
+}
+
+#[tokio::test]
+async fn a_filing_held_up_by_another_write_on_sqlite() {
+    a_filing_held_up_by_another_write_gets_a_definite_answer(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_filing_held_up_by_another_write_on_postgres() {
+    a_filing_held_up_by_another_write_gets_a_definite_answer(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn a_bad_filing_names_every_field_and_stores_nothing() {
     let app = TestApp::spawn().await;

@@ -22,6 +22,7 @@ use todoke_storage::registry::{NotificationFilter, NotificationRecord, Placement
 
 use super::{ListPage, PageQuery};
 use crate::context::Caller;
+use crate::deadline::Deadline;
 use crate::error::{AppError, FieldError, field};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -198,10 +199,12 @@ pub struct FiledView {
     security(("bearer" = []), ("session" = [])),
     responses((status = 201, body = FiledView), (status = 403, description = "Not a filing role, or filing outside your scope"),
               (status = 409, description = "external_id already used"), (status = 422, description = "Invalid fields, each named"),
-              (status = 423, description = "Closed by the lifecycle schedule")))]
+              (status = 423, description = "Closed by the lifecycle schedule"),
+              (status = 503, description = "Not filed: the server was too busy to begin it in time. Nothing was written; send it again")))]
 pub async fn file(
     State(state): State<AppState>,
     caller: Caller,
+    deadline: Option<axum::Extension<Deadline>>,
     body: Result<ApiJson<serde_json::Map<String, serde_json::Value>>, AppError>,
 ) -> Result<(StatusCode, axum::Json<FiledView>), AppError> {
     let me = caller.require(&state, &Action::ReadOwnAccount)?;
@@ -246,7 +249,8 @@ pub async fn file(
         health_centre: place.health_centre,
         institution: place.institution,
     };
-    let filed = state.filings.file(caller.audit(), draft, placement).await?;
+    let deadline = deadline.map(|axum::Extension(d)| d);
+    let filed = state.filings.file(caller.audit(), draft, placement, deadline).await?;
     Ok((StatusCode::CREATED, axum::Json(FiledView { id: filed.id })))
 }
 
