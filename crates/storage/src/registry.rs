@@ -518,11 +518,11 @@ trait RegistryTx {
     /// if filed now, and then points at the earliest match still counting, or at none. Returns
     /// each rechecked notification with the original it had, for the audit.
     fn recheck_duplicates_of(&mut self, gone: &[i64]) -> impl Future<Output = Result<Vec<(i64, i64)>>> + Send;
-    /// The person of `id` (counting, neither merged nor withdrawn) was corrected, or `id` counts
-    /// again: every flag its old identity set or missed is checked again, as if filed now. Its
-    /// own flag; the flags against it ([`RegistryTx::recheck_duplicates_of`]); and later
-    /// notifications with no flag that now match it. Returns each notification whose flag was
-    /// checked again with the original it had (`None`: no flag), for the audit.
+    /// The person of `id` (not merged) was corrected, or `id` was withdrawn or reinstated: every
+    /// flag its old identity or standing set or missed is checked again, as if filed now
+    /// ([`FlagTx::flags_to_recheck`]: its own, those against it, later matches with no flag or one
+    /// against a later original). Returns each notification whose flag changed with the original
+    /// it had (`None`: no flag), for the audit.
     fn recheck_corrected(&mut self, id: i64) -> impl Future<Output = Result<Vec<(i64, Option<i64>)>>> + Send;
     /// One withdrawal (取り下げ) or merge, checked, counted and audited: the case stops
     /// counting.
@@ -561,26 +561,30 @@ macro_rules! flag_duplicates_sql {
 /// Flagging possible duplicates among notifications already written.
 trait FlagTx {
     fn flag_possible_duplicates(&mut self, ids: &[i64]) -> impl Future<Output = Result<()>> + Send;
-    /// The notifications filed after `id` whose person matches its person (the rule of
-    /// [`flag_duplicates_sql`], seen from the earlier side) and that carry no flag, no dismissal
-    /// and no merge: those a correction of `id`'s person may newly flag against it.
-    fn later_unflagged_matches(&mut self, id: i64) -> impl Future<Output = Result<Vec<i64>>> + Send;
+    /// The notifications whose flag a change of `id`'s identity (or standing) may change: `id`
+    /// itself, those flagged against it, and those filed after it whose person matches its person
+    /// (the rule of [`flag_duplicates_sql`], seen from the earlier side) and that carry no flag
+    /// or one against a notification later than `id`. Merged ones are left out. Each with the
+    /// flag it has now.
+    fn flags_to_recheck(&mut self, id: i64) -> impl Future<Output = Result<Vec<(i64, Option<i64>)>>> + Send;
 }
 
-/// [`FlagTx::later_unflagged_matches`], with the backend's 60-day window. The window is
-/// symmetric, so a later notification within 60 days of `n` has `n` within 60 days of it.
-macro_rules! later_unflagged_matches_sql {
+/// [`FlagTx::flags_to_recheck`], with the backend's 60-day window. The window is symmetric, so a
+/// later notification within 60 days of `n` has `n` within 60 days of it.
+macro_rules! flags_to_recheck_sql {
     ($minus_60:literal, $plus_60:literal) => {
         concat!(
-            "SELECT l.id FROM notifications n JOIN persons np ON np.id = n.person_id ",
+            "SELECT id, duplicate_of FROM notifications WHERE merged_into IS NULL AND (id = $1 OR duplicate_of = $1) ",
+            "UNION SELECT l.id, l.duplicate_of FROM notifications n JOIN persons np ON np.id = n.person_id ",
             "JOIN persons lp ON lp.name_kana = np.name_kana AND lp.birth_date = np.birth_date AND lp.sex = np.sex ",
             "JOIN notifications l ON l.person_id = lp.id ",
-            "WHERE n.id = $1 AND l.id > n.id AND l.duplicate_of IS NULL AND NOT l.duplicate_dismissed ",
-            "AND l.merged_into IS NULL AND l.report_day BETWEEN ",
+            "WHERE n.id = $1 AND l.id > n.id AND (l.duplicate_of IS NULL OR l.duplicate_of > n.id) ",
+            "AND NOT l.duplicate_dismissed AND l.merged_into IS NULL ",
+            "AND l.report_day BETWEEN ",
             $minus_60,
             " AND ",
             $plus_60,
-            " ORDER BY l.id"
+            " ORDER BY 1"
         )
     };
 }
@@ -615,8 +619,8 @@ impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
         Ok(())
     }
 
-    async fn later_unflagged_matches(&mut self, id: i64) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar(later_unflagged_matches_sql!(
+    async fn flags_to_recheck(&mut self, id: i64) -> Result<Vec<(i64, Option<i64>)>> {
+        Ok(sqlx::query_as(flags_to_recheck_sql!(
             "date(n.report_day, '-60 days')",
             "date(n.report_day, '+60 days')"
         ))
@@ -642,9 +646,9 @@ impl FlagTx for sqlx::Transaction<'_, sqlx::Postgres> {
         Ok(())
     }
 
-    async fn later_unflagged_matches(&mut self, id: i64) -> Result<Vec<i64>> {
+    async fn flags_to_recheck(&mut self, id: i64) -> Result<Vec<(i64, Option<i64>)>> {
         Ok(
-            sqlx::query_scalar(later_unflagged_matches_sql!("n.report_day - 60", "n.report_day + 60"))
+            sqlx::query_as(flags_to_recheck_sql!("n.report_day - 60", "n.report_day + 60"))
                 .bind(id)
                 .fetch_all(&mut **self)
                 .await?,
@@ -866,29 +870,26 @@ macro_rules! impl_registry_tx {
             }
 
             async fn recheck_corrected(&mut self, id: i64) -> Result<Vec<(i64, Option<i64>)>> {
-                let flag = "SELECT duplicate_of FROM notifications WHERE id = $1";
-                let was: Option<i64> = sqlx::query_scalar(flag).bind(id).fetch_one(&mut **self).await?;
-                if was.is_some() {
-                    sqlx::query("UPDATE notifications SET duplicate_of = NULL, updated_at = $2 WHERE id = $1")
-                        .bind(id).bind(now()).execute(&mut **self).await?;
+                let before = self.flags_to_recheck(id).await?;
+                let flagged: Vec<i64> = before.iter().filter(|(_, was)| was.is_some()).map(|(n, _)| *n).collect();
+                for chunk in flagged.chunks(BULK_ROWS) {
+                    let mut q = sqlx::QueryBuilder::new("UPDATE notifications SET duplicate_of = NULL, updated_at = ");
+                    q.push_bind(now()).push(" WHERE id IN (");
+                    push_list(&mut q, chunk);
+                    q.push(")");
+                    q.build().execute(&mut **self).await?;
                 }
-                self.flag_possible_duplicates(&[id]).await?;
-                let is: Option<i64> = sqlx::query_scalar(flag).bind(id).fetch_one(&mut **self).await?;
-                let mut rechecked = Vec::new();
-                if is != was {
-                    rechecked.push((id, was));
+                let ids: Vec<i64> = before.iter().map(|(n, _)| *n).collect();
+                self.flag_possible_duplicates(&ids).await?;
+                let mut after: HashMap<i64, Option<i64>> = HashMap::with_capacity(ids.len());
+                for chunk in ids.chunks(BULK_ROWS) {
+                    let mut q = sqlx::QueryBuilder::new("SELECT id, duplicate_of FROM notifications WHERE id IN (");
+                    push_list(&mut q, chunk);
+                    q.push(")");
+                    after.extend(q.build_query_as::<(i64, Option<i64>)>().fetch_all(&mut **self).await?);
                 }
-                rechecked.extend(self.recheck_duplicates_of(&[id]).await?.into_iter().map(|(id, was)| (id, Some(was))));
-                let later = self.later_unflagged_matches(id).await?;
-                if !later.is_empty() {
-                    self.flag_possible_duplicates(&later).await?;
-                    let mut q = sqlx::QueryBuilder::new("SELECT id FROM notifications WHERE duplicate_of IS NOT NULL AND id IN (");
-                    push_list(&mut q, &later);
-                    q.push(") ORDER BY id");
-                    let flagged: Vec<i64> = q.build_query_scalar().fetch_all(&mut **self).await?;
-                    rechecked.extend(flagged.into_iter().map(|id| (id, None)));
-                }
-                Ok(rechecked)
+                // Only the flags that changed are audited: most of a person's notifications keep theirs.
+                Ok(before.into_iter().filter(|(n, was)| after.get(n) != Some(was)).collect())
             }
 
             async fn case_facts(&mut self, id: i64) -> Result<Option<CaseFacts>> {
@@ -1009,14 +1010,12 @@ macro_rules! impl_registry_tx {
                     self.flag_possible_duplicates(&[filed.id]).await?;
                 }
                 // A re-import that withdraws a stored notification withdraws it as
-                // `withdraw_notification` would, for the flags against it too. One that corrects
-                // the person (or reinstates the notification) checks again the flags its old
-                // identity set or missed; a merged or withdrawn notification is no original.
+                // `withdraw_notification` would, for the flags against it too; one that corrects
+                // the person, or reinstates the notification, checks again every flag its old
+                // identity or standing set or missed. A merged notification is no original, and
+                // nothing is flagged against it.
                 let rechecked = match (&stored, &before) {
-                    (Some(_), Some(b)) if !b.withdrawn && draft.withdrawn => {
-                        self.recheck_duplicates_of(&[filed.id]).await?.into_iter().map(|(id, was)| (id, Some(was))).collect()
-                    }
-                    (Some(s), Some(b)) if !b.merged && !draft.withdrawn && (b.withdrawn || !s.same_identity(draft)) => {
+                    (Some(s), Some(b)) if !b.merged && (b.withdrawn != draft.withdrawn || !s.same_identity(draft)) => {
                         self.recheck_corrected(filed.id).await?
                     }
                     _ => Vec::new(),
