@@ -1207,7 +1207,11 @@ async fn a_corrected_identity_rechecks_flags(db: &Db) {
         Some(a),
         "A reported two days later: E still repeats it"
     );
-    assert_eq!(rechecks().await.len(), 7, "a flag checked again and unchanged is not audited");
+    assert_eq!(
+        rechecks().await.len(),
+        7,
+        "a flag checked again and unchanged is not audited"
+    );
 }
 
 todoke_storage::on_both_backends!(

@@ -489,6 +489,118 @@ async fn lists_stay_in_scope_and_page_by_id() {
     );
 }
 
+const UPLOAD_HEADER: &str = "external_id,case_type,reported_at,prefecture,health_centre,sex,age\n";
+
+fn upload_rows(prefix: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("{prefix}-{i},confirmed,2023-05-01,13,H13,female,40\n"))
+        .collect()
+}
+
+/// An upload arrives at the pace of the network. The import's transaction (on SQLite the one
+/// writer) begins only once the whole file has arrived, so filings go through while it is still
+/// arriving.
+async fn filings_go_through_while_an_upload_arrives(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
+    let (send, chunks) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(chunks, |mut chunks| async move {
+        chunks.recv().await.map(|chunk| (chunk, chunks))
+    }));
+    let upload = tokio::spawn(
+        app.post(Who::HealthCentre, "/api/imports/notifications")
+            .header("content-type", "text/csv")
+            .body(body)
+            .send(),
+    );
+    send.send(Ok(format!("{UPLOAD_HEADER}{}", upload_rows("SLOW-A", 100))))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut filing = filing();
+    filing["external_id"] = json!("DURING-UPLOAD");
+    let filed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        app.post(Who::Doctor, "/api/notifications").json(&filing).send(),
+    )
+    .await
+    .expect("a filing is not held up by an upload still arriving")
+    .unwrap();
+    assert_eq!(filed.status(), 201);
+    send.send(Ok(upload_rows("SLOW-B", 100))).await.unwrap();
+    drop(send);
+    let report: Value = upload.await.unwrap().unwrap().json().await.unwrap();
+    assert_eq!(
+        (report["accepted"].as_u64(), report["committed"].as_bool()),
+        (Some(200), Some(true)),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn filings_go_through_while_an_upload_arrives_on_sqlite() {
+    filings_go_through_while_an_upload_arrives(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn filings_go_through_while_an_upload_arrives_on_postgres() {
+    filings_go_through_while_an_upload_arrives(Backend::Postgres).await;
+}
+
+/// An import that has begun runs to its end, past the request deadline, and answers with its
+/// report: the uploader learns whether the file was imported.
+async fn an_import_held_up_past_the_deadline_answers_with_its_report(backend: Backend) {
+    let config = todoke_web::ServerConfig {
+        request_timeout: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, config).await else {
+        return;
+    };
+    let before = app.db.notification_count().await.unwrap();
+    // Another write: on SQLite it holds the one writer; on PostgreSQL the audit chain's head.
+    let mut other = app.db.begin_write_tx().await.unwrap();
+    other
+        .audit(
+            &todoke_storage::AuditContext::cli(),
+            todoke_storage::audit::AuditEvent::new("test.hold", "test", 0),
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let upload = tokio::spawn(
+        app.post(Who::HealthCentre, "/api/imports/notifications")
+            .header("content-type", "text/csv")
+            .body(format!("{UPLOAD_HEADER}{}", upload_rows("HELD", 50)))
+            .send(),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    drop(other); // rolled back
+    let response = upload.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200, "the report, not a timeout");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "it ran past the 1 s deadline"
+    );
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(
+        (report["accepted"].as_u64(), report["committed"].as_bool()),
+        (Some(50), Some(true))
+    );
+    assert_eq!(app.db.notification_count().await.unwrap(), before + 50);
+}
+
+#[tokio::test]
+async fn an_import_held_up_past_the_deadline_answers_on_sqlite() {
+    an_import_held_up_past_the_deadline_answers_with_its_report(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_import_held_up_past_the_deadline_answers_on_postgres() {
+    an_import_held_up_past_the_deadline_answers_with_its_report(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn health_centres_upload_files_and_rows_outside_their_scope_are_refused() {
     let app = TestApp::spawn().await;

@@ -1,6 +1,11 @@
 //! Uploading CSV files (CONTRACT.md formats): the same importer and report as `todoke import`.
-//! The body is streamed into the importer, never held whole in memory. Each row must lie in the
-//! uploader's scope.
+//! Each row must lie in the uploader's scope.
+//!
+//! The upload is written to a temporary file as it arrives (never held whole in memory) and
+//! imported from there once complete. The import's transaction must not wait on the network: on
+//! SQLite it holds the one writer, and every filing would wait for a slow upload. Once the import
+//! begins it claims the request's deadline: it runs to its end however long that takes, and its
+//! answer is its report (committed or not), never a timeout that leaves the caller guessing.
 
 use std::sync::Arc;
 
@@ -8,13 +13,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use todoke_domain::Message;
 use todoke_domain::policy::{self, Action};
 use todoke_exchange::Encoding;
 use todoke_exchange::import::{ImportKind, ImportOptions, ImportReport};
 
 use crate::context::Caller;
+use crate::deadline::Deadline;
 use crate::error::AppError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::middleware::Rendered;
@@ -95,13 +101,15 @@ fn encoding(query: Option<&str>, headers: &HeaderMap) -> Result<Encoding, AppErr
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = ImportReportView, description = "Every row imported"),
               (status = 422, body = ImportReportView, description = "Rows were rejected; the report says which and why"),
-              (status = 403, description = "Administrators import no case data")))]
+              (status = 403, description = "Administrators import no case data"),
+              (status = 413, description = "The file is larger than 2 GiB")))]
 pub async fn import(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(kind): ApiPath<String>,
     ApiQuery(q): ApiQuery<ImportQuery>,
     headers: HeaderMap,
+    deadline: Option<axum::Extension<Deadline>>,
     body: Body,
 ) -> Result<Response, AppError> {
     let me = caller.require(&state, &Action::ImportCases)?.clone();
@@ -115,21 +123,15 @@ pub async fn import(
         )
     })?;
     let encoding = encoding(q.encoding.as_deref(), &headers)?;
-    // The upload is read as it arrives; past the limit the stream fails and the import with it.
-    let mut seen = 0u64;
-    let stream = body
-        .into_data_stream()
-        .map_err(std::io::Error::other)
-        .map(move |chunk| {
-            let chunk = chunk?;
-            seen += chunk.len() as u64;
-            if seen > MAX_IMPORT_BYTES {
-                Err(std::io::Error::other("the file is larger than 2 GiB"))
-            } else {
-                Ok(chunk)
-            }
-        });
-    let input = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let file = spool(body).await?;
+    // From here the import runs to its end (see the module's comment). The deadline cannot have
+    // passed while this handler runs: the request would have been dropped.
+    if let Some(axum::Extension(deadline)) = &deadline
+        && !deadline.claim()
+    {
+        return Err(AppError::internal(anyhow::anyhow!("an import ran after its deadline")));
+    }
+    let input = std::io::BufReader::with_capacity(256 * 1024, file);
     let options = ImportOptions {
         partial: q.partial.unwrap_or(false),
         encoding,
@@ -144,4 +146,36 @@ pub async fn import(
     let mut response = (status, axum::Json(view(report, caller.lang))).into_response();
     response.extensions_mut().insert(Rendered);
     Ok(response)
+}
+
+/// Writes the upload to an unnamed temporary file (in `TMPDIR`, removed when closed) and hands
+/// it back from its start. Past [`MAX_IMPORT_BYTES`] the upload is refused (413).
+async fn spool(body: Body) -> Result<std::fs::File, AppError> {
+    use std::io::Seek;
+    use tokio::io::AsyncWriteExt;
+
+    let file = tokio::task::spawn_blocking(tempfile::tempfile)
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)?;
+    let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(file));
+    let mut stream = body.into_data_stream();
+    let mut seen = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            AppError::BadRequest(Message::fixed(
+                "ファイルの受信が途中で途切れました。もう一度送信してください。",
+                "The upload was interrupted. Please send the file again.",
+            ))
+        })?;
+        seen += chunk.len() as u64;
+        if seen > MAX_IMPORT_BYTES {
+            return Err(AppError::TooLarge);
+        }
+        out.write_all(&chunk).await.map_err(AppError::internal)?;
+    }
+    out.flush().await.map_err(AppError::internal)?;
+    let mut file = out.into_inner().into_std().await;
+    file.rewind().map_err(AppError::internal)?;
+    Ok(file)
 }
