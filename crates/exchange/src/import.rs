@@ -845,9 +845,12 @@ pub async fn import(
         report.updated = 0;
         return Ok(report);
     }
+    // Flags that corrections by this file changed, each audited as a single filing audits it.
+    let flags_rechecked = tx.audit_rechecked_flags(ctx).await?;
     let detail = serde_json::json!({
         "rows": report.rows, "accepted": report.accepted, "created": report.created,
         "updated": report.updated, "rejected_rows": report.rejected_rows, "partial": options.partial,
+        "flags_rechecked": flags_rechecked,
     });
     let action = match kind {
         ImportKind::Notifications => "import.notifications",

@@ -199,6 +199,27 @@ async fn duplicates_flagged_by_import(db: &Db) {
         [pair("D-2", "D-1"), pair("D-6", "D-1"), pair("D-7", "D-3")],
         "each flagged row points at the earliest notification of its person within 60 days"
     );
+    // The flag the withdrawing re-import cleared is audited as a single filing audits it, and
+    // each import's own entry counts the flags it changed.
+    let audit = db.audit_entries(0, 10_000).await.unwrap();
+    let detail = |e: &todoke_domain::audit::AuditEntry| -> serde_json::Value {
+        serde_json::from_str(e.detail.as_deref().unwrap()).unwrap()
+    };
+    let rechecks: Vec<(String, Option<String>)> = audit
+        .iter()
+        .filter(|e| e.action == "notification.duplicate_recheck")
+        .map(|e| {
+            let id: i64 = e.record_id.as_deref().unwrap().parse().unwrap();
+            (external(id), detail(e)["original"].as_i64().map(external))
+        })
+        .collect();
+    assert_eq!(rechecks, [("D-1".to_owned(), Some("D-0".to_owned()))]);
+    let counted: Vec<u64> = audit
+        .iter()
+        .filter(|e| e.action == "import.notifications")
+        .map(|e| detail(e)["flags_rechecked"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counted, [0, 1, 0]);
 }
 
 todoke_storage::on_both_backends!(total_reports, batched_import, duplicates_flagged_by_import);

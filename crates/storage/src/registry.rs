@@ -470,6 +470,10 @@ fn facts_of_draft(draft: &NotificationDraft, prefecture: PrefectureCode, history
     }
 }
 
+/// Possible-duplicate flags checked again and changed, each with the original it had (`None`:
+/// no flag), for the audit.
+type Rechecked = Vec<(i64, Option<i64>)>;
+
 /// A stored notification as a re-import finds it, with what the duplicate check matches on.
 #[derive(Debug, sqlx::FromRow)]
 struct StoredIdentity {
@@ -504,7 +508,7 @@ trait RegistryTx {
         draft: &NotificationDraft,
         place: &Placement,
         mode: FileMode,
-    ) -> impl Future<Output = Result<Filed>> + Send;
+    ) -> impl Future<Output = Result<(Filed, Rechecked)>> + Send;
     fn status(
         &mut self,
         ctx: Option<&AuditContext>,
@@ -902,7 +906,7 @@ macro_rules! impl_registry_tx {
 
             /// See [`Db::file_notification`]. `ctx` is `None` when the caller audits the whole
             /// batch itself (an import is one audited action).
-            async fn file(&mut self, ctx: Option<&AuditContext>, draft: &NotificationDraft, place: &Placement, mode: FileMode) -> Result<Filed> {
+            async fn file(&mut self, ctx: Option<&AuditContext>, draft: &NotificationDraft, place: &Placement, mode: FileMode) -> Result<(Filed, Rechecked)> {
                 let t = now();
                 // The organisation tree must agree with the placement: load the part it touches.
                 let mut tree = OrgTree::default();
@@ -942,6 +946,8 @@ macro_rules! impl_registry_tx {
                 };
                 let person = &draft.person;
                 let sex = person.sex.unwrap_or(Sex::Unknown).as_str();
+                // Every insert path makes one person per notification, so correcting the person
+                // corrects this notification alone (its flags are rechecked below).
                 let person_id = match existing {
                     Some((_, person_id)) => {
                         sqlx::query("UPDATE persons SET name = $2, name_kana = $3, sex = $4, birth_date = $5, occupation = $6, postal_code = $7, address = $8, phone = $9, phone_digits = $10 WHERE id = $1")
@@ -1029,8 +1035,9 @@ macro_rules! impl_registry_tx {
                     for (action, id, detail) in rechecked.into_iter().map(|(id, was)| duplicate_recheck(id, was)) {
                         self.append_audit(ctx, AuditEvent::new(action, "notification", id).with_detail(detail)).await?;
                     }
+                    return Ok((filed, Vec::new()));
                 }
-                Ok(filed)
+                Ok((filed, rechecked))
             }
 
             /// See [`Db::record_status`].
@@ -1231,7 +1238,7 @@ impl Db {
     ) -> Result<Filed> {
         dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let filed = tx.file(Some(ctx), draft, place, mode).await?;
+            let (filed, _) = tx.file(Some(ctx), draft, place, mode).await?;
             tx.commit().await?;
             Ok(filed)
         })
@@ -1530,6 +1537,9 @@ pub struct WriteTx {
     /// never be rolled back alone (see [`WriteTx::insert_notifications`] and
     /// [`WriteTx::withdraw_and_merge`]) are held here.
     pub(crate) counts: std::collections::BTreeMap<CounterKey, i64>,
+    /// Possible-duplicate flags [`WriteTx::file`] changed, each with the original it had, not yet
+    /// audited ([`WriteTx::audit_rechecked_flags`]).
+    rechecked: Rechecked,
     /// A bulk load's second transaction on PostgreSQL ([`Db::begin_bulk_write_tx`]), where
     /// [`WriteTx::insert_new_notifications`] writes persons and status entries while the
     /// notifications go to the first; committed just before it.
@@ -1576,6 +1586,7 @@ impl Db {
         Ok(WriteTx {
             tx,
             counts: Default::default(),
+            rechecked: Vec::new(),
             side: None,
         })
     }
@@ -1655,8 +1666,29 @@ impl WriteTx {
     }
 
     /// Files a notification without a per-row audit entry (the batch is audited as a whole).
+    /// Files or updates one notification, unaudited: the caller audits the whole (an import is
+    /// one audited action). Flags it checks again and changes are held for
+    /// [`WriteTx::audit_rechecked_flags`].
     pub async fn file(&mut self, draft: &NotificationDraft, place: &Placement, mode: FileMode) -> Result<Filed> {
-        on_tx!(self, t => t.file(None, draft, place, mode).await)
+        let (filed, rechecked) = on_tx!(self, t => t.file(None, draft, place, mode).await)?;
+        self.rechecked.extend(rechecked);
+        Ok(filed)
+    }
+
+    /// Audits, under `ctx`, each possible-duplicate flag that [`WriteTx::file`] changed in this
+    /// transaction (`notification.duplicate_recheck` with the original it had, as a single
+    /// filing audits them), and returns how many.
+    pub async fn audit_rechecked_flags(&mut self, ctx: &AuditContext) -> Result<usize> {
+        let rechecked = std::mem::take(&mut self.rechecked);
+        let events: Vec<(&AuditContext, AuditEvent<'_>)> = rechecked
+            .iter()
+            .map(|&(id, was)| {
+                let (action, id, detail) = duplicate_recheck(id, was);
+                (ctx, AuditEvent::new(action, "notification", id).with_detail(detail))
+            })
+            .collect();
+        on_tx!(self, t => t.append_audits(&events).await?);
+        Ok(rechecked.len())
     }
 
     /// Records a status change of the notification with this external id.
@@ -2028,6 +2060,7 @@ impl WriteTx {
                         tx: Tx::Postgres(pg),
                         counts,
                         side,
+                        ..
                     } = self
                     else {
                         unreachable!("matched above")
