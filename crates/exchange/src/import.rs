@@ -1,6 +1,6 @@
 //! Importing notifications and status changes from CSV, with a report of every rejected row.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::Arc;
 
@@ -125,6 +125,8 @@ pub struct ImportReport {
     pub accepted: u64,
     pub created: u64,
     pub updated: u64,
+    /// Rows the same as the notification stored under their external id, left as they were.
+    pub unchanged: u64,
     pub rejected_rows: u64,
     pub rejections: Vec<Rejection>,
     /// False when nothing was kept (a rejected row in all-or-nothing mode, or a bad header).
@@ -142,6 +144,7 @@ impl ImportReport {
             accepted: 0,
             created: 0,
             updated: 0,
+            unchanged: 0,
             rejected_rows: 0,
             rejections: Vec::new(),
             committed: false,
@@ -843,13 +846,15 @@ pub async fn import(
         report.accepted = 0;
         report.created = 0;
         report.updated = 0;
+        report.unchanged = 0;
         return Ok(report);
     }
     // Flags that corrections by this file changed, each audited as a single filing audits it.
     let flags_rechecked = tx.audit_rechecked_flags(ctx).await?;
     let detail = serde_json::json!({
         "rows": report.rows, "accepted": report.accepted, "created": report.created,
-        "updated": report.updated, "rejected_rows": report.rejected_rows, "partial": options.partial,
+        "updated": report.updated, "unchanged": report.unchanged, "rejected_rows": report.rejected_rows,
+        "partial": options.partial,
         "flags_rechecked": flags_rechecked,
     });
     let action = match kind {
@@ -943,10 +948,31 @@ async fn flush(
     let created = (written.len() - later.len()) as u64;
     report.accepted += created;
     report.created += created;
+    // A row the same as the stored notification is left as it is: most rows of a file sent
+    // again. Compared with the state before this loop, so a row repeating an id written in the
+    // loop is always written.
+    let external_ids: Vec<&str> = later.iter().filter_map(|p| p.draft.external_id.as_deref()).collect();
+    let stored = if later.is_empty() {
+        HashMap::new()
+    } else {
+        tx.notifications_by_external_id(&external_ids).await?
+    };
+    let mut written_here: HashSet<&str> = HashSet::new();
     for p in later {
         if !partial && report.rejected_rows > 0 {
             break;
         }
+        let external_id = p.draft.external_id.as_deref().unwrap_or_default();
+        if !written_here.contains(external_id)
+            && stored
+                .get(external_id)
+                .is_some_and(|s| s.same_as(&p.draft, &p.placement, p.health_centre.as_deref()))
+        {
+            report.accepted += 1;
+            report.unchanged += 1;
+            continue;
+        }
+        written_here.insert(external_id);
         tx.savepoint().await?;
         match tx.file(&p.draft, &p.placement, FileMode::Upsert).await {
             Ok(filed) => {

@@ -474,6 +474,88 @@ fn facts_of_draft(draft: &NotificationDraft, prefecture: PrefectureCode, history
 /// no flag), for the audit.
 type Rechecked = Vec<(i64, Option<i64>)>;
 
+impl NotificationRecord {
+    /// Whether filing `draft` at `place` (whose health centre resolves to `health_centre`) would
+    /// leave this stored notification as it is: every value [`RegistryTx::file`] writes is the
+    /// same. A re-import skips such rows. The draft is taken apart field by field, so that a field
+    /// added to it later does not compile until it is compared here too.
+    pub fn same_as(&self, draft: &NotificationDraft, place: &Placement, health_centre: Option<&str>) -> bool {
+        let NotificationDraft {
+            external_id,
+            disease,
+            case_type,
+            reported_at,
+            prefecture: _,
+            health_centre: _,
+            institution: _,
+            doctor_name,
+            person,
+            age,
+            symptoms,
+            spo2,
+            diagnosis_method,
+            first_visit_date,
+            diagnosis_date,
+            infection_date,
+            onset_date,
+            death_date,
+            infection_route,
+            vaccinations,
+            risk_factors,
+            immunosuppressed,
+            pregnant,
+            severity,
+            needs_admission,
+            notified_group,
+            withdrawn,
+        } = draft;
+        let todoke_domain::notification::PersonDraft {
+            name,
+            name_kana,
+            sex,
+            birth_date,
+            occupation,
+            postal_code,
+            address,
+            phone,
+        } = person;
+        self.external_id == *external_id
+            && self.disease == *disease
+            && self.case_type == *case_type
+            && self.reported_at == *reported_at
+            && self.prefecture == place.prefecture.to_string()
+            && self.health_centre.as_deref() == health_centre
+            && self.institution == place.institution.as_ref().map(|i| i.to_string())
+            && self.doctor_name == *doctor_name
+            && self.name == *name
+            && self.name_kana == *name_kana
+            && self.sex == sex.unwrap_or(Sex::Unknown)
+            && self.birth_date == *birth_date
+            && self.occupation == *occupation
+            && self.postal_code == *postal_code
+            && self.address == *address
+            && self.phone == *phone
+            && self.age == i64::from(*age)
+            && join_symptoms(&self.symptoms) == join_symptoms(symptoms)
+            && self.spo2 == spo2.map(i64::from)
+            && self.diagnosis_method == *diagnosis_method
+            && self.first_visit_date == *first_visit_date
+            && self.diagnosis_date == *diagnosis_date
+            && self.infection_date == *infection_date
+            && self.onset_date == *onset_date
+            && self.death_date == *death_date
+            && self.infection_route == *infection_route
+            && self.vaccinations == *vaccinations
+            && self.risk_factors == *risk_factors
+            && self.immunosuppressed == *immunosuppressed
+            && self.pregnant == *pregnant
+            && self.severity == *severity
+            && self.needs_admission == *needs_admission
+            && self.notified_group == *notified_group
+            && self.withdrawn == *withdrawn
+    }
+}
+
 /// A stored notification as a re-import finds it, with what the duplicate check matches on.
 #[derive(Debug, sqlx::FromRow)]
 struct StoredIdentity {
@@ -2176,6 +2258,48 @@ impl WriteTx {
             .collect();
         on_tx!(self, t => t.append_audits(&events).await?);
         Ok(())
+    }
+
+    /// The stored notifications with these external ids, as this transaction sees them (those
+    /// not found are left out), by external id. Each is looked up in the unique index on its own,
+    /// as in [`WriteTx::notification_ids_by_external_id`].
+    pub async fn notifications_by_external_id(
+        &mut self,
+        external_ids: &[&str],
+    ) -> Result<HashMap<String, NotificationRecord>> {
+        let mut rows: Vec<NotificationRow> = Vec::with_capacity(external_ids.len());
+        match &mut self.tx {
+            Tx::Postgres(t) => {
+                for chunk in external_ids.chunks(ARRAY_LOOKUP_ROWS) {
+                    let sql = concat!(
+                        "SELECT r.* FROM unnest($1::text[]) AS wanted (external_id) CROSS JOIN LATERAL (",
+                        notification_select!(),
+                        " WHERE n.external_id = wanted.external_id LIMIT 1) AS r"
+                    );
+                    rows.extend(
+                        sqlx::query_as::<_, NotificationRow>(sql)
+                            .bind(chunk)
+                            .persistent(false)
+                            .fetch_all(&mut **t)
+                            .await?,
+                    );
+                }
+            }
+            Tx::Sqlite(t) => {
+                for chunk in external_ids.chunks(BULK_ROWS) {
+                    let mut q = sqlx::QueryBuilder::new(concat!(notification_select!(), " WHERE n.external_id IN ("));
+                    push_list(&mut q, chunk);
+                    q.push(")");
+                    rows.extend(q.build_query_as::<NotificationRow>().fetch_all(&mut **t).await?);
+                }
+            }
+        }
+        rows.into_iter()
+            .map(|row| {
+                let record = row.into_record()?;
+                Ok((record.external_id.clone().unwrap_or_default(), record))
+            })
+            .collect()
     }
 
     /// The ids of the notifications with these external ids, as this transaction sees them

@@ -1214,8 +1214,89 @@ async fn a_corrected_identity_rechecks_flags(db: &Db) {
     );
 }
 
+/// A re-import leaves a stored notification alone only when the row would write exactly what is
+/// stored: the same row is the same, and a change in any one column is not.
+async fn a_stored_notification_is_the_same_only_as_its_own_row(db: &Db) {
+    seed(db).await;
+    let fields: Vec<(&str, &str)> = vec![
+        ("external_id", "S-1"),
+        ("health_centre", "H13"),
+        ("doctor_name", "医師 一郎"),
+        ("name", "佐藤 花子"),
+        ("name_kana", "サトウ ハナコ"),
+        ("birth_date", "1949-01-01"),
+        ("occupation", "会社員"),
+        ("postal_code", "100-0001"),
+        ("address", "千代田1-1"),
+        ("phone", "03-1234-5678"),
+        ("symptoms", "発熱;咳"),
+        ("spo2", "95"),
+        ("diagnosis_method", "PCR"),
+        ("onset_date", "2021-04-29"),
+        ("diagnosis_date", "2021-05-01"),
+        ("infection_route", "家庭内"),
+        ("immunosuppressed", "false"),
+        ("severity", "mild"),
+        ("notified_group", "age65"),
+    ];
+    let d = draft(&fields);
+    let id = db
+        .file_notification(&cli(), &d, &placed(&d), FileMode::Upsert)
+        .await
+        .unwrap()
+        .id;
+    let stored = db.notification(id).await.unwrap();
+    let health_centre = stored.health_centre.clone();
+    assert!(stored.same_as(&d, &placed(&d), health_centre.as_deref()), "its own row");
+    let changes = [
+        ("reported_at", "2021-05-01T23:31:00+09:00"),
+        ("case_type", "suspected"),
+        ("doctor_name", "医師 二郎"),
+        ("name", "佐藤 花"),
+        ("name_kana", "サトウ ハナ"),
+        ("birth_date", "1949-01-02"),
+        ("sex", "unknown"),
+        ("occupation", "教員"),
+        ("postal_code", "100-0002"),
+        ("address", "千代田1-2"),
+        ("phone", "03-1234-5679"),
+        ("symptoms", "発熱"),
+        ("spo2", "94"),
+        ("diagnosis_method", "抗原"),
+        ("onset_date", "2021-04-30"),
+        ("diagnosis_date", "2021-04-30"),
+        ("infection_route", "職場"),
+        ("immunosuppressed", "true"),
+        ("pregnant", "false"),
+        ("severity", "moderate1"),
+        ("needs_admission", "true"),
+        ("notified_group", "admission"),
+        ("withdrawn", "true"),
+    ];
+    for (field, value) in changes {
+        let mut changed = fields.clone();
+        changed.retain(|(f, _)| *f != field);
+        changed.push((field, value));
+        let other = draft(&changed);
+        assert!(
+            !stored.same_as(&other, &placed(&other), health_centre.as_deref()),
+            "{field} = {value} is a change"
+        );
+    }
+    let elsewhere = Placement {
+        prefecture: PrefectureCode::parse("27").unwrap(),
+        ..placed(&d)
+    };
+    assert!(
+        !stored.same_as(&d, &elsewhere, health_centre.as_deref()),
+        "another prefecture"
+    );
+    assert!(!stored.same_as(&d, &placed(&d), Some("H27")), "another health centre");
+}
+
 todoke_storage::on_both_backends!(
     a_bulk_transaction_writes_its_rows_together,
+    a_stored_notification_is_the_same_only_as_its_own_row,
     a_corrected_identity_rechecks_flags,
     a_group_commit_keeps_the_good_filings,
     a_group_commit_stores_what_a_single_filing_stores,

@@ -603,8 +603,8 @@ pub async fn import(database: Option<String>, args: ImportArgs) -> anyhow::Resul
     }
     if report.committed {
         println!(
-            "imported {} of {} rows ({} created, {} updated, {} rejected) in {secs:.1} s",
-            report.accepted, report.rows, report.created, report.updated, report.rejected_rows
+            "imported {} of {} rows ({} created, {} updated, {} unchanged, {} rejected) in {secs:.1} s",
+            report.accepted, report.rows, report.created, report.updated, report.unchanged, report.rejected_rows
         );
     } else {
         println!(

@@ -68,14 +68,30 @@ fn a_file_imports_and_importing_it_again_updates_instead_of_duplicating() {
     let (code, out, err) = todoke(&db, &["import", "notifications", &file]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.starts_with("imported 3 of 3 rows (3 created, 0 updated, 0 rejected)"),
+        out.starts_with("imported 3 of 3 rows (3 created, 0 updated, 0 unchanged, 0 rejected)"),
         "{out}"
     );
     let (code, out, _) = todoke(&db, &["import", "notifications", &file]);
     assert_eq!(code, 0);
     assert!(
-        out.starts_with("imported 3 of 3 rows (0 created, 3 updated, 0 rejected)"),
-        "{out}"
+        out.starts_with("imported 3 of 3 rows (0 created, 0 updated, 3 unchanged, 0 rejected)"),
+        "the same file again changes nothing: {out}"
+    );
+    let corrected = w.file(
+        "fix.csv",
+        format!("{HEADER}{}\n", rows().replace("山田 太郎", "山田 次郎")).as_bytes(),
+    );
+    let (code, out, _) = todoke(&db, &["import", "notifications", &corrected]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("imported 3 of 3 rows (0 created, 1 updated, 2 unchanged, 0 rejected)"),
+        "only the corrected row is written: {out}"
+    );
+    let (code, out, _) = todoke(&db, &["import", "notifications", &file]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("imported 3 of 3 rows (0 created, 1 updated, 2 unchanged, 0 rejected)"),
+        "and back: {out}"
     );
     let (_, out, _) = todoke(&db, &["export", "notifications", "--out", &w.path("out.csv")]);
     assert!(out.contains("wrote 3 rows"), "{out}");
@@ -89,6 +105,12 @@ fn a_file_imports_and_importing_it_again_updates_instead_of_duplicating() {
     assert!(
         exported.contains("T-2,covid19,asymptomatic,2021-05-02T00:30:00+09:00"),
         "15:30Z is 00:30 JST the next day: {exported}"
+    );
+    let (code, out, _) = todoke(&db, &["import", "notifications", &w.path("out.csv")]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("imported 3 of 3 rows (0 created, 0 updated, 3 unchanged, 0 rejected)"),
+        "the export is what is stored: {out}"
     );
     let (code, out, _) = todoke(&db, &["aggregates", "rebuild"]);
     assert_eq!(code, 0);
@@ -120,7 +142,7 @@ fn one_bad_row_stops_everything_unless_partial() {
     let (code, out, _) = todoke(&db, &["import", "notifications", "--partial", &file]);
     assert_eq!(code, 1, "still non-zero: a row was rejected");
     assert!(
-        out.contains("imported 3 of 4 rows (3 created, 0 updated, 1 rejected)"),
+        out.contains("imported 3 of 4 rows (3 created, 0 updated, 0 unchanged, 1 rejected)"),
         "{out}"
     );
 }
@@ -256,7 +278,7 @@ fn daily_total_count_reports_import_replace_and_round_trip() {
     let (code, out, err) = todoke(&a, &["import", "totals", "--partial", &day1]);
     assert_eq!(code, 1);
     assert!(
-        out.contains("imported 3 of 4 rows (3 created, 0 updated, 1 rejected)"),
+        out.contains("imported 3 of 4 rows (3 created, 0 updated, 0 unchanged, 1 rejected)"),
         "{out}"
     );
     assert!(
@@ -270,7 +292,7 @@ fn daily_total_count_reports_import_replace_and_round_trip() {
     let (code, out, _) = todoke(&a, &["import", "totals", &resent]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("(0 created, 1 updated, 0 rejected)"),
+        out.contains("(0 created, 1 updated, 0 unchanged, 0 rejected)"),
         "a re-sent report replaces the count: {out}"
     );
     let (_, out, _) = todoke(&a, &["aggregates", "rebuild"]);

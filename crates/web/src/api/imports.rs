@@ -54,6 +54,8 @@ pub struct ImportReportView {
     pub accepted: u64,
     pub created: u64,
     pub updated: u64,
+    /// Rows the same as the notification stored under their external id, left as they were.
+    pub unchanged: u64,
     pub rejected_rows: u64,
     /// False when nothing was kept.
     pub committed: bool,
@@ -68,6 +70,7 @@ fn view(report: ImportReport, lang: todoke_domain::Lang) -> ImportReportView {
         accepted: report.accepted,
         created: report.created,
         updated: report.updated,
+        unchanged: report.unchanged,
         rejected_rows: report.rejected_rows,
         committed: report.committed,
         rejections: report
