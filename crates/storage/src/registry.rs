@@ -1841,6 +1841,20 @@ impl WriteTx {
         on_tx!(self, t => t.append_audit(ctx, event).await)
     }
 
+    /// Ends the transaction writing nothing, and waits until the database has let go of it:
+    /// what comes next may need the rows or locks it held (on SQLite, the one writer). Dropping
+    /// a transaction also rolls it back, but only when its connection is next used.
+    pub async fn rollback(self) -> Result<()> {
+        if let Some(side) = self.side {
+            side.rollback().await?;
+        }
+        match self.tx {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+
     pub async fn commit(mut self) -> Result<()> {
         self.flush_counts().await?;
         if let Some(side) = self.side.take() {

@@ -124,7 +124,14 @@ async fn run(db: Db, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
         let started = std::time::Instant::now();
         let outcome = match tx.file_filings(&filings).await {
             Ok(results) => tx.commit().await.map(|()| results),
-            Err(e) => Err(e),
+            Err(e) => {
+                // Ended before the filings are tried one by one: on PostgreSQL their inserts
+                // would wait for the rows this transaction holds, on SQLite for its writer.
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!(error = %rollback, "a failed group commit did not roll back cleanly");
+                }
+                Err(e)
+            }
         };
         // Every caller of the batch waited this long for the commit: worth an operator's look.
         let took = started.elapsed();

@@ -489,6 +489,80 @@ async fn lists_stay_in_scope_and_page_by_id() {
     );
 }
 
+/// When a group commit fails as a whole, its transaction ends before its filings are tried one
+/// by one: the filing at fault gets its error and every other one is filed. (Left open, it held
+/// SQLite's one writer, and on PostgreSQL the rows each retry had to insert again.)
+async fn a_failed_group_commit_files_the_others_one_by_one(backend: Backend) {
+    use sqlx::Connection;
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
+    // A rule of the database, not of todoke, refuses one external id: its batch fails whole.
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.db_url).await.unwrap();
+            sqlx::query(
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON notifications WHEN NEW.external_id = 'REFUSED' \
+                 BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END",
+            )
+            .execute(&mut c)
+            .await
+            .unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
+            // After the whole statement, so that the batch's other rows are inserted first and
+            // held by the failed transaction until it ends.
+            sqlx::query(
+                "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF EXISTS (SELECT 1 FROM new_rows WHERE external_id = 'REFUSED') THEN \
+                 RAISE EXCEPTION 'refused by a test trigger'; END IF; RETURN NULL; END $$",
+            )
+            .execute(&mut c)
+            .await
+            .unwrap();
+            sqlx::query(
+                "CREATE TRIGGER refuse_one AFTER INSERT ON notifications REFERENCING NEW TABLE AS new_rows \
+                 FOR EACH STATEMENT EXECUTE FUNCTION refuse_one()",
+            )
+            .execute(&mut c)
+            .await
+            .unwrap();
+        }
+    }
+    let before = app.db.notification_count().await.unwrap();
+    let mut requests = Vec::new();
+    for i in 0..40 {
+        let mut body = filing();
+        body["external_id"] = json!(if i == 20 {
+            "REFUSED".to_owned()
+        } else {
+            format!("BATCH-{i}")
+        });
+        requests.push(app.post(Who::Doctor, "/api/notifications").json(&body).send());
+    }
+    let answers = tokio::time::timeout(
+        std::time::Duration::from_secs(50),
+        futures_util::future::join_all(requests),
+    )
+    .await
+    .expect("every filing is answered (a failed batch holds nothing up)");
+    let statuses: Vec<u16> = answers.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    assert_eq!(statuses[20], 500, "the refused filing gets its error");
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 39, "{statuses:?}");
+    assert_eq!(app.db.notification_count().await.unwrap(), before + 39);
+}
+
+#[tokio::test]
+async fn a_failed_group_commit_files_the_others_on_sqlite() {
+    a_failed_group_commit_files_the_others_one_by_one(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_failed_group_commit_files_the_others_on_postgres() {
+    a_failed_group_commit_files_the_others_one_by_one(Backend::Postgres).await;
+}
+
 const UPLOAD_HEADER: &str = "external_id,case_type,reported_at,prefecture,health_centre,sex,age\n";
 
 fn upload_rows(prefix: &str, n: usize) -> String {
