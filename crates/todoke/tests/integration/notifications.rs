@@ -612,6 +612,51 @@ async fn filings_go_through_while_an_upload_arrives(backend: Backend) {
     );
 }
 
+/// An upload takes as long as the link needs while data keeps arriving, past the request
+/// deadline, and is imported whole.
+async fn a_slow_upload_is_imported_past_the_deadline(backend: Backend) {
+    let config = todoke_web::ServerConfig {
+        request_timeout: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, config).await else {
+        return;
+    };
+    let (send, chunks) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(chunks, |mut chunks| async move {
+        chunks.recv().await.map(|chunk| (chunk, chunks))
+    }));
+    let upload = tokio::spawn(
+        app.post(Who::HealthCentre, "/api/imports/notifications")
+            .header("content-type", "text/csv")
+            .body(body)
+            .send(),
+    );
+    send.send(Ok(format!("{UPLOAD_HEADER}{}", upload_rows("TRICKLE-A", 30))))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    send.send(Ok(upload_rows("TRICKLE-B", 30))).await.unwrap();
+    drop(send);
+    let response = upload.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200, "the report, not a timeout");
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(
+        (report["accepted"].as_u64(), report["committed"].as_bool()),
+        (Some(60), Some(true))
+    );
+}
+
+#[tokio::test]
+async fn a_slow_upload_is_imported_past_the_deadline_on_sqlite() {
+    a_slow_upload_is_imported_past_the_deadline(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_slow_upload_is_imported_past_the_deadline_on_postgres() {
+    a_slow_upload_is_imported_past_the_deadline(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn filings_go_through_while_an_upload_arrives_on_sqlite() {
     filings_go_through_while_an_upload_arrives(Backend::Sqlite).await;

@@ -3,9 +3,10 @@
 //!
 //! The upload is written to a temporary file as it arrives (never held whole in memory) and
 //! imported from there once complete. The import's transaction must not wait on the network: on
-//! SQLite it holds the one writer, and every filing would wait for a slow upload. Once the import
-//! begins it claims the request's deadline: it runs to its end however long that takes, and its
-//! answer is its report (committed or not), never a timeout that leaves the caller guessing.
+//! SQLite it holds the one writer, and every filing would wait for a slow upload. An upload claims
+//! the request's deadline at once: it may take as long as the link needs while data keeps arriving
+//! (60 s without data ends it), and the import then runs to its end and answers with its report
+//! (committed or not), never a timeout that leaves the caller guessing.
 
 use std::sync::Arc;
 
@@ -25,6 +26,10 @@ use crate::error::AppError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::middleware::Rendered;
 use crate::state::AppState;
+
+/// An upload that sends nothing for this long is given up (it may take any time while data
+/// keeps arriving).
+const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The largest file accepted (a national day's notifications are far below this).
 const MAX_IMPORT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
@@ -126,14 +131,15 @@ pub async fn import(
         )
     })?;
     let encoding = encoding(q.encoding.as_deref(), &headers)?;
-    let file = spool(body).await?;
-    // From here the import runs to its end (see the module's comment). The deadline cannot have
-    // passed while this handler runs: the request would have been dropped.
+    // From here the request runs to its end (see the module's comment): an upload takes as long
+    // as the link needs while data keeps arriving, and the import answers with its report. The
+    // deadline cannot have passed while this handler runs: the request would have been dropped.
     if let Some(axum::Extension(deadline)) = &deadline
         && !deadline.claim()
     {
         return Err(AppError::internal(anyhow::anyhow!("an import ran after its deadline")));
     }
+    let file = spool(body).await?;
     let input = std::io::BufReader::with_capacity(256 * 1024, file);
     let options = ImportOptions {
         partial: q.partial.unwrap_or(false),
@@ -164,7 +170,16 @@ async fn spool(body: Body) -> Result<std::fs::File, AppError> {
     let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(file));
     let mut stream = body.into_data_stream();
     let mut seen = 0u64;
-    while let Some(chunk) = stream.next().await {
+    let stalled = || {
+        AppError::BadRequest(Message::fixed(
+            "ファイルの受信が止まりました（60秒間データが届きませんでした）。もう一度送信してください。",
+            "The upload stalled (no data for 60 seconds). Please send the file again.",
+        ))
+    };
+    while let Some(chunk) = tokio::time::timeout(UPLOAD_IDLE, stream.next())
+        .await
+        .map_err(|_| stalled())?
+    {
         let chunk = chunk.map_err(|_| {
             AppError::BadRequest(Message::fixed(
                 "ファイルの受信が途中で途切れました。もう一度送信してください。",
