@@ -1,6 +1,6 @@
 //! Importing notifications and status changes from CSV, with a report of every rejected row.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -949,30 +949,24 @@ async fn flush(
     report.accepted += created;
     report.created += created;
     // A row the same as the stored notification is left as it is: most rows of a file sent
-    // again. Compared with the state before this loop, so a row repeating an id written in the
-    // loop is always written.
+    // again. Compared with the state before this loop; once a row is written its stored state
+    // is forgotten, so a later row repeating its id is always written.
     let external_ids: Vec<&str> = later.iter().filter_map(|p| p.draft.external_id.as_deref()).collect();
-    let stored = if later.is_empty() {
-        HashMap::new()
-    } else {
-        tx.notifications_by_external_id(&external_ids).await?
-    };
-    let mut written_here: HashSet<&str> = HashSet::new();
+    let mut stored = tx.notifications_by_external_id(&external_ids).await?;
     for p in later {
         if !partial && report.rejected_rows > 0 {
             break;
         }
         let external_id = p.draft.external_id.as_deref().unwrap_or_default();
-        if !written_here.contains(external_id)
-            && stored
-                .get(external_id)
-                .is_some_and(|s| s.same_as(&p.draft, &p.placement, p.health_centre.as_deref()))
+        if stored
+            .get(external_id)
+            .is_some_and(|s| s.same_as(&p.draft, &p.placement, p.health_centre.as_deref()))
         {
             report.accepted += 1;
             report.unchanged += 1;
             continue;
         }
-        written_here.insert(external_id);
+        stored.remove(external_id);
         tx.savepoint().await?;
         match tx.file(&p.draft, &p.placement, FileMode::Upsert).await {
             Ok(filed) => {

@@ -603,13 +603,17 @@ trait RegistryTx {
     /// notification flagged against one of `gone` (and not merged itself) is checked again, as
     /// if filed now, and then points at the earliest match still counting, or at none. Returns
     /// each rechecked notification with the original it had, for the audit.
-    fn recheck_duplicates_of(&mut self, gone: &[i64]) -> impl Future<Output = Result<Vec<(i64, i64)>>> + Send;
+    fn recheck_duplicates_of(&mut self, gone: &[i64]) -> impl Future<Output = Result<Rechecked>> + Send;
     /// The person of `id` (not merged) was corrected, or `id` was withdrawn or reinstated: every
     /// flag its old identity or standing set or missed is checked again, as if filed now
     /// ([`FlagTx::flags_to_recheck`]: its own, those against it, later matches with no flag or one
     /// against a later original). Returns each notification whose flag changed with the original
     /// it had (`None`: no flag), for the audit.
-    fn recheck_corrected(&mut self, id: i64) -> impl Future<Output = Result<Vec<(i64, Option<i64>)>>> + Send;
+    fn recheck_corrected(&mut self, id: i64) -> impl Future<Output = Result<Rechecked>> + Send;
+    /// Clears the flags of `before` (each notification with the flag it has now), flags them all
+    /// again as if filed now, and returns those whose flag changed, with the flag each had: the
+    /// one way a flag is checked again.
+    fn reflag(&mut self, before: Rechecked) -> impl Future<Output = Result<Rechecked>> + Send;
     /// One withdrawal (取り下げ) or merge, checked, counted and audited: the case stops
     /// counting.
     fn change_case(&mut self, ctx: &AuditContext, change: CaseChange<'_>) -> impl Future<Output = Result<()>> + Send;
@@ -795,7 +799,7 @@ where
 }
 
 /// The notifications flagged against the listed ones (and not merged themselves): those
-/// [`RegistryTx::recheck_duplicates_of`] reads and clears. Closed by `)` after the ids.
+/// [`RegistryTx::recheck_duplicates_of`] checks again. Closed by `)` after the ids.
 const FLAGGED_AGAINST: &str = " WHERE duplicate_of IS NOT NULL AND merged_into IS NULL AND duplicate_of IN (";
 
 /// The audit entry of a flag checked again, because its original `was` stopped counting or a
@@ -929,38 +933,33 @@ async fn add_counter_slice(tx: &mut sqlx::PgConnection, delta: &[(CounterKey, i6
 macro_rules! impl_registry_tx {
     ($db:ty) => {
         impl RegistryTx for sqlx::Transaction<'_, $db> {
-            async fn recheck_duplicates_of(&mut self, gone: &[i64]) -> Result<Vec<(i64, i64)>> {
-                let mut flagged: Vec<(i64, i64)> = Vec::new();
+            async fn recheck_duplicates_of(&mut self, gone: &[i64]) -> Result<Rechecked> {
+                let mut flagged: Rechecked = Vec::new();
                 for chunk in gone.chunks(BULK_ROWS) {
                     let mut q = sqlx::QueryBuilder::new("SELECT id, duplicate_of FROM notifications");
                     q.push(FLAGGED_AGAINST);
                     push_list(&mut q, chunk);
                     q.push(")");
-                    flagged.extend(q.build_query_as::<(i64, i64)>().fetch_all(&mut **self).await?);
-                }
-                if flagged.is_empty() {
-                    return Ok(flagged);
-                }
-                let at = now();
-                for chunk in gone.chunks(BULK_ROWS) {
-                    let mut q = sqlx::QueryBuilder::new("UPDATE notifications SET duplicate_of = NULL, updated_at = ");
-                    q.push_bind(at).push(FLAGGED_AGAINST);
-                    push_list(&mut q, chunk);
-                    q.push(")");
-                    q.build().execute(&mut **self).await?;
+                    flagged.extend(q.build_query_as::<(i64, Option<i64>)>().fetch_all(&mut **self).await?);
                 }
                 flagged.sort_unstable();
-                let ids: Vec<i64> = flagged.iter().map(|(id, _)| *id).collect();
-                self.flag_possible_duplicates(&ids).await?;
-                Ok(flagged)
+                self.reflag(flagged).await
             }
 
-            async fn recheck_corrected(&mut self, id: i64) -> Result<Vec<(i64, Option<i64>)>> {
+            async fn recheck_corrected(&mut self, id: i64) -> Result<Rechecked> {
                 let before = self.flags_to_recheck(id).await?;
+                self.reflag(before).await
+            }
+
+            async fn reflag(&mut self, before: Rechecked) -> Result<Rechecked> {
+                if before.is_empty() {
+                    return Ok(before);
+                }
                 let flagged: Vec<i64> = before.iter().filter(|(_, was)| was.is_some()).map(|(n, _)| *n).collect();
+                let at = now();
                 for chunk in flagged.chunks(BULK_ROWS) {
                     let mut q = sqlx::QueryBuilder::new("UPDATE notifications SET duplicate_of = NULL, updated_at = ");
-                    q.push_bind(now()).push(" WHERE id IN (");
+                    q.push_bind(at).push(" WHERE id IN (");
                     push_list(&mut q, chunk);
                     q.push(")");
                     q.build().execute(&mut **self).await?;
@@ -1021,17 +1020,16 @@ macro_rules! impl_registry_tx {
                 if stored.is_some() && mode == FileMode::CreateOnly {
                     return Err(StorageError::Conflict(external_id_taken(draft.external_id.as_deref().unwrap_or_default())));
                 }
-                let existing = stored.as_ref().map(|s| (s.id, s.person_id));
-                let before = match existing {
-                    Some((id, _)) => self.case_facts(id).await?,
+                let before = match &stored {
+                    Some(s) => self.case_facts(s.id).await?,
                     None => None,
                 };
                 let person = &draft.person;
                 let sex = person.sex.unwrap_or(Sex::Unknown).as_str();
                 // Every insert path makes one person per notification, so correcting the person
                 // corrects this notification alone (its flags are rechecked below).
-                let person_id = match existing {
-                    Some((_, person_id)) => {
+                let person_id = match stored.as_ref().map(|s| s.person_id) {
+                    Some(person_id) => {
                         sqlx::query("UPDATE persons SET name = $2, name_kana = $3, sex = $4, birth_date = $5, occupation = $6, postal_code = $7, address = $8, phone = $9, phone_digits = $10 WHERE id = $1")
                             .bind(person_id).bind(&person.name).bind(&person.name_kana).bind(sex).bind(person.birth_date)
                             .bind(&person.occupation).bind(&person.postal_code).bind(&person.address).bind(&person.phone)
@@ -1047,7 +1045,7 @@ macro_rules! impl_registry_tx {
                         .fetch_one(&mut **self).await?,
                 };
                 let d = draft;
-                let id: i64 = match existing {
+                let id: i64 = match stored.as_ref().map(|s| s.id) {
                     None => sqlx::query_scalar(
                         "INSERT INTO notifications (external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
                          institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
@@ -1068,7 +1066,7 @@ macro_rules! impl_registry_tx {
                             external_id_taken(draft.external_id.as_deref().unwrap_or_default()),
                             Message::fixed("参照先が存在しません", "a referenced record does not exist"),
                         ))?,
-                    Some((id, _)) => {
+                    Some(id) => {
                         sqlx::query(
                             "UPDATE notifications SET disease = $2, case_type = $3, reported_at = $4, report_day = $5, prefecture_code = $6, \
                              health_centre_code = $7, institution_code = $8, doctor_name = $9, age = $10, symptoms = $11, spo2 = $12, \
@@ -1091,7 +1089,7 @@ macro_rules! impl_registry_tx {
                 let mut after = facts_of_draft(draft, place.prefecture, history);
                 after.merged = merged;
                 let counts = counting::difference(before.as_ref(), Some(&after));
-                let filed = Filed { id, created: existing.is_none() };
+                let filed = Filed { id, created: stored.is_none() };
                 // Only a new notification, and only when its person can match at all (rows
                 // inserted in bulk are chosen the same way: WriteTx::flag_possible_duplicates_among).
                 if filed.created && draft.person.can_match_earlier() {
@@ -1156,7 +1154,7 @@ macro_rules! impl_registry_tx {
                 let gone: Vec<i64> =
                     checked.withdrawn.iter().map(|(id, _)| *id).chain(checked.merged.iter().map(|(id, _)| *id)).collect();
                 let rechecked = self.recheck_duplicates_of(&gone).await?;
-                checked.audits.extend(rechecked.into_iter().map(|(id, was)| duplicate_recheck(id, Some(was))));
+                checked.audits.extend(rechecked.into_iter().map(|(id, was)| duplicate_recheck(id, was)));
                 Ok(checked)
             }
 
@@ -1747,7 +1745,6 @@ impl WriteTx {
         Ok(out)
     }
 
-    /// Files a notification without a per-row audit entry (the batch is audited as a whole).
     /// Files or updates one notification, unaudited: the caller audits the whole (an import is
     /// one audited action). Flags it checks again and changes are held for
     /// [`WriteTx::audit_rechecked_flags`].

@@ -131,22 +131,18 @@ async fn a_rush_of_filings_is_committed_together_on_postgres() {
     a_rush_of_filings_is_committed_together_and_answered_one_by_one(Backend::Postgres).await;
 }
 
-/// While another write holds the database (an import, say), a filing waits. Its answer is never
-/// in doubt: on SQLite the writer is not free, the filing is never begun, and the request's
-/// deadline answers 503, after which the same filing goes through once; on PostgreSQL the
-/// filing has begun, and its request waits past the deadline for the commit and answers 201.
-async fn a_filing_held_up_by_another_write_gets_a_definite_answer(backend: Backend) {
+/// A server whose requests have 1 s to produce their response.
+async fn spawn_with_one_second_deadline(backend: Backend) -> Option<TestApp> {
     let config = todoke_web::ServerConfig {
         request_timeout: std::time::Duration::from_secs(1),
         ..Default::default()
     };
-    let Some(app) = TestApp::spawn_with(backend, config).await else {
-        return;
-    };
-    let before = app.db.notification_count().await.unwrap();
-    let mut body = filing();
-    body["external_id"] = json!("HELD-1");
-    // Another write: on SQLite it holds the one writer; on PostgreSQL the audit chain's head.
+    TestApp::spawn_with(backend, config).await
+}
+
+/// Another write holding the database until dropped (rolled back): on SQLite the one writer, on
+/// PostgreSQL the audit chain's head.
+async fn hold_the_database(app: &TestApp) -> todoke_storage::registry::WriteTx {
     let mut other = app.db.begin_write_tx().await.unwrap();
     other
         .audit(
@@ -155,6 +151,39 @@ async fn a_filing_held_up_by_another_write_gets_a_definite_answer(backend: Backe
         )
         .await
         .unwrap();
+    other
+}
+
+type Upload = tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>;
+
+/// A health centre's upload whose pieces the test sends when it chooses; dropping the sender
+/// ends the file.
+fn upload_in_pieces(app: &TestApp) -> (tokio::sync::mpsc::Sender<Result<String, std::io::Error>>, Upload) {
+    let (send, chunks) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(chunks, |mut chunks| async move {
+        chunks.recv().await.map(|chunk| (chunk, chunks))
+    }));
+    let upload = tokio::spawn(
+        app.post(Who::HealthCentre, "/api/imports/notifications")
+            .header("content-type", "text/csv")
+            .body(body)
+            .send(),
+    );
+    (send, upload)
+}
+
+/// While another write holds the database (an import, say), a filing waits. Its answer is never
+/// in doubt: on SQLite the writer is not free, the filing is never begun, and the request's
+/// deadline answers 503, after which the same filing goes through once; on PostgreSQL the
+/// filing has begun, and its request waits past the deadline for the commit and answers 201.
+async fn a_filing_held_up_by_another_write_gets_a_definite_answer(backend: Backend) {
+    let Some(app) = spawn_with_one_second_deadline(backend).await else {
+        return;
+    };
+    let before = app.db.notification_count().await.unwrap();
+    let mut body = filing();
+    body["external_id"] = json!("HELD-1");
+    let other = hold_the_database(&app).await;
     let started = std::time::Instant::now();
     let request = tokio::spawn(app.post(Who::Doctor, "/api/notifications").json(&body).send());
     tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
@@ -578,16 +607,7 @@ async fn filings_go_through_while_an_upload_arrives(backend: Backend) {
     let Some(app) = TestApp::spawn_on(backend).await else {
         return;
     };
-    let (send, chunks) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
-    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(chunks, |mut chunks| async move {
-        chunks.recv().await.map(|chunk| (chunk, chunks))
-    }));
-    let upload = tokio::spawn(
-        app.post(Who::HealthCentre, "/api/imports/notifications")
-            .header("content-type", "text/csv")
-            .body(body)
-            .send(),
-    );
+    let (send, upload) = upload_in_pieces(&app);
     send.send(Ok(format!("{UPLOAD_HEADER}{}", upload_rows("SLOW-A", 100))))
         .await
         .unwrap();
@@ -615,23 +635,10 @@ async fn filings_go_through_while_an_upload_arrives(backend: Backend) {
 /// An upload takes as long as the link needs while data keeps arriving, past the request
 /// deadline, and is imported whole.
 async fn a_slow_upload_is_imported_past_the_deadline(backend: Backend) {
-    let config = todoke_web::ServerConfig {
-        request_timeout: std::time::Duration::from_secs(1),
-        ..Default::default()
-    };
-    let Some(app) = TestApp::spawn_with(backend, config).await else {
+    let Some(app) = spawn_with_one_second_deadline(backend).await else {
         return;
     };
-    let (send, chunks) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
-    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(chunks, |mut chunks| async move {
-        chunks.recv().await.map(|chunk| (chunk, chunks))
-    }));
-    let upload = tokio::spawn(
-        app.post(Who::HealthCentre, "/api/imports/notifications")
-            .header("content-type", "text/csv")
-            .body(body)
-            .send(),
-    );
+    let (send, upload) = upload_in_pieces(&app);
     send.send(Ok(format!("{UPLOAD_HEADER}{}", upload_rows("TRICKLE-A", 30))))
         .await
         .unwrap();
@@ -670,23 +677,11 @@ async fn filings_go_through_while_an_upload_arrives_on_postgres() {
 /// An import that has begun runs to its end, past the request deadline, and answers with its
 /// report: the uploader learns whether the file was imported.
 async fn an_import_held_up_past_the_deadline_answers_with_its_report(backend: Backend) {
-    let config = todoke_web::ServerConfig {
-        request_timeout: std::time::Duration::from_secs(1),
-        ..Default::default()
-    };
-    let Some(app) = TestApp::spawn_with(backend, config).await else {
+    let Some(app) = spawn_with_one_second_deadline(backend).await else {
         return;
     };
     let before = app.db.notification_count().await.unwrap();
-    // Another write: on SQLite it holds the one writer; on PostgreSQL the audit chain's head.
-    let mut other = app.db.begin_write_tx().await.unwrap();
-    other
-        .audit(
-            &todoke_storage::AuditContext::cli(),
-            todoke_storage::audit::AuditEvent::new("test.hold", "test", 0),
-        )
-        .await
-        .unwrap();
+    let other = hold_the_database(&app).await;
     let started = std::time::Instant::now();
     let upload = tokio::spawn(
         app.post(Who::HealthCentre, "/api/imports/notifications")
