@@ -11,7 +11,9 @@ use todoke_domain::notification::{self, Intake, NotificationDraft, Severity, Sta
 use todoke_domain::{FieldError, HealthCentreCode, InstitutionCode, Message, PrefectureCode, dates};
 use todoke_storage::audit::AuditEvent;
 use todoke_storage::bulk::MunicipalFigures;
-use todoke_storage::registry::{FileMode, Filed, NewNotification, Placement, WriteTx};
+use todoke_storage::registry::{
+    ChangedNotification, FileMode, Filed, NewNotification, NotificationRecord, Placement, WriteTx,
+};
 use todoke_storage::totals::TotalReport;
 use todoke_storage::{AuditContext, Db, StorageError};
 
@@ -953,6 +955,9 @@ async fn flush(
     // is forgotten, so a later row repeating its id is always written.
     let external_ids: Vec<&str> = later.iter().filter_map(|p| p.draft.external_id.as_deref()).collect();
     let mut stored = tx.notifications_by_external_id(&external_ids).await?;
+    // Rows that change a stored notification are written together; a row repeating an id
+    // already gathered (or written) waits for those before it, so that the file's order holds.
+    let mut changed: Vec<(&Pending, NotificationRecord)> = Vec::new();
     for p in later {
         if !partial && report.rejected_rows > 0 {
             break;
@@ -966,26 +971,82 @@ async fn flush(
             report.unchanged += 1;
             continue;
         }
-        stored.remove(external_id);
-        tx.savepoint().await?;
-        match tx.file(&p.draft, &p.placement, FileMode::Upsert).await {
-            Ok(filed) => {
-                tx.release_savepoint().await?;
-                report.accepted += 1;
-                if filed.created {
-                    report.created += 1
-                } else {
-                    report.updated += 1
-                }
+        match stored.remove(external_id) {
+            Some(record) => changed.push((p, record)),
+            None => {
+                update_changed(tx, &mut changed, report, partial).await?;
+                file_one(tx, p, report).await?;
             }
-            Err(e @ (StorageError::Invalid(_) | StorageError::Conflict(_) | StorageError::NotFound)) => {
-                tx.rollback_to_savepoint().await?;
-                report.reject(p.line, [(None, storage_reason(&e))]);
-            }
-            Err(other) => return Err(other),
         }
     }
+    update_changed(tx, &mut changed, report, partial).await?;
     pending.clear();
+    Ok(())
+}
+
+/// Writes the rows in `changed` over their stored notifications together
+/// ([`WriteTx::update_notifications`]). Should that fail, they are written again one by one,
+/// so that a row the database refuses is rejected alone (with `--partial`) and named.
+async fn update_changed(
+    tx: &mut WriteTx,
+    changed: &mut Vec<(&Pending, NotificationRecord)>,
+    report: &mut ImportReport,
+    partial: bool,
+) -> Result<(), StorageError> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<ChangedNotification> = changed
+        .iter()
+        .map(|(p, stored)| ChangedNotification {
+            stored,
+            draft: &p.draft,
+            placement: &p.placement,
+            health_centre: p.health_centre.as_deref(),
+        })
+        .collect();
+    tx.savepoint().await?;
+    match tx.update_notifications(&rows).await {
+        Ok(()) => {
+            tx.release_savepoint().await?;
+            report.accepted += rows.len() as u64;
+            report.updated += rows.len() as u64;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, rows = rows.len(), "updating re-imported rows together failed; one by one instead");
+            tx.rollback_to_savepoint().await?;
+            for (p, _) in changed.iter() {
+                if !partial && report.rejected_rows > 0 {
+                    break;
+                }
+                file_one(tx, p, report).await?;
+            }
+        }
+    }
+    changed.clear();
+    Ok(())
+}
+
+/// Files one row over its stored notification, or as a new one, as a single filing would; a
+/// row the database refuses is rolled back alone and rejected.
+async fn file_one(tx: &mut WriteTx, p: &Pending, report: &mut ImportReport) -> Result<(), StorageError> {
+    tx.savepoint().await?;
+    match tx.file(&p.draft, &p.placement, FileMode::Upsert).await {
+        Ok(filed) => {
+            tx.release_savepoint().await?;
+            report.accepted += 1;
+            if filed.created {
+                report.created += 1
+            } else {
+                report.updated += 1
+            }
+        }
+        Err(e @ (StorageError::Invalid(_) | StorageError::Conflict(_) | StorageError::NotFound)) => {
+            tx.rollback_to_savepoint().await?;
+            report.reject(p.line, [(None, storage_reason(&e))]);
+        }
+        Err(other) => return Err(other),
+    }
     Ok(())
 }
 

@@ -22,7 +22,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use todoke_domain::notification::{NotifiedGroup, Severity, Sex};
 
 use crate::Result;
-use crate::registry::{NewNotification, bulk_recorded_at, join_symptoms, phone_digits};
+use crate::registry::{ChangedNotification, NewNotification, bulk_recorded_at, join_symptoms, phone_digits};
 use crate::together::{Together, Unnest, push_unnest};
 
 /// Notifications per COPY batch.
@@ -412,6 +412,104 @@ async fn notification_rows<'r>(
         written(row);
     })
     .await
+}
+
+// What a re-import overwrites: the columns RegistryTx::file updates, after the id.
+const PERSON_CHANGES: &str =
+    "persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits)";
+const NOTIFICATION_CHANGES: &str = "notifications (id, disease, case_type, reported_at, report_day, prefecture_code, \
+     health_centre_code, institution_code, doctor_name, age, symptoms, spo2, diagnosis_method, first_visit_date, \
+     diagnosis_date, infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, \
+     pregnant, severity, needs_admission, notified_group, withdrawn, updated_at)";
+
+/// Overwrites the stored persons and notifications of `rows` with their re-imported values:
+/// one statement for both tables, each row's values as column arrays (a text kept prepared,
+/// see [`crate::together`]).
+pub(crate) async fn update_notifications(
+    tx: &mut sqlx::PgConnection,
+    rows: &[ChangedNotification<'_>],
+    t: DateTime<Utc>,
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut together = Together::new();
+    together.push(|q| {
+        push_update(q, PERSON_CHANGES, rows.len(), |i, r| {
+            let (row, p) = (&rows[i], &rows[i].draft.person);
+            r.bigint(Some(row.stored.person_id))
+                .text(p.name.as_deref())
+                .text(p.name_kana.as_deref())
+                .text(Some(p.sex.unwrap_or(Sex::Unknown).as_str()))
+                .date(p.birth_date)
+                .text(p.occupation.as_deref())
+                .text(p.postal_code.as_deref())
+                .text(p.address.as_deref())
+                .text(p.phone.as_deref())
+                .text(phone_digits(p.phone.as_deref()).as_deref());
+        })
+    });
+    together.push(|q| {
+        push_update(q, NOTIFICATION_CHANGES, rows.len(), |i, r| {
+            let (row, d) = (&rows[i], rows[i].draft);
+            r.bigint(Some(row.stored.id))
+                .text(Some(&d.disease))
+                .text(Some(d.case_type.as_str()))
+                .instant(d.reported_at)
+                .date(Some(d.report_day()))
+                .text(Some(row.placement.prefecture.as_str()))
+                .text(row.health_centre)
+                .text(row.placement.institution.as_ref().map(|i| i.as_str()))
+                .text(d.doctor_name.as_deref())
+                .bigint(Some(i64::from(d.age)))
+                .text(join_symptoms(&d.symptoms).as_deref())
+                .bigint(d.spo2.map(i64::from))
+                .text(d.diagnosis_method.as_deref())
+                .date(d.first_visit_date)
+                .date(d.diagnosis_date)
+                .date(d.infection_date)
+                .date(d.onset_date)
+                .date(d.death_date)
+                .text(d.infection_route.as_deref())
+                .text(d.vaccinations.as_deref())
+                .text(d.risk_factors.as_deref())
+                .boolean(d.immunosuppressed)
+                .boolean(d.pregnant)
+                .text(d.severity.map(Severity::as_str))
+                .boolean(d.needs_admission)
+                .text(d.notified_group.map(NotifiedGroup::as_str))
+                .boolean(Some(d.withdrawn))
+                .instant(t);
+        })
+    });
+    together.execute(tx).await
+}
+
+/// Pushes `UPDATE table AS o SET c = v.c, … FROM (unnest of the rows) AS v (id, c, …) WHERE
+/// o.id = v.id` for `changes` (`table (id, c, …)`), the `i`th row filled by `row(i, …)`.
+fn push_update(
+    q: &mut sqlx::QueryBuilder<sqlx::Postgres>,
+    changes: &str,
+    rows: usize,
+    mut row: impl FnMut(usize, &mut Row<'_>),
+) {
+    let (table, list) = changes
+        .split_once(" (")
+        .and_then(|(table, rest)| Some((table, rest.strip_suffix(')')?)))
+        .expect("`table (id, column, …)`");
+    let columns: Vec<&str> = list.split(',').map(str::trim).collect();
+    let mut arrays = Columns::default();
+    for i in 0..rows {
+        Row::write(Out::Arrays(&mut arrays), columns.len(), |r| row(i, r));
+    }
+    q.push(format_args!("UPDATE {table} AS o SET "));
+    for (i, column) in columns.iter().skip(1).enumerate() {
+        q.push(if i == 0 { "" } else { ", " });
+        q.push(format_args!("{column} = v.{column}"));
+    }
+    q.push(" FROM (");
+    push_unnest(q, |unnest| arrays.bind(unnest));
+    q.push(format_args!(") AS v ({list}) WHERE o.id = v.id"));
 }
 
 async fn status_entries(sink: &mut Sink<'_>, batch: &[&NewNotification<'_>], notification_ids: &[i64]) -> Result<()> {

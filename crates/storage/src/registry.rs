@@ -568,14 +568,44 @@ struct StoredIdentity {
 }
 
 impl StoredIdentity {
-    /// Whether `draft` keeps everything the duplicate check matches on (kana name, birth date,
-    /// sex, the report day its 60-day window is around).
-    fn same_identity(&self, draft: &NotificationDraft) -> bool {
-        let person = &draft.person;
-        self.name_kana == person.name_kana
-            && self.birth_date == person.birth_date
-            && self.sex == person.sex.unwrap_or(Sex::Unknown).as_str()
-            && self.report_day == draft.report_day()
+    fn identity(&self) -> Identity<'_> {
+        Identity {
+            name_kana: self.name_kana.as_deref(),
+            birth_date: self.birth_date,
+            sex: &self.sex,
+            report_day: self.report_day,
+        }
+    }
+}
+
+/// What the duplicate check matches a notification on: its person's kana name, birth date and
+/// sex, and the report day its 60-day window is around. A correction that changes any of them
+/// has its flags checked again.
+#[derive(Debug, PartialEq, Eq)]
+struct Identity<'a> {
+    name_kana: Option<&'a str>,
+    birth_date: Option<NaiveDate>,
+    sex: &'a str,
+    report_day: NaiveDate,
+}
+
+impl<'a> Identity<'a> {
+    fn of_draft(draft: &'a NotificationDraft) -> Identity<'a> {
+        Identity {
+            name_kana: draft.person.name_kana.as_deref(),
+            birth_date: draft.person.birth_date,
+            sex: draft.person.sex.unwrap_or(Sex::Unknown).as_str(),
+            report_day: draft.report_day(),
+        }
+    }
+
+    fn of_record(record: &'a NotificationRecord) -> Identity<'a> {
+        Identity {
+            name_kana: record.name_kana.as_deref(),
+            birth_date: record.birth_date,
+            sex: record.sex.as_str(),
+            report_day: record.report_day,
+        }
     }
 }
 
@@ -651,24 +681,31 @@ macro_rules! flag_duplicates_sql {
 /// Flagging possible duplicates among notifications already written.
 trait FlagTx {
     fn flag_possible_duplicates(&mut self, ids: &[i64]) -> impl Future<Output = Result<()>> + Send;
-    /// The notifications whose flag a change of `id`'s identity (or standing) may change: `id`
-    /// itself, those flagged against it, and those filed after it whose person matches its person
-    /// (the rule of [`flag_duplicates_sql`], seen from the earlier side) and that carry no flag
-    /// or one against a notification later than `id`. Merged ones are left out. Each with the
-    /// flag it has now.
-    fn flags_to_recheck(&mut self, id: i64) -> impl Future<Output = Result<Vec<(i64, Option<i64>)>>> + Send;
+    /// The notifications whose flag a change of the identity (or standing) of `ids` may change:
+    /// each of `ids` itself, those flagged against one of them, and those filed after one of
+    /// them whose person matches its person (the rule of [`flag_duplicates_sql`], seen from the
+    /// earlier side) and that carry no flag or one against a notification later than it. Merged
+    /// ones are left out. Each with the flag it has now, in order of id.
+    fn flags_to_recheck(&mut self, ids: &[i64]) -> impl Future<Output = Result<Vec<(i64, Option<i64>)>>> + Send;
 }
 
-/// [`FlagTx::flags_to_recheck`], with the backend's 60-day window. The window is symmetric, so a
-/// later notification within 60 days of `n` has `n` within 60 days of it.
+/// [`FlagTx::flags_to_recheck`], with the backend's test for membership in the set of ids (one
+/// bound value, `$1`) and its 60-day window. The window is symmetric, so a later notification
+/// within 60 days of `n` has `n` within 60 days of it. Three selects rather than one with `OR`,
+/// so that each finds its rows by an index.
 macro_rules! flags_to_recheck_sql {
-    ($minus_60:literal, $plus_60:literal) => {
+    ($in_set:literal, $minus_60:literal, $plus_60:literal) => {
         concat!(
-            "SELECT id, duplicate_of FROM notifications WHERE merged_into IS NULL AND (id = $1 OR duplicate_of = $1) ",
-            "UNION SELECT l.id, l.duplicate_of FROM notifications n JOIN persons np ON np.id = n.person_id ",
+            "SELECT id, duplicate_of FROM notifications WHERE merged_into IS NULL AND id ",
+            $in_set,
+            " UNION SELECT id, duplicate_of FROM notifications WHERE merged_into IS NULL AND duplicate_of ",
+            $in_set,
+            " UNION SELECT l.id, l.duplicate_of FROM notifications n JOIN persons np ON np.id = n.person_id ",
             "JOIN persons lp ON lp.name_kana = np.name_kana AND lp.birth_date = np.birth_date AND lp.sex = np.sex ",
             "JOIN notifications l ON l.person_id = lp.id ",
-            "WHERE n.id = $1 AND l.id > n.id AND (l.duplicate_of IS NULL OR l.duplicate_of > n.id) ",
+            "WHERE n.id ",
+            $in_set,
+            " AND l.id > n.id AND (l.duplicate_of IS NULL OR l.duplicate_of > n.id) ",
             "AND NOT l.duplicate_dismissed AND l.merged_into IS NULL ",
             "AND l.report_day BETWEEN ",
             $minus_60,
@@ -709,14 +746,25 @@ impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
         Ok(())
     }
 
-    async fn flags_to_recheck(&mut self, id: i64) -> Result<Vec<(i64, Option<i64>)>> {
-        Ok(sqlx::query_as(flags_to_recheck_sql!(
-            "date(n.report_day, '-60 days')",
-            "date(n.report_day, '+60 days')"
-        ))
-        .bind(id)
-        .fetch_all(&mut **self)
-        .await?)
+    /// The ids as one JSON array, read by `json_each`: one text for any number of them.
+    async fn flags_to_recheck(&mut self, ids: &[i64]) -> Result<Vec<(i64, Option<i64>)>> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(BULK_ROWS) {
+            found.extend(
+                sqlx::query_as::<_, (i64, Option<i64>)>(flags_to_recheck_sql!(
+                    "IN (SELECT value FROM json_each($1))",
+                    "date(n.report_day, '-60 days')",
+                    "date(n.report_day, '+60 days')"
+                ))
+                .bind(json_ids(chunk))
+                .fetch_all(&mut **self)
+                .await?,
+            );
+        }
+        // A notification found from two chunks once.
+        found.sort_unstable();
+        found.dedup();
+        Ok(found)
     }
 }
 
@@ -736,14 +784,39 @@ impl FlagTx for sqlx::Transaction<'_, sqlx::Postgres> {
         Ok(())
     }
 
-    async fn flags_to_recheck(&mut self, id: i64) -> Result<Vec<(i64, Option<i64>)>> {
-        Ok(
-            sqlx::query_as(flags_to_recheck_sql!("n.report_day - 60", "n.report_day + 60"))
-                .bind(id)
+    async fn flags_to_recheck(&mut self, ids: &[i64]) -> Result<Vec<(i64, Option<i64>)>> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(BULK_ROWS) {
+            found.extend(
+                sqlx::query_as::<_, (i64, Option<i64>)>(flags_to_recheck_sql!(
+                    "= ANY($1)",
+                    "n.report_day - 60",
+                    "n.report_day + 60"
+                ))
+                .bind(chunk)
                 .fetch_all(&mut **self)
                 .await?,
-        )
+            );
+        }
+        // A notification found from two chunks once.
+        found.sort_unstable();
+        found.dedup();
+        Ok(found)
     }
+}
+
+/// `ids` as a JSON array, `[1,2,3]`: a set of ids bound as one value for SQLite's `json_each`.
+fn json_ids(ids: &[i64]) -> String {
+    let mut text = String::with_capacity(ids.len() * 8 + 2);
+    text.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&id.to_string());
+    }
+    text.push(']');
+    text
 }
 
 /// Why a new filing is refused when its external id is already in use (a conflict).
@@ -947,7 +1020,7 @@ macro_rules! impl_registry_tx {
             }
 
             async fn recheck_corrected(&mut self, id: i64) -> Result<Rechecked> {
-                let before = self.flags_to_recheck(id).await?;
+                let before = self.flags_to_recheck(&[id]).await?;
                 self.reflag(before).await
             }
 
@@ -1101,7 +1174,7 @@ macro_rules! impl_registry_tx {
                 // identity or standing set or missed. A merged notification is no original, and
                 // nothing is flagged against it.
                 let rechecked = match (&stored, &before) {
-                    (Some(s), Some(b)) if !b.merged && (b.withdrawn != draft.withdrawn || !s.same_identity(draft)) => {
+                    (Some(s), Some(b)) if !b.merged && (b.withdrawn != draft.withdrawn || s.identity() != Identity::of_draft(draft)) => {
                         self.recheck_corrected(filed.id).await?
                     }
                     _ => Vec::new(),
@@ -1894,6 +1967,16 @@ pub struct NewNotification<'a> {
     pub investigation: Option<Investigation<'a>>,
 }
 
+/// A stored notification to overwrite with a re-imported row by
+/// [`WriteTx::update_notifications`]: validated, with its health centre resolved by
+/// [`OrgTree::resolve`], and the stored notification as read in this transaction.
+pub struct ChangedNotification<'a> {
+    pub stored: &'a NotificationRecord,
+    pub draft: &'a NotificationDraft,
+    pub placement: &'a Placement,
+    pub health_centre: Option<&'a str>,
+}
+
 /// The cluster (集団感染等) a notification is linked to and the infection place (感染場所)
 /// the investigation (積極的疫学調査) recorded.
 #[derive(Debug, Clone, Copy)]
@@ -2097,6 +2180,53 @@ impl WriteTx {
                 ),
             ))),
         }
+    }
+
+    /// Overwrites stored notifications with re-imported rows, as [`WriteTx::file`] does one by
+    /// one, in a few statements for them all: persons and notifications updated (SQLite by
+    /// statements prepared once, PostgreSQL by one statement over column arrays), the counter
+    /// changes held with those of new rows, and the possible-duplicate flags that corrected
+    /// identities or standings may change checked again together once every row is written
+    /// (held for [`WriteTx::audit_rechecked_flags`]). Each notification at most once per call.
+    /// On an error, nothing of it is held; the caller rolls the transaction back to before it.
+    pub async fn update_notifications(&mut self, rows: &[ChangedNotification<'_>]) -> Result<()> {
+        let t = now();
+        let ids: Vec<i64> = rows.iter().map(|r| r.stored.id).collect();
+        let before = on_tx!(self, tx => tx.case_facts_many(&ids).await?);
+        let mut counts: Vec<(CounterKey, i64)> = Vec::new();
+        let mut recheck: Vec<i64> = Vec::new();
+        for row in rows {
+            let Some(facts) = before.get(&row.stored.id) else {
+                return Err(StorageError::NotFound);
+            };
+            let mut after = facts_of_draft(row.draft, row.placement.prefecture, facts.history.clone());
+            after.merged = facts.merged;
+            counts.extend(counting::difference(Some(facts), Some(&after)));
+            // As in RegistryTx::file: a merged notification is no original, and nothing is
+            // flagged against it.
+            let corrected = facts.withdrawn != row.draft.withdrawn
+                || Identity::of_record(row.stored) != Identity::of_draft(row.draft);
+            if !facts.merged && corrected {
+                recheck.push(row.stored.id);
+            }
+        }
+        match &mut self.tx {
+            Tx::Sqlite(tx) => crate::sqlite_bulk::update_notifications(tx, rows, t).await?,
+            Tx::Postgres(tx) => crate::copy::update_notifications(tx, rows, t).await?,
+        }
+        // Once every row is written, so that each is matched as it now stands.
+        let rechecked = on_tx!(self, tx => {
+            let before = tx.flags_to_recheck(&recheck).await?;
+            tx.reflag(before).await?
+        });
+        self.rechecked.extend(rechecked);
+        for (key, n) in counts {
+            *self.counts.entry(key).or_default() += n;
+        }
+        if self.counts.len() >= COUNTS_HELD {
+            self.flush_counts().await?;
+        }
+        Ok(())
     }
 
     async fn insert_notifications_checked(

@@ -10,7 +10,9 @@ use todoke_domain::counting::{Measure, StatusEntry};
 use todoke_domain::notification::{Intake, NotificationDraft, Severity, Status, parse_notification};
 use todoke_domain::{HealthCentreCode, InstitutionCode, PrefectureCode};
 use todoke_storage::orgs::{NewHealthCentre, NewInstitution};
-use todoke_storage::registry::{CaseChange, FileMode, Filing, NotificationFilter, NotificationRecord, Placement};
+use todoke_storage::registry::{
+    CaseChange, ChangedNotification, FileMode, Filing, NotificationFilter, NotificationRecord, Placement,
+};
 use todoke_storage::testing::TestDb;
 use todoke_storage::{AuditContext, Db, StorageError, now};
 
@@ -432,7 +434,12 @@ async fn a_group_commit_stores_what_a_single_filing_stores(db: &Db) {
 
 /// A notification filling every field of the form, at institution I13 (see [`with_institution`]).
 fn every_field(external_id: &str) -> NotificationDraft {
-    draft(&[
+    every_field_and(external_id, &[])
+}
+
+/// [`every_field`] with some fields given other values.
+fn every_field_and(external_id: &str, other: &[(&str, &str)]) -> NotificationDraft {
+    let mut fields = vec![
         ("external_id", external_id),
         ("disease", "covid19"),
         ("institution", "I13"),
@@ -459,7 +466,9 @@ fn every_field(external_id: &str) -> NotificationDraft {
         ("severity", "moderate2"),
         ("needs_admission", "yes"),
         ("notified_group", "age65"),
-    ])
+    ];
+    fields.extend_from_slice(other);
+    draft(&fields)
 }
 
 /// Institution I13 under health centre H13 (after [`seed`]).
@@ -1294,8 +1303,128 @@ async fn a_stored_notification_is_the_same_only_as_its_own_row(db: &Db) {
     assert!(!stored.same_as(&d, &placed(&d), Some("H27")), "another health centre");
 }
 
+/// Re-imports `drafts` over their stored notifications together, as an import writes the rows
+/// that change a stored notification ([`todoke_storage::registry::WriteTx::update_notifications`]),
+/// and audits the flags that changed as the import does; returns how many.
+async fn update_together(db: &Db, drafts: &[NotificationDraft]) -> usize {
+    let mut tx = db.begin_write_tx().await.unwrap();
+    let external_ids: Vec<&str> = drafts.iter().map(|d| d.external_id.as_deref().unwrap()).collect();
+    let stored = tx.notifications_by_external_id(&external_ids).await.unwrap();
+    let places: Vec<Placement> = drafts.iter().map(placed).collect();
+    // The health centre an import resolves: the one given, or the institution's (I13 is H13's).
+    let health_centres: Vec<Option<String>> = drafts
+        .iter()
+        .map(|d| match (&d.health_centre, &d.institution) {
+            (Some(h), _) => Some(h.to_string()),
+            (None, Some(_)) => Some("H13".to_owned()),
+            (None, None) => None,
+        })
+        .collect();
+    let rows: Vec<ChangedNotification<'_>> = drafts
+        .iter()
+        .zip(&places)
+        .zip(&health_centres)
+        .map(|((d, placement), health_centre)| ChangedNotification {
+            stored: &stored[d.external_id.as_deref().unwrap()],
+            draft: d,
+            placement,
+            health_centre: health_centre.as_deref(),
+        })
+        .collect();
+    tx.update_notifications(&rows).await.unwrap();
+    let rechecked = tx.audit_rechecked_flags(&cli()).await.unwrap();
+    tx.commit().await.unwrap();
+    rechecked
+}
+
+/// A re-import's changed rows, written together, store what filing each over its notification
+/// stores: every field, the counters, the possible-duplicate flags and their audit; and a
+/// re-import that withdraws an original moves the flags against it, as a filing does.
+async fn updating_together_stores_what_filing_stores(db: &Db) {
+    seed(db).await;
+    with_institution(db).await;
+    let original = every_field("X0");
+    let x0 = db
+        .file_notification(&cli(), &original, &placed(&original), FileMode::CreateOnly)
+        .await
+        .unwrap()
+        .id;
+    let mut ids = Vec::new();
+    for ext in ["A1", "B1"] {
+        let d = draft(&[
+            ("external_id", ext),
+            ("health_centre", "H27"),
+            ("prefecture", "27"),
+            ("sex", "male"),
+        ]);
+        let id = db
+            .file_notification(&cli(), &d, &placed(&d), FileMode::CreateOnly)
+            .await
+            .unwrap()
+            .id;
+        let entry = StatusEntry {
+            effective: day(2021, 5, 3),
+            status: Status::Hospitalized,
+            severity: Some(Severity::Severe),
+        };
+        db.record_status(&cli(), id, entry, now()).await.unwrap();
+        ids.push(id);
+    }
+    let (a1, b1) = (ids[0], ids[1]);
+    // A1 one by one, B1 together: both become the person of X0, in Tokyo, with every field.
+    let audit_before = db.audit_entries(0, 10_000).await.unwrap().len();
+    let corrected = every_field("A1");
+    db.file_notification(&cli(), &corrected, &placed(&corrected), FileMode::Upsert)
+        .await
+        .unwrap();
+    assert_eq!(update_together(db, &[every_field("B1")]).await, 1, "one flag set");
+    let (a, b) = (db.notification(a1).await.unwrap(), db.notification(b1).await.unwrap());
+    assert_eq!(a.prefecture, "13");
+    assert_eq!(a.status, Some(Status::Hospitalized), "the status history stays");
+    assert_eq!(comparable(&a), comparable(&b), "every field stored alike");
+    assert_eq!((a.duplicate_of, b.duplicate_of), (Some(x0), Some(x0)), "both repeat X0");
+    let audit = db.audit_entries(0, 10_000).await.unwrap();
+    let rechecks: Vec<_> = audit[audit_before..]
+        .iter()
+        .filter(|e| e.action == "notification.duplicate_recheck")
+        .map(|e| (e.record_id.clone().unwrap(), e.detail.clone().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        rechecks,
+        [
+            (a1.to_string(), "{\"original\":null}".to_owned()),
+            (b1.to_string(), "{\"original\":null}".to_owned())
+        ],
+        "each flag set is audited, either way"
+    );
+    let counted = db.counters().await.unwrap();
+    assert!(
+        counted
+            .iter()
+            .any(|(k, n)| k.measure == Measure::NewPositive && k.prefecture.as_str() == "13" && *n == 3),
+        "the three counted in Tokyo: {counted:?}"
+    );
+    assert!(
+        !counted.iter().any(|(k, n)| k.prefecture.as_str() == "27" && *n != 0),
+        "nothing left in Osaka"
+    );
+    db.rebuild_counters(&cli()).await.unwrap();
+    assert_eq!(db.counters().await.unwrap(), counted, "the counters equal a rebuild");
+
+    // X0 withdrawn by a re-import: A1 is now the earliest of the person, B1 repeats it.
+    let withdrawn = every_field_and("X0", &[("withdrawn", "true")]);
+    assert_eq!(update_together(db, &[withdrawn]).await, 2, "A1 and B1 move");
+    let (a, b) = (db.notification(a1).await.unwrap(), db.notification(b1).await.unwrap());
+    assert_eq!((a.duplicate_of, b.duplicate_of), (None, Some(a1)));
+    assert!(db.notification(x0).await.unwrap().withdrawn);
+    let counted = db.counters().await.unwrap();
+    db.rebuild_counters(&cli()).await.unwrap();
+    assert_eq!(db.counters().await.unwrap(), counted, "the withdrawal counted live");
+}
+
 todoke_storage::on_both_backends!(
     a_bulk_transaction_writes_its_rows_together,
+    updating_together_stores_what_filing_stores,
     a_stored_notification_is_the_same_only_as_its_own_row,
     a_corrected_identity_rechecks_flags,
     a_group_commit_keeps_the_good_filings,
@@ -1335,9 +1464,12 @@ enum Op {
         severe: bool,
         day: u32,
     },
+    /// Re-imports of stored notifications (each an `Op::File`), written together as an import
+    /// writes its changed rows.
+    Together(Vec<Op>),
 }
 
-fn op() -> impl Strategy<Value = Op> {
+fn file_op() -> impl Strategy<Value = Op> {
     let case_type = prop::sample::select(vec![
         "confirmed",
         "asymptomatic",
@@ -1346,13 +1478,67 @@ fn op() -> impl Strategy<Value = Op> {
         "dead_suspected",
     ]);
     let sex = prop::sample::select(vec!["male", "female", "unknown"]);
+    (
+        0..6usize,
+        case_type,
+        1..28u32,
+        0..24u32,
+        any::<bool>(),
+        sex,
+        0..110u32,
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(|(n, case_type, day, hour, osaka, sex, age, withdrawn)| Op::File {
+            n,
+            case_type,
+            day,
+            hour,
+            osaka,
+            sex,
+            age,
+            withdrawn,
+        })
+}
+
+fn op() -> impl Strategy<Value = Op> {
     let status = prop::sample::select(Status::ALL.to_vec());
     prop_oneof![
-        4 => (0..6usize, case_type, 1..28u32, 0..24u32, any::<bool>(), sex, 0..110u32, prop::bool::weighted(0.1))
-            .prop_map(|(n, case_type, day, hour, osaka, sex, age, withdrawn)| Op::File { n, case_type, day, hour, osaka, sex, age, withdrawn }),
+        4 => file_op(),
         1 => (0..6usize).prop_map(|n| Op::Withdraw { n }),
         3 => (0..6usize, status, any::<bool>(), 1..28u32).prop_map(|(n, status, severe, day)| Op::Status { n, status, severe, day }),
+        2 => prop::collection::vec(file_op(), 1..4).prop_map(Op::Together),
     ]
+}
+
+/// The notification an `Op::File` files (external id `N{n}`).
+fn case_draft(op: &Op) -> NotificationDraft {
+    let Op::File {
+        n,
+        case_type,
+        day,
+        hour,
+        osaka,
+        sex,
+        age,
+        withdrawn,
+    } = op
+    else {
+        unreachable!("only Op::File files")
+    };
+    let reported = format!("2021-06-{day:02}T{hour:02}:00:00+09:00");
+    let (pref, hc) = if *osaka { ("27", "H27") } else { ("13", "H13") };
+    let ext = format!("N{n}");
+    let age = age.to_string();
+    draft(&[
+        ("external_id", ext.as_str()),
+        ("case_type", case_type),
+        ("reported_at", reported.as_str()),
+        ("prefecture", pref),
+        ("health_centre", hc),
+        ("sex", sex),
+        ("age", age.as_str()),
+        ("withdrawn", if *withdrawn { "true" } else { "false" }),
+    ])
 }
 
 async fn run(db: &Db, ops: &[Op]) {
@@ -1360,35 +1546,28 @@ async fn run(db: &Db, ops: &[Op]) {
     let mut ids: HashMap<usize, i64> = HashMap::new();
     for op in ops {
         match op {
-            Op::File {
-                n,
-                case_type,
-                day,
-                hour,
-                osaka,
-                sex,
-                age,
-                withdrawn,
-            } => {
-                let reported = format!("2021-06-{day:02}T{hour:02}:00:00+09:00");
-                let (pref, hc) = if *osaka { ("27", "H27") } else { ("13", "H13") };
-                let ext = format!("N{n}");
-                let age = age.to_string();
-                let d = draft(&[
-                    ("external_id", ext.as_str()),
-                    ("case_type", case_type),
-                    ("reported_at", reported.as_str()),
-                    ("prefecture", pref),
-                    ("health_centre", hc),
-                    ("sex", sex),
-                    ("age", age.as_str()),
-                    ("withdrawn", if *withdrawn { "true" } else { "false" }),
-                ]);
+            Op::File { n, .. } => {
+                let d = case_draft(op);
                 let filed = db
                     .file_notification(&cli(), &d, &placed(&d), FileMode::Upsert)
                     .await
                     .unwrap();
                 ids.insert(*n, filed.id);
+            }
+            Op::Together(files) => {
+                // Stored ones only, each once (the last row for it), as an import gathers them.
+                let mut latest: std::collections::BTreeMap<usize, &Op> = Default::default();
+                for file in files {
+                    if let Op::File { n, .. } = file
+                        && ids.contains_key(n)
+                    {
+                        latest.insert(*n, file);
+                    }
+                }
+                let drafts: Vec<NotificationDraft> = latest.values().map(|file| case_draft(file)).collect();
+                if !drafts.is_empty() {
+                    update_together(db, &drafts).await;
+                }
             }
             Op::Withdraw { n } => {
                 if let Some(id) = ids.get(n) {
@@ -1485,6 +1664,11 @@ enum FlagOp {
     Dismiss {
         n: usize,
     },
+    /// Re-imports several stored notifications at once, each with a person, day and standing,
+    /// written together as an import writes its changed rows.
+    Together {
+        rows: Vec<(usize, usize, u32, bool)>,
+    },
 }
 
 /// Kana name (empty: none), birth date, age and sex: the first and fourth differ only by sex,
@@ -1501,17 +1685,19 @@ fn flag_op() -> impl Strategy<Value = FlagOp> {
     // Days after 2021-06-01, the window's edges (60 and 61 days apart) drawn often.
     let day = prop_oneof![4 => 0..100u32, 1 => Just(0u32), 1 => Just(60u32), 1 => Just(61u32), 1 => Just(121u32)];
     prop_oneof![
-        6 => (0..8usize, 0..PEOPLE.len(), day, prop::bool::weighted(0.15))
+        6 => (0..8usize, 0..PEOPLE.len(), day.clone(), prop::bool::weighted(0.15))
             .prop_map(|(n, who, day, withdrawn)| FlagOp::File { n, who, day, withdrawn }),
         2 => (0..8usize, any::<bool>()).prop_map(|(n, withdrawn)| FlagOp::Refile { n, withdrawn }),
         1 => (0..8usize).prop_map(|n| FlagOp::Withdraw { n }),
         1 => (0..8usize, 0..8usize).prop_map(|(n, into)| FlagOp::Merge { n, into }),
         1 => (0..8usize).prop_map(|n| FlagOp::Dismiss { n }),
+        2 => prop::collection::vec((0..8usize, 0..PEOPLE.len(), day, prop::bool::weighted(0.15)), 1..5)
+            .prop_map(|rows| FlagOp::Together { rows }),
     ]
 }
 
-/// Files or re-imports notification `n` (external id `P{n}`).
-async fn file_person(db: &Db, n: usize, who: usize, day: u32, withdrawn: bool) -> i64 {
+/// Notification `n` (external id `P{n}`) of person `who`, reported `day` days after 2021-06-01.
+fn person_draft(n: usize, who: usize, day: u32, withdrawn: bool) -> NotificationDraft {
     let (kana, birth, age, sex) = PEOPLE[who];
     let reported = (day_of(1) + chrono::Days::new(u64::from(day)))
         .format("%Y-%m-%dT10:00:00+09:00")
@@ -1528,7 +1714,12 @@ async fn file_person(db: &Db, n: usize, who: usize, day: u32, withdrawn: bool) -
     if !kana.is_empty() {
         fields.push(("name_kana", kana));
     }
-    let d = draft(&fields);
+    draft(&fields)
+}
+
+/// Files or re-imports notification `n` (see [`person_draft`]).
+async fn file_person(db: &Db, n: usize, who: usize, day: u32, withdrawn: bool) -> i64 {
+    let d = person_draft(n, who, day, withdrawn);
     db.file_notification(&cli(), &d, &placed(&d), FileMode::Upsert)
         .await
         .unwrap()
@@ -1571,6 +1762,23 @@ async fn run_flags(db: &Db, ops: &[FlagOp]) {
                     && db.dismiss_duplicate(&cli(), id).await.is_ok()
                 {
                     dismissed.insert(id);
+                }
+            }
+            FlagOp::Together { ref rows } => {
+                // Stored ones only, each once (the last row for it), as an import gathers them.
+                let mut latest: std::collections::BTreeMap<usize, (usize, u32, bool)> = Default::default();
+                for &(n, who, day, withdrawn) in rows.iter().filter(|(n, ..)| ids.contains_key(n)) {
+                    latest.insert(n, (who, day, withdrawn));
+                }
+                let drafts: Vec<NotificationDraft> = latest
+                    .iter()
+                    .map(|(&n, &(who, day, withdrawn))| person_draft(n, who, day, withdrawn))
+                    .collect();
+                if !drafts.is_empty() {
+                    update_together(db, &drafts).await;
+                }
+                for (n, (who, day, _)) in latest {
+                    last.insert(n, (who, day));
                 }
             }
         }

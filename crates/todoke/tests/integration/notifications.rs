@@ -592,6 +592,112 @@ async fn a_failed_group_commit_files_the_others_on_postgres() {
     a_failed_group_commit_files_the_others_one_by_one(Backend::Postgres).await;
 }
 
+/// A re-import whose changed rows the database refuses is written whole or not at all: the
+/// rows are first written together, then (after that fails) one by one to name the row at
+/// fault, and nothing of either attempt is kept. Sent again once the database accepts it, every
+/// row is written.
+async fn a_refused_correction_leaves_the_import_unwritten(backend: Backend) {
+    use sqlx::Connection;
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
+    let header = "external_id,case_type,reported_at,prefecture,health_centre,sex,age,doctor_name\n";
+    let import = |rows: &str| {
+        app.post(Who::HealthCentre, "/api/imports/notifications")
+            .header("content-type", "text/csv")
+            .body(format!("{header}{rows}"))
+            .send()
+    };
+    let first = import("R-1,confirmed,2023-05-01,13,H13,female,40,\nR-2,confirmed,2023-05-01,13,H13,female,40,\nR-3,confirmed,2023-05-01,13,H13,female,40,\n")
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    // A rule of the database, not of todoke, refuses one corrected row.
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.db_url).await.unwrap();
+            sqlx::query(
+                "CREATE TRIGGER refuse_one BEFORE UPDATE ON notifications WHEN NEW.doctor_name = 'REFUSED' \
+                 BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END",
+            )
+            .execute(&mut c)
+            .await
+            .unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
+            sqlx::query(
+                "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.doctor_name = 'REFUSED' THEN RAISE EXCEPTION 'refused by a test trigger'; END IF; \
+                 RETURN NEW; END $$",
+            )
+            .execute(&mut c)
+            .await
+            .unwrap();
+            sqlx::query(
+                "CREATE TRIGGER refuse_one BEFORE UPDATE ON notifications FOR EACH ROW EXECUTE FUNCTION refuse_one()",
+            )
+            .execute(&mut c)
+            .await
+            .unwrap();
+        }
+    }
+    let before = app.db.notification_count().await.unwrap();
+    let corrections = "R-1,confirmed,2023-05-01,13,H13,female,50,\nR-2,confirmed,2023-05-01,13,H13,female,51,REFUSED\n\
+                       R-3,confirmed,2023-05-01,13,H13,female,52,\nR-4,confirmed,2023-05-01,13,H13,female,53,\n";
+    let refused = import(corrections).await.unwrap();
+    assert_eq!(refused.status(), 500, "the database's refusal is no fault of the file");
+    let ages = |db: todoke_storage::Db| async move {
+        let mut ages = Vec::new();
+        let mut tx = db.begin_write_tx().await.unwrap();
+        let stored = tx
+            .notifications_by_external_id(&["R-1", "R-2", "R-3", "R-4"])
+            .await
+            .unwrap();
+        for ext in ["R-1", "R-2", "R-3", "R-4"] {
+            ages.push(stored.get(ext).map(|n| n.age));
+        }
+        ages
+    };
+    assert_eq!(app.db.notification_count().await.unwrap(), before, "R-4 not created");
+    assert_eq!(
+        ages(app.db.clone()).await,
+        [Some(40), Some(40), Some(40), None],
+        "no row changed"
+    );
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.db_url).await.unwrap();
+            sqlx::query("DROP TRIGGER refuse_one").execute(&mut c).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
+            sqlx::query("DROP TRIGGER refuse_one ON notifications")
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+    let accepted = import(corrections).await.unwrap();
+    assert_eq!(accepted.status(), 200);
+    let report: Value = accepted.json().await.unwrap();
+    assert_eq!(
+        (report["created"].as_u64(), report["updated"].as_u64()),
+        (Some(1), Some(3))
+    );
+    assert_eq!(ages(app.db.clone()).await, [Some(50), Some(51), Some(52), Some(53)]);
+}
+
+#[tokio::test]
+async fn a_refused_correction_leaves_the_import_unwritten_on_sqlite() {
+    a_refused_correction_leaves_the_import_unwritten(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_refused_correction_leaves_the_import_unwritten_on_postgres() {
+    a_refused_correction_leaves_the_import_unwritten(Backend::Postgres).await;
+}
+
 const UPLOAD_HEADER: &str = "external_id,case_type,reported_at,prefecture,health_centre,sex,age\n";
 
 fn upload_rows(prefix: &str, n: usize) -> String {
