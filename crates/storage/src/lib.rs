@@ -137,13 +137,25 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    /// The write never began because the database was busy ([`StorageError::Busy`], or no
-    /// pooled connection came free in time): nothing was written, and trying again is safe.
+    /// The write never began, or was refused whole, because the database was busy
+    /// ([`StorageError::Busy`]; no pooled connection came free in time; or SQLite stayed locked
+    /// by another process, a CLI import say, through the whole busy timeout): nothing was
+    /// written, and trying again is safe. SQLite's BUSY can only end the transaction it comes
+    /// from, whose writes are then rolled back.
     pub fn is_busy(&self) -> bool {
-        matches!(
-            self,
-            StorageError::Busy | StorageError::Database(sqlx::Error::PoolTimedOut)
-        )
+        const SQLITE_BUSY: i32 = 5;
+        match self {
+            StorageError::Busy | StorageError::Database(sqlx::Error::PoolTimedOut) => true,
+            // The primary code is the low byte of an extended one (BUSY_SNAPSHOT, BUSY_TIMEOUT…).
+            StorageError::Database(sqlx::Error::Database(e)) => {
+                e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                    && e.code()
+                        .and_then(|code| code.parse::<i32>().ok())
+                        .is_some_and(|code| code & 0xff == SQLITE_BUSY)
+            }
+            StorageError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => e.code == rusqlite::ErrorCode::DatabaseBusy,
+            _ => false,
+        }
     }
 
     /// Maps unique and foreign-key violations of `err` to the given messages.

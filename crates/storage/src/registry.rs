@@ -659,6 +659,29 @@ trait RegistryTx {
     fn mark_merged(&mut self, rows: &[(i64, i64)], at: DateTime<Utc>) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// The duplicate check's "same person" between the persons `$a` and `$b` (table aliases): the
+/// same kana name, birth date and sex. A person without a kana name or birth date matches no one
+/// (NULL equals nothing). The one text of the rule, for finding matches from either side; in
+/// Rust, [`Identity`] names the same fields.
+macro_rules! same_person {
+    ($a:literal, $b:literal) => {
+        concat!(
+            $a,
+            ".name_kana = ",
+            $b,
+            ".name_kana AND ",
+            $a,
+            ".birth_date = ",
+            $b,
+            ".birth_date AND ",
+            $a,
+            ".sex = ",
+            $b,
+            ".sex"
+        )
+    };
+}
+
 /// Flags, among the given notifications, each whose person matches a notification filed before
 /// it (same kana name, birth date and sex; reported within 60 days; neither merged nor
 /// withdrawn): `duplicate_of` points at the earliest such. The 60-day window is date arithmetic,
@@ -671,7 +694,9 @@ macro_rules! flag_duplicates_sql {
             "UPDATE notifications SET duplicate_of = m.original FROM (SELECT n.id, (",
             "SELECT o.id FROM notifications o JOIN persons op ON op.id = o.person_id JOIN persons np ON np.id = n.person_id ",
             "WHERE o.id < n.id AND o.merged_into IS NULL AND NOT o.withdrawn ",
-            "AND op.name_kana = np.name_kana AND op.birth_date = np.birth_date AND op.sex = np.sex ",
+            "AND ",
+            same_person!("op", "np"),
+            " ",
             "AND o.report_day BETWEEN ", $minus_60, " AND ", $plus_60, " ",
             "ORDER BY o.id LIMIT 1) AS original FROM notifications n ",
             "WHERE n.duplicate_of IS NULL AND NOT n.duplicate_dismissed AND n.id"
@@ -701,7 +726,9 @@ macro_rules! flags_to_recheck_sql {
             " UNION SELECT id, duplicate_of FROM notifications WHERE merged_into IS NULL AND duplicate_of ",
             $in_set,
             " UNION SELECT l.id, l.duplicate_of FROM notifications n JOIN persons np ON np.id = n.person_id ",
-            "JOIN persons lp ON lp.name_kana = np.name_kana AND lp.birth_date = np.birth_date AND lp.sex = np.sex ",
+            "JOIN persons lp ON ",
+            same_person!("lp", "np"),
+            " ",
             "JOIN notifications l ON l.person_id = lp.id ",
             "WHERE n.id ",
             $in_set,

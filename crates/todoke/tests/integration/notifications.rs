@@ -698,6 +698,36 @@ async fn a_refused_correction_leaves_the_import_unwritten_on_postgres() {
     a_refused_correction_leaves_the_import_unwritten(Backend::Postgres).await;
 }
 
+/// On SQLite, a write locked out by another process (a CLI import, say) for the whole busy
+/// timeout is refused whole with 503 "unavailable": nothing was saved, and the same request
+/// goes through once the database is free. (It was a 500, as if something had broken.)
+#[tokio::test]
+async fn a_write_locked_out_by_another_process_answers_503_on_sqlite() {
+    use sqlx::Connection;
+    // A deadline past SQLite's busy timeout (10 s), which ends the wait first.
+    let config = todoke_web::ServerConfig {
+        request_timeout: std::time::Duration::from_secs(60),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, config).await.unwrap();
+    let id = app.own_notification;
+    let withdraw = || {
+        app.post(Who::HealthCentre, &format!("/api/notifications/{id}/withdraw"))
+            .json(&json!({"reason": "重複"}))
+            .send()
+    };
+    let mut other = sqlx::SqliteConnection::connect(&app.db_url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
+    let locked_out = withdraw().await.unwrap();
+    assert_eq!(locked_out.status(), 503);
+    let body: Value = locked_out.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    assert!(!app.db.notification(id).await.unwrap().withdrawn, "nothing saved");
+    assert_eq!(withdraw().await.unwrap().status(), 204, "sent again, it goes through");
+    assert!(app.db.notification(id).await.unwrap().withdrawn);
+}
+
 const UPLOAD_HEADER: &str = "external_id,case_type,reported_at,prefecture,health_centre,sex,age\n";
 
 fn upload_rows(prefix: &str, n: usize) -> String {
