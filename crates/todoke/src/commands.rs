@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// Trust X-Forwarded-For for client addresses (only behind a proxy that overwrites it).
     #[arg(long, env = "TODOKE_TRUST_FORWARDED_FOR")]
     trust_forwarded_for: bool,
+    /// The most, in MiB, that uploads being received or imported may hold on disk together
+    /// (temporary files in TMPDIR); an upload past it is refused with 503.
+    #[arg(long, env = "TODOKE_UPLOAD_SPOOL_MIB", default_value_t = ServerConfig::default().upload_spool_mib)]
+    upload_spool_mib: u32,
 }
 
 impl ServeArgs {
@@ -65,6 +69,7 @@ impl ServeArgs {
         ServerConfig {
             secure_cookies: self.secure_cookies,
             trust_forwarded_for: self.trust_forwarded_for,
+            upload_spool_mib: self.upload_spool_mib,
             ..ServerConfig::default()
         }
     }

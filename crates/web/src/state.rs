@@ -21,6 +21,9 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that overwrites it).
     pub trust_forwarded_for: bool,
+    /// The most that uploads being received or imported may hold on disk together (their
+    /// temporary files, in `TMPDIR`), in MiB; an upload that would pass it is refused (503).
+    pub upload_spool_mib: u32,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +35,8 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             body_limit: 1024 * 1024,
             trust_forwarded_for: false,
+            // Two files of the largest size accepted (2 GiB) at once.
+            upload_spool_mib: 4096,
         }
     }
 }
@@ -48,6 +53,9 @@ pub struct App {
     /// [`TokenOwners::forget_when_done`](todoke_storage::token_owners::TokenOwners::forget_when_done)
     /// across a change of a credential.
     pub token_owners: todoke_storage::token_owners::TokenOwners,
+    /// What uploads may still write to disk, one permit per MiB
+    /// ([`ServerConfig::upload_spool_mib`]); see `api::imports`.
+    pub upload_spool: Arc<tokio::sync::Semaphore>,
     /// SQLite's background checkpoints, stopped by [`App::stop_background_tasks`].
     checkpoints: std::sync::Mutex<Option<todoke_storage::background::BackgroundTask>>,
 }
@@ -84,6 +92,7 @@ impl AppState {
             checkpoints: std::sync::Mutex::new(checkpoints),
             token_owners: db.token_owners(),
             filings: crate::filing::Filings::start(db.clone()),
+            upload_spool: Arc::new(tokio::sync::Semaphore::new(config.upload_spool_mib as usize)),
             db,
             config,
             publications: Default::default(),

@@ -7,6 +7,12 @@
 //! the request's deadline at once: it may take as long as the link needs while data keeps arriving
 //! (60 s without data ends it), and the import then runs to its end and answers with its report
 //! (committed or not), never a timeout that leaves the caller guessing.
+//!
+//! The temporary files of all uploads together may hold at most
+//! [`ServerConfig::upload_spool_mib`](crate::ServerConfig) on disk, counted as they grow and
+//! given back when their import ends: many uploads at once, or a few very large ones, cannot
+//! fill the disk the database lives on. One that would pass the limit is refused (503
+//! `unavailable`) with nothing imported, and can be sent again shortly.
 
 use std::sync::Arc;
 
@@ -33,6 +39,9 @@ const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The largest file accepted (a national day's notifications are far below this).
 const MAX_IMPORT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// The unit of [`AppState::upload_spool`]'s permits.
+const MIB: u64 = 1024 * 1024;
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -110,7 +119,8 @@ fn encoding(query: Option<&str>, headers: &HeaderMap) -> Result<Encoding, AppErr
     responses((status = 200, body = ImportReportView, description = "Every row imported"),
               (status = 422, body = ImportReportView, description = "Rows were rejected; the report says which and why"),
               (status = 403, description = "Administrators import no case data"),
-              (status = 413, description = "The file is larger than 2 GiB")))]
+              (status = 413, description = "The file is larger than 2 GiB"),
+              (status = 503, description = "Uploads at once hold the most they may on disk; nothing was imported, send it again shortly")))]
 pub async fn import(
     State(state): State<AppState>,
     caller: Caller,
@@ -139,7 +149,8 @@ pub async fn import(
     {
         return Err(AppError::internal(anyhow::anyhow!("an import ran after its deadline")));
     }
-    let file = spool(body).await?;
+    // Held until the import has read the file (its space on disk is given back then).
+    let (file, _spooled) = spool(body, &state.upload_spool).await?;
     let input = std::io::BufReader::with_capacity(256 * 1024, file);
     let options = ImportOptions {
         partial: q.partial.unwrap_or(false),
@@ -158,8 +169,13 @@ pub async fn import(
 }
 
 /// Writes the upload to an unnamed temporary file (in `TMPDIR`, removed when closed) and hands
-/// it back from its start. Past [`MAX_IMPORT_BYTES`] the upload is refused (413).
-async fn spool(body: Body) -> Result<std::fs::File, AppError> {
+/// it back from its start, with the permits of `budget` its size took (one per MiB begun).
+/// Past [`MAX_IMPORT_BYTES`] the upload is refused (413), and when `budget` has no permit left
+/// for its next MiB (503).
+async fn spool(
+    body: Body,
+    budget: &Arc<tokio::sync::Semaphore>,
+) -> Result<(std::fs::File, Option<tokio::sync::OwnedSemaphorePermit>), AppError> {
     use std::io::Seek;
     use tokio::io::AsyncWriteExt;
 
@@ -170,6 +186,7 @@ async fn spool(body: Body) -> Result<std::fs::File, AppError> {
     let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(file));
     let mut stream = body.into_data_stream();
     let mut seen = 0u64;
+    let mut spooled: Option<tokio::sync::OwnedSemaphorePermit> = None;
     let stalled = || {
         AppError::BadRequest(Message::fixed(
             "ファイルの受信が止まりました（60秒間データが届きませんでした）。もう一度送信してください。",
@@ -190,10 +207,25 @@ async fn spool(body: Body) -> Result<std::fs::File, AppError> {
         if seen > MAX_IMPORT_BYTES {
             return Err(AppError::TooLarge);
         }
+        let wanted = seen.div_ceil(MIB);
+        let held = spooled.as_ref().map_or(0, |p| p.num_permits() as u64);
+        if wanted > held {
+            let more = u32::try_from(wanted - held).unwrap_or(u32::MAX);
+            let permit = budget.clone().try_acquire_many_owned(more).map_err(|_| {
+                AppError::Unavailable(Message::fixed(
+                    "受信中・取り込み中のファイルが多すぎるため受け付けられませんでした。何も取り込まれていません。しばらくしてから再度送信してください。",
+                    "Too many uploads are being received or imported at once. Nothing was imported; please send the file again shortly.",
+                ))
+            })?;
+            match &mut spooled {
+                Some(held) => held.merge(permit),
+                None => spooled = Some(permit),
+            }
+        }
         out.write_all(&chunk).await.map_err(AppError::internal)?;
     }
     out.flush().await.map_err(AppError::internal)?;
     let mut file = out.into_inner().into_std().await;
     file.rewind().map_err(AppError::internal)?;
-    Ok(file)
+    Ok((file, spooled))
 }
