@@ -918,7 +918,8 @@ struct Pending {
 }
 
 /// Writes the waiting rows: those whose external id is new in one multi-row insert, the rest
-/// (re-imports, and repeats of an id within the batch) one by one as exact updates.
+/// (re-imports, and repeats of an id within the batch) as updates, together where they can be
+/// (see [`update_changed`]).
 async fn flush(
     tx: &mut WriteTx,
     pending: &mut Vec<Pending>,
@@ -939,7 +940,7 @@ async fn flush(
         })
         .collect();
     let written = tx.insert_notifications(&rows).await?;
-    // Re-imports, and repeats of an id within the batch, are written one by one as updates.
+    // Re-imports, and repeats of an id within the batch, are written as updates below.
     let later: Vec<&Pending> = pending
         .iter()
         .zip(&written)
@@ -975,6 +976,9 @@ async fn flush(
             Some(record) => changed.push((p, record)),
             None => {
                 update_changed(tx, &mut changed, report, partial).await?;
+                if !partial && report.rejected_rows > 0 {
+                    break;
+                }
                 file_one(tx, p, report).await?;
             }
         }
@@ -985,8 +989,9 @@ async fn flush(
 }
 
 /// Writes the rows in `changed` over their stored notifications together
-/// ([`WriteTx::update_notifications`]). Should that fail, they are written again one by one,
-/// so that a row the database refuses is rejected alone (with `--partial`) and named.
+/// ([`WriteTx::update_notifications`]). Should the database refuse them, they are written again
+/// one by one, so that a row it refuses is rejected alone (with `--partial`) and named, or its
+/// error ends the import; any other failure (the connection lost, say) ends the import at once.
 async fn update_changed(
     tx: &mut WriteTx,
     changed: &mut Vec<(&Pending, NotificationRecord)>,
@@ -1011,10 +1016,16 @@ async fn update_changed(
             tx.release_savepoint().await?;
             report.accepted += rows.len() as u64;
             report.updated += rows.len() as u64;
+            tx.write_counts_if_many().await?;
         }
-        Err(e) => {
+        Err(e) if e.is_refusal() => {
             tracing::warn!(error = %e, rows = rows.len(), "updating re-imported rows together failed; one by one instead");
-            tx.rollback_to_savepoint().await?;
+            if let Err(rollback) = tx.rollback_to_savepoint().await {
+                // The transaction is gone whole (SQLite ends it on a full disk, say): the first
+                // error is the one to report.
+                tracing::warn!(error = %rollback, "rolling back to the savepoint failed");
+                return Err(e);
+            }
             for (p, _) in changed.iter() {
                 if !partial && report.rejected_rows > 0 {
                     break;
@@ -1022,6 +1033,7 @@ async fn update_changed(
                 file_one(tx, p, report).await?;
             }
         }
+        Err(e) => return Err(e),
     }
     changed.clear();
     Ok(())

@@ -158,6 +158,21 @@ impl StorageError {
         }
     }
 
+    /// The database refused what was asked (a rule of the schema or a trigger, a row not
+    /// there), as opposed to failing to carry it out at all (busy, the connection lost): the
+    /// same work may then succeed in parts, and is worth trying row by row.
+    pub fn is_refusal(&self) -> bool {
+        let refused = matches!(
+            self,
+            StorageError::Invalid(_)
+                | StorageError::Conflict(_)
+                | StorageError::NotFound
+                | StorageError::Database(sqlx::Error::Database(_))
+                | StorageError::Sqlite(rusqlite::Error::SqliteFailure(..) | rusqlite::Error::QueryReturnedNoRows)
+        );
+        refused && !self.is_busy()
+    }
+
     /// Maps unique and foreign-key violations of `err` to the given messages.
     pub(crate) fn from_constraint(err: sqlx::Error, on_unique: Message, on_reference: Message) -> StorageError {
         if let sqlx::Error::Database(db) = &err {

@@ -662,7 +662,7 @@ trait RegistryTx {
 /// The duplicate check's "same person" between the persons `$a` and `$b` (table aliases): the
 /// same kana name, birth date and sex. A person without a kana name or birth date matches no one
 /// (NULL equals nothing). The one text of the rule, for finding matches from either side; in
-/// Rust, [`Identity`] names the same fields.
+/// Rust, [`Identity`] names the same fields, with the report day the 60-day window is around.
 macro_rules! same_person {
     ($a:literal, $b:literal) => {
         concat!(
@@ -773,7 +773,8 @@ impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
         Ok(())
     }
 
-    /// The ids as one JSON array, read by `json_each`: one text for any number of them.
+    /// The ids as one JSON array, read by `json_each`: the same text whatever their number (a
+    /// chunk's at a time).
     async fn flags_to_recheck(&mut self, ids: &[i64]) -> Result<Vec<(i64, Option<i64>)>> {
         let mut found = Vec::new();
         for chunk in ids.chunks(BULK_ROWS) {
@@ -1712,13 +1713,14 @@ pub enum CaseChange<'a> {
 /// [`WriteTx::commit`]; dropping it rolls everything back.
 pub struct WriteTx {
     pub(crate) tx: Tx,
-    /// Counter contributions of bulk-inserted notifications not yet written: summed over many
-    /// batches, a day's counters are written once instead of once per batch. Only changes that can
-    /// never be rolled back alone (see [`WriteTx::insert_notifications`] and
-    /// [`WriteTx::withdraw_and_merge`]) are held here.
+    /// Counter contributions of bulk-inserted or bulk-updated notifications not yet written:
+    /// summed over many batches, a day's counters are written once instead of once per batch.
+    /// Only changes that can never be rolled back alone (see [`WriteTx::insert_notifications`],
+    /// [`WriteTx::withdraw_and_merge`], and [`WriteTx::update_notifications`], which holds them
+    /// only once it cannot fail) are held here.
     pub(crate) counts: std::collections::BTreeMap<CounterKey, i64>,
-    /// Possible-duplicate flags [`WriteTx::file`] changed, each with the original it had, not yet
-    /// audited ([`WriteTx::audit_rechecked_flags`]).
+    /// Possible-duplicate flags [`WriteTx::file`] and [`WriteTx::update_notifications`] changed,
+    /// each with the original it had, not yet audited ([`WriteTx::audit_rechecked_flags`]).
     rechecked: Rechecked,
     /// A bulk load's second transaction on PostgreSQL ([`Db::begin_bulk_write_tx`]), where
     /// [`WriteTx::insert_new_notifications`] writes persons and status entries while the
@@ -1854,8 +1856,8 @@ impl WriteTx {
         Ok(filed)
     }
 
-    /// Audits, under `ctx`, each possible-duplicate flag that [`WriteTx::file`] changed in this
-    /// transaction (`notification.duplicate_recheck` with the original it had, as a single
+    /// Audits, under `ctx`, each possible-duplicate flag that [`WriteTx::file`] or
+    /// [`WriteTx::update_notifications`] changed in this transaction (`notification.duplicate_recheck` with the original it had, as a single
     /// filing audits them), and returns how many.
     pub async fn audit_rechecked_flags(&mut self, ctx: &AuditContext) -> Result<usize> {
         let rechecked = std::mem::take(&mut self.rechecked);
@@ -2219,6 +2221,11 @@ impl WriteTx {
     pub async fn update_notifications(&mut self, rows: &[ChangedNotification<'_>]) -> Result<()> {
         let t = now();
         let ids: Vec<i64> = rows.iter().map(|r| r.stored.id).collect();
+        debug_assert_eq!(
+            ids.iter().collect::<std::collections::HashSet<_>>().len(),
+            ids.len(),
+            "each notification at most once: an UPDATE … FROM would take either row"
+        );
         let before = on_tx!(self, tx => tx.case_facts_many(&ids).await?);
         let mut counts: Vec<(CounterKey, i64)> = Vec::new();
         let mut recheck: Vec<i64> = Vec::new();
@@ -2246,10 +2253,21 @@ impl WriteTx {
             let before = tx.flags_to_recheck(&recheck).await?;
             tx.reflag(before).await?
         });
+        // Held only now, when nothing can fail: after an error the caller rolls back to before
+        // this call, and must find nothing of it held. Not written here either (see
+        // [`WriteTx::write_counts_if_many`]): a write under the caller's savepoint would be
+        // undone by that rollback while the held counts it took were gone.
         self.rechecked.extend(rechecked);
         for (key, n) in counts {
             *self.counts.entry(key).or_default() += n;
         }
+        Ok(())
+    }
+
+    /// Writes the held counter changes once they reach [`COUNTS_HELD`] keys (bounding memory),
+    /// as [`WriteTx::insert_notifications`] does. For callers of
+    /// [`WriteTx::update_notifications`], outside any savepoint they may roll back to.
+    pub async fn write_counts_if_many(&mut self) -> Result<()> {
         if self.counts.len() >= COUNTS_HELD {
             self.flush_counts().await?;
         }

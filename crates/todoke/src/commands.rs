@@ -60,7 +60,8 @@ pub struct ServeArgs {
     trust_forwarded_for: bool,
     /// The most, in MiB, that uploads being received or imported may hold on disk together
     /// (temporary files in TMPDIR); an upload past it is refused with 503.
-    #[arg(long, env = "TODOKE_UPLOAD_SPOOL_MIB", default_value_t = ServerConfig::default().upload_spool_mib)]
+    #[arg(long, env = "TODOKE_UPLOAD_SPOOL_MIB", default_value_t = ServerConfig::default().upload_spool_mib,
+          value_parser = clap::value_parser!(u32).range(1..))]
     upload_spool_mib: u32,
 }
 

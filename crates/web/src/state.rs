@@ -22,7 +22,8 @@ pub struct ServerConfig {
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that overwrites it).
     pub trust_forwarded_for: bool,
     /// The most that uploads being received or imported may hold on disk together (their
-    /// temporary files, in `TMPDIR`), in MiB; an upload that would pass it is refused (503).
+    /// temporary files, in `TMPDIR`), in MiB, at least 1; an upload that would pass it is refused
+    /// (503 while others hold their share, 413 when larger than the whole).
     pub upload_spool_mib: u32,
 }
 
@@ -53,7 +54,7 @@ pub struct App {
     /// [`TokenOwners::forget_when_done`](todoke_storage::token_owners::TokenOwners::forget_when_done)
     /// across a change of a credential.
     pub token_owners: todoke_storage::token_owners::TokenOwners,
-    /// What uploads may still write to disk, one permit per MiB
+    /// What uploads may still write to disk, one permit per KiB
     /// ([`ServerConfig::upload_spool_mib`]); see `api::imports`.
     pub upload_spool: Arc<tokio::sync::Semaphore>,
     /// SQLite's background checkpoints, stopped by [`App::stop_background_tasks`].
@@ -92,7 +93,7 @@ impl AppState {
             checkpoints: std::sync::Mutex::new(checkpoints),
             token_owners: db.token_owners(),
             filings: crate::filing::Filings::start(db.clone()),
-            upload_spool: Arc::new(tokio::sync::Semaphore::new(config.upload_spool_mib as usize)),
+            upload_spool: Arc::new(tokio::sync::Semaphore::new(config.upload_spool_mib as usize * 1024)),
             db,
             config,
             publications: Default::default(),

@@ -737,8 +737,10 @@ fn upload_rows(prefix: &str, n: usize) -> String {
 }
 
 /// Uploads being received or imported together may hold only so much on disk
-/// (`upload_spool_mib`, here 1 MiB): an upload that would pass it is refused with 503
-/// `unavailable` and nothing of it imported, and the space comes back when an import ends.
+/// (`upload_spool_mib`, here 1 MiB): an upload that would pass it while another holds its share
+/// is refused with 503 `unavailable` and nothing of it imported, and the space comes back when
+/// an import ends; one larger than the whole limit is too large (413), since sending it again
+/// cannot help.
 #[tokio::test]
 async fn uploads_at_once_share_a_limit_on_disk() {
     let config = todoke_web::ServerConfig {
@@ -753,26 +755,31 @@ async fn uploads_at_once_share_a_limit_on_disk() {
             .body(format!("{UPLOAD_HEADER}{rows}"))
             .send()
     };
-    let refused = |response: reqwest::Response| async move {
-        assert_eq!(response.status(), 503);
+    let refused = |response: reqwest::Response, status: u16, code: &'static str| async move {
+        assert_eq!(response.status(), status);
         let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "unavailable", "{body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
     };
-    // Some 1.4 MB alone.
-    refused(upload(upload_rows("BIG", 30_000)).await.unwrap()).await;
-    // Some 550 kB held open by one upload (a MiB begun), and as much sent whole by another.
+    // Some 1.4 MB alone: never accepted.
+    refused(
+        upload(upload_rows("BIG", 30_000)).await.unwrap(),
+        413,
+        "payload_too_large",
+    )
+    .await;
+    // Some 700 kB held open by one upload, and 560 kB sent whole by another.
     let (send, first) = upload_in_pieces(&app);
-    send.send(Ok(format!("{UPLOAD_HEADER}{}", upload_rows("FIRST", 11_000))))
+    send.send(Ok(format!("{UPLOAD_HEADER}{}", upload_rows("FIRST", 14_000))))
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    refused(upload(upload_rows("SECOND", 11_000)).await.unwrap()).await;
+    refused(upload(upload_rows("SECOND", 11_000)).await.unwrap(), 503, "unavailable").await;
     assert_eq!(app.db.notification_count().await.unwrap(), before, "nothing imported");
     drop(send);
     assert_eq!(first.await.unwrap().unwrap().status(), 200);
     let second = upload(upload_rows("SECOND", 11_000)).await.unwrap();
     assert_eq!(second.status(), 200, "the first upload's space came back");
-    assert_eq!(app.db.notification_count().await.unwrap(), before + 22_000);
+    assert_eq!(app.db.notification_count().await.unwrap(), before + 25_000);
 }
 
 /// An upload arrives at the pace of the network. The import's transaction (on SQLite the one

@@ -11,8 +11,9 @@
 //! The temporary files of all uploads together may hold at most
 //! [`ServerConfig::upload_spool_mib`](crate::ServerConfig) on disk, counted as they grow and
 //! given back when their import ends: many uploads at once, or a few very large ones, cannot
-//! fill the disk the database lives on. One that would pass the limit is refused (503
-//! `unavailable`) with nothing imported, and can be sent again shortly.
+//! fill the disk `TMPDIR` is on. One that would pass the limit while others hold their share is
+//! refused (503 `unavailable`) with nothing imported, and can be sent again shortly; one larger
+//! than the whole limit is refused as too large (413).
 
 use std::sync::Arc;
 
@@ -40,8 +41,9 @@ const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 /// The largest file accepted (a national day's notifications are far below this).
 const MAX_IMPORT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
-/// The unit of [`AppState::upload_spool`]'s permits.
-const MIB: u64 = 1024 * 1024;
+/// The unit of [`AppState::upload_spool`]'s permits: fine enough that uploads of a few bytes
+/// held open cannot take the budget from everyone else.
+const KIB: u64 = 1024;
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -119,8 +121,8 @@ fn encoding(query: Option<&str>, headers: &HeaderMap) -> Result<Encoding, AppErr
     responses((status = 200, body = ImportReportView, description = "Every row imported"),
               (status = 422, body = ImportReportView, description = "Rows were rejected; the report says which and why"),
               (status = 403, description = "Administrators import no case data"),
-              (status = 413, description = "The file is larger than 2 GiB"),
-              (status = 503, description = "Uploads at once hold the most they may on disk; nothing was imported, send it again shortly")))]
+              (status = 413, description = "The file is larger than 2 GiB, or than the server's limit for uploads on disk"),
+              (status = 503, description = "Uploads at once hold the most they may on disk, or the database was busy; nothing was imported, send it again shortly")))]
 pub async fn import(
     State(state): State<AppState>,
     caller: Caller,
@@ -149,8 +151,9 @@ pub async fn import(
     {
         return Err(AppError::internal(anyhow::anyhow!("an import ran after its deadline")));
     }
-    // Held until the import has read the file (its space on disk is given back then).
-    let (file, _spooled) = spool(body, &state.upload_spool).await?;
+    // Held until the import has ended and the file is removed.
+    let budget_kib = u64::from(state.config.upload_spool_mib) * 1024;
+    let (file, _spooled) = spool(body, &state.upload_spool, budget_kib).await?;
     let input = std::io::BufReader::with_capacity(256 * 1024, file);
     let options = ImportOptions {
         partial: q.partial.unwrap_or(false),
@@ -169,12 +172,13 @@ pub async fn import(
 }
 
 /// Writes the upload to an unnamed temporary file (in `TMPDIR`, removed when closed) and hands
-/// it back from its start, with the permits of `budget` its size took (one per MiB begun).
-/// Past [`MAX_IMPORT_BYTES`] the upload is refused (413), and when `budget` has no permit left
-/// for its next MiB (503).
+/// it back from its start, with the permits of `budget` its size took (one per KiB begun).
+/// Past [`MAX_IMPORT_BYTES`], or past the whole budget (`budget_kib`), the upload is refused
+/// (413: sending it again cannot help); when `budget` has no permit left for its next KiB, 503.
 async fn spool(
     body: Body,
     budget: &Arc<tokio::sync::Semaphore>,
+    budget_kib: u64,
 ) -> Result<(std::fs::File, Option<tokio::sync::OwnedSemaphorePermit>), AppError> {
     use std::io::Seek;
     use tokio::io::AsyncWriteExt;
@@ -204,10 +208,10 @@ async fn spool(
             ))
         })?;
         seen += chunk.len() as u64;
-        if seen > MAX_IMPORT_BYTES {
+        let wanted = seen.div_ceil(KIB);
+        if seen > MAX_IMPORT_BYTES || wanted > budget_kib {
             return Err(AppError::TooLarge);
         }
-        let wanted = seen.div_ceil(MIB);
         let held = spooled.as_ref().map_or(0, |p| p.num_permits() as u64);
         if wanted > held {
             let more = u32::try_from(wanted - held).unwrap_or(u32::MAX);
