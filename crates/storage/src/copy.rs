@@ -19,10 +19,10 @@
 //! type exactly (bigint is eight bytes, not four): the conformance suite loads every column.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use todoke_domain::notification::{NotifiedGroup, Severity, Sex};
+use todoke_domain::notification::{NotificationDraft, NotifiedGroup, PersonDraft, Severity, Sex};
 
 use crate::Result;
-use crate::registry::{ChangedNotification, NewNotification, bulk_recorded_at, join_symptoms, phone_digits};
+use crate::registry::{ChangedNotification, NewNotification, Placement, bulk_recorded_at, join_symptoms, phone_digits};
 use crate::together::{Together, Unnest, push_unnest};
 
 /// Notifications per COPY batch.
@@ -282,13 +282,16 @@ async fn copy_streamed(
     Ok(())
 }
 
-const PERSONS: &str = "COPY persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits, created_at) \
-     FROM STDIN (FORMAT binary)";
-const NOTIFICATIONS: &str = "COPY notifications (id, external_id, disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, \
-     institution_code, doctor_name, person_id, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, \
-     infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
-     needs_admission, notified_group, withdrawn, cluster_id, infection_place, updated_at, created_at) \
-     FROM STDIN (FORMAT binary)";
+const PERSONS: &str = concat!(
+    "COPY persons (id, ",
+    crate::registry::person_columns!(),
+    ", created_at) FROM STDIN (FORMAT binary)"
+);
+const NOTIFICATIONS: &str = concat!(
+    "COPY notifications (id, external_id, person_id, ",
+    crate::registry::notification_columns!(),
+    ", cluster_id, infection_place, updated_at, created_at) FROM STDIN (FORMAT binary)"
+);
 const STATUS_ENTRIES: &str =
     "COPY status_history (notification_id, status, severity, effective_date, recorded_at) FROM STDIN (FORMAT binary)";
 
@@ -349,18 +352,7 @@ async fn persons(
 ) -> Result<()> {
     write_rows(sink, PERSONS, batch.len(), |i, r| {
         let (row, person_id) = (batch[i], person_ids[i]);
-        let p = &row.draft.person;
-        r.bigint(Some(person_id))
-            .text(p.name.as_deref())
-            .text(p.name_kana.as_deref())
-            .text(Some(p.sex.unwrap_or(Sex::Unknown).as_str()))
-            .date(p.birth_date)
-            .text(p.occupation.as_deref())
-            .text(p.postal_code.as_deref())
-            .text(p.address.as_deref())
-            .text(p.phone.as_deref())
-            .text(phone_digits(p.phone.as_deref()).as_deref())
-            .instant(t);
+        person_fields(r.bigint(Some(person_id)), &row.draft.person).instant(t);
     })
     .await
 }
@@ -378,33 +370,8 @@ async fn notification_rows<'r>(
         let d = row.draft;
         r.bigint(Some(id))
             .text(d.external_id.as_deref())
-            .text(Some(&d.disease))
-            .text(Some(d.case_type.as_str()))
-            .instant(d.reported_at)
-            .date(Some(d.report_day()))
-            .text(Some(row.placement.prefecture.as_str()))
-            .text(row.health_centre.as_deref())
-            .text(row.placement.institution.as_ref().map(|i| i.as_str()))
-            .text(d.doctor_name.as_deref())
-            .bigint(Some(person_id))
-            .bigint(Some(i64::from(d.age)))
-            .text(join_symptoms(&d.symptoms).as_deref())
-            .bigint(d.spo2.map(i64::from))
-            .text(d.diagnosis_method.as_deref())
-            .date(d.first_visit_date)
-            .date(d.diagnosis_date)
-            .date(d.infection_date)
-            .date(d.onset_date)
-            .date(d.death_date)
-            .text(d.infection_route.as_deref())
-            .text(d.vaccinations.as_deref())
-            .text(d.risk_factors.as_deref())
-            .boolean(d.immunosuppressed)
-            .boolean(d.pregnant)
-            .text(d.severity.map(Severity::as_str))
-            .boolean(d.needs_admission)
-            .text(d.notified_group.map(NotifiedGroup::as_str))
-            .boolean(Some(d.withdrawn))
+            .bigint(Some(person_id));
+        notification_fields(r, d, row.placement, row.health_centre.as_deref())
             .bigint(row.investigation.map(|i| i.cluster_id))
             .text(row.investigation.map(|i| i.infection_place))
             .instant(t)
@@ -414,13 +381,62 @@ async fn notification_rows<'r>(
     .await
 }
 
-// What a re-import overwrites: the columns RegistryTx::file updates, after the id.
-const PERSON_CHANGES: &str =
-    "persons (id, name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits)";
-const NOTIFICATION_CHANGES: &str = "notifications (id, disease, case_type, reported_at, report_day, prefecture_code, \
-     health_centre_code, institution_code, doctor_name, age, symptoms, spo2, diagnosis_method, first_visit_date, \
-     diagnosis_date, infection_date, onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, \
-     pregnant, severity, needs_admission, notified_group, withdrawn, updated_at)";
+// What a re-import overwrites (the columns RegistryTx::file updates), after the id.
+const PERSON_CHANGES: &str = concat!("persons (id, ", crate::registry::person_columns!(), ")");
+const NOTIFICATION_CHANGES: &str = concat!(
+    "notifications (id, ",
+    crate::registry::notification_columns!(),
+    ", updated_at)"
+);
+
+/// The fields of [`crate::registry::person_columns`], for a new person and a corrected one alike.
+fn person_fields<'r, 'a>(r: &'r mut Row<'a>, p: &PersonDraft) -> &'r mut Row<'a> {
+    r.text(p.name.as_deref())
+        .text(p.name_kana.as_deref())
+        .text(Some(p.sex.unwrap_or(Sex::Unknown).as_str()))
+        .date(p.birth_date)
+        .text(p.occupation.as_deref())
+        .text(p.postal_code.as_deref())
+        .text(p.address.as_deref())
+        .text(p.phone.as_deref())
+        .text(phone_digits(p.phone.as_deref()).as_deref())
+}
+
+/// The fields of [`crate::registry::notification_columns`], for a new notification and a
+/// re-imported one alike.
+fn notification_fields<'r, 'a>(
+    r: &'r mut Row<'a>,
+    d: &NotificationDraft,
+    placement: &Placement,
+    health_centre: Option<&str>,
+) -> &'r mut Row<'a> {
+    r.text(Some(&d.disease))
+        .text(Some(d.case_type.as_str()))
+        .instant(d.reported_at)
+        .date(Some(d.report_day()))
+        .text(Some(placement.prefecture.as_str()))
+        .text(health_centre)
+        .text(placement.institution.as_ref().map(|i| i.as_str()))
+        .text(d.doctor_name.as_deref())
+        .bigint(Some(i64::from(d.age)))
+        .text(join_symptoms(&d.symptoms).as_deref())
+        .bigint(d.spo2.map(i64::from))
+        .text(d.diagnosis_method.as_deref())
+        .date(d.first_visit_date)
+        .date(d.diagnosis_date)
+        .date(d.infection_date)
+        .date(d.onset_date)
+        .date(d.death_date)
+        .text(d.infection_route.as_deref())
+        .text(d.vaccinations.as_deref())
+        .text(d.risk_factors.as_deref())
+        .boolean(d.immunosuppressed)
+        .boolean(d.pregnant)
+        .text(d.severity.map(Severity::as_str))
+        .boolean(d.needs_admission)
+        .text(d.notified_group.map(NotifiedGroup::as_str))
+        .boolean(Some(d.withdrawn))
+}
 
 /// Overwrites the stored persons and notifications of `rows` with their re-imported values:
 /// one statement for both tables, each row's values as column arrays (a text kept prepared,
@@ -436,50 +452,19 @@ pub(crate) async fn update_notifications(
     let mut together = Together::new();
     together.push(|q| {
         push_update(q, PERSON_CHANGES, rows.len(), |i, r| {
-            let (row, p) = (&rows[i], &rows[i].draft.person);
-            r.bigint(Some(row.stored.person_id))
-                .text(p.name.as_deref())
-                .text(p.name_kana.as_deref())
-                .text(Some(p.sex.unwrap_or(Sex::Unknown).as_str()))
-                .date(p.birth_date)
-                .text(p.occupation.as_deref())
-                .text(p.postal_code.as_deref())
-                .text(p.address.as_deref())
-                .text(p.phone.as_deref())
-                .text(phone_digits(p.phone.as_deref()).as_deref());
+            person_fields(r.bigint(Some(rows[i].stored.person_id)), &rows[i].draft.person);
         })
     });
     together.push(|q| {
         push_update(q, NOTIFICATION_CHANGES, rows.len(), |i, r| {
-            let (row, d) = (&rows[i], rows[i].draft);
-            r.bigint(Some(row.stored.id))
-                .text(Some(&d.disease))
-                .text(Some(d.case_type.as_str()))
-                .instant(d.reported_at)
-                .date(Some(d.report_day()))
-                .text(Some(row.placement.prefecture.as_str()))
-                .text(row.health_centre)
-                .text(row.placement.institution.as_ref().map(|i| i.as_str()))
-                .text(d.doctor_name.as_deref())
-                .bigint(Some(i64::from(d.age)))
-                .text(join_symptoms(&d.symptoms).as_deref())
-                .bigint(d.spo2.map(i64::from))
-                .text(d.diagnosis_method.as_deref())
-                .date(d.first_visit_date)
-                .date(d.diagnosis_date)
-                .date(d.infection_date)
-                .date(d.onset_date)
-                .date(d.death_date)
-                .text(d.infection_route.as_deref())
-                .text(d.vaccinations.as_deref())
-                .text(d.risk_factors.as_deref())
-                .boolean(d.immunosuppressed)
-                .boolean(d.pregnant)
-                .text(d.severity.map(Severity::as_str))
-                .boolean(d.needs_admission)
-                .text(d.notified_group.map(NotifiedGroup::as_str))
-                .boolean(Some(d.withdrawn))
-                .instant(t);
+            let row = &rows[i];
+            notification_fields(
+                r.bigint(Some(row.stored.id)),
+                row.draft,
+                row.placement,
+                row.health_centre,
+            )
+            .instant(t);
         })
     });
     together.execute(tx).await

@@ -743,6 +743,27 @@ macro_rules! flags_to_recheck_sql {
     };
 }
 
+/// The columns of a person that a filing writes and a correction overwrites, in the order the
+/// bulk paths write them (`sqlite_bulk`, `copy`).
+macro_rules! person_columns {
+    () => {
+        "name, name_kana, sex, birth_date, occupation, postal_code, address, phone, phone_digits"
+    };
+}
+pub(crate) use person_columns;
+
+/// The columns of a notification that a filing writes and a re-import overwrites, in the order
+/// the bulk paths write them (`sqlite_bulk`, `copy`).
+macro_rules! notification_columns {
+    () => {
+        "disease, case_type, reported_at, report_day, prefecture_code, health_centre_code, institution_code, \
+         doctor_name, age, symptoms, spo2, diagnosis_method, first_visit_date, diagnosis_date, infection_date, \
+         onset_date, death_date, infection_route, vaccinations, risk_factors, immunosuppressed, pregnant, severity, \
+         needs_admission, notified_group, withdrawn"
+    };
+}
+pub(crate) use notification_columns;
+
 /// Closes the statement after its ids.
 macro_rules! flag_duplicates_end {
     () => {

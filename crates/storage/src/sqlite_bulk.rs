@@ -13,7 +13,7 @@ use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, ToSql};
 use todoke_domain::codes::PrefectureCode;
 use todoke_domain::counting::{self, CounterKey, StatusEntry};
-use todoke_domain::notification::{AgeBand, NotificationDraft, NotifiedGroup, Severity, Sex};
+use todoke_domain::notification::{AgeBand, NotificationDraft, NotifiedGroup, PersonDraft, Severity, Sex};
 
 /// A rollup key of the weekly sex/age flows: week start, prefecture, sex, age band.
 type WeeklyKey = (NaiveDate, PrefectureCode, Sex, AgeBand);
@@ -258,25 +258,18 @@ fn insert_rows<'v, T>(
     Ok(changed)
 }
 
-const PERSON_INSERT: &str = "INSERT OR FAIL INTO persons (id, name, name_kana, sex, birth_date, occupation, postal_code, \
-     address, phone, phone_digits, created_at)";
+const PERSON_INSERT: &str = concat!(
+    "INSERT OR FAIL INTO persons (id, ",
+    crate::registry::person_columns!(),
+    ", created_at)"
+);
 // OR IGNORE leaves out a row whose external id is taken; every row left out is checked to be
 // exactly that (see `notifications`).
-const NOTIFICATION_INSERT: &str = "INSERT OR IGNORE INTO notifications (id, external_id, disease, case_type, reported_at, \
-     report_day, prefecture_code, health_centre_code, institution_code, doctor_name, person_id, age, symptoms, spo2, \
-     diagnosis_method, first_visit_date, diagnosis_date, infection_date, onset_date, death_date, infection_route, \
-     vaccinations, risk_factors, immunosuppressed, pregnant, severity, needs_admission, notified_group, withdrawn, \
-     cluster_id, infection_place, updated_at, created_at)";
-// What a re-import overwrites: the columns RegistryTx::file updates, the id last. OR FAIL, as
-// the inserts: a statement journal opened and closed for each row under the import's savepoint
-// took 60% of a corrected re-import's time (a profile of 200,000 rows).
-const PERSON_UPDATE: &str = "UPDATE OR FAIL persons SET name = ?, name_kana = ?, sex = ?, birth_date = ?, occupation = ?, \
-     postal_code = ?, address = ?, phone = ?, phone_digits = ? WHERE id = ?";
-const NOTIFICATION_UPDATE: &str = "UPDATE OR FAIL notifications SET disease = ?, case_type = ?, reported_at = ?, report_day = ?, \
-     prefecture_code = ?, health_centre_code = ?, institution_code = ?, doctor_name = ?, age = ?, symptoms = ?, spo2 = ?, \
-     diagnosis_method = ?, first_visit_date = ?, diagnosis_date = ?, infection_date = ?, onset_date = ?, death_date = ?, \
-     infection_route = ?, vaccinations = ?, risk_factors = ?, immunosuppressed = ?, pregnant = ?, severity = ?, \
-     needs_admission = ?, notified_group = ?, withdrawn = ?, updated_at = ? WHERE id = ?";
+const NOTIFICATION_INSERT: &str = concat!(
+    "INSERT OR IGNORE INTO notifications (id, external_id, person_id, ",
+    crate::registry::notification_columns!(),
+    ", cluster_id, infection_place, updated_at, created_at)"
+);
 const STATUS_INSERT: &str =
     "INSERT OR FAIL INTO status_history (notification_id, status, severity, effective_date, recorded_at)";
 
@@ -343,53 +336,14 @@ pub(crate) async fn notifications(
         // here ends the whole transaction anyway.
         let rows: Vec<(&NewNotification, &Derived)> = batch.iter().zip(&derived).collect();
         insert_rows(conn, PERSON_INSERT, "", &rows, |(row, x), v| {
-            let p = &row.draft.person;
-            v.extend::<[Value; 11]>([
-                x.person_id.into(),
-                p.name.as_ref().into(),
-                p.name_kana.as_ref().into(),
-                p.sex.unwrap_or(Sex::Unknown).as_str().into(),
-                x.birth_date.as_ref().into(),
-                p.occupation.as_ref().into(),
-                p.postal_code.as_ref().into(),
-                p.address.as_ref().into(),
-                p.phone.as_ref().into(),
-                x.phone_digits.as_ref().into(),
-                (&now).into(),
-            ]);
+            v.push(x.person_id.into());
+            person_values(&row.draft.person, x, v);
+            v.push((&now).into());
         })?;
         let inserted = insert_rows(conn, NOTIFICATION_INSERT, "", &rows, |(row, x), v| {
-            let d = row.draft;
-            v.extend::<[Value; 33]>([
-                x.id.into(),
-                d.external_id.as_ref().into(),
-                (&d.disease).into(),
-                d.case_type.as_str().into(),
-                (&x.reported_at).into(),
-                (&x.report_day).into(),
-                x.prefecture.into(),
-                row.health_centre.as_ref().into(),
-                row.placement.institution.as_ref().map(|i| i.as_str()).into(),
-                d.doctor_name.as_ref().into(),
-                x.person_id.into(),
-                i64::from(d.age).into(),
-                x.symptoms.as_ref().into(),
-                d.spo2.map(i64::from).into(),
-                d.diagnosis_method.as_ref().into(),
-                x.first_visit_date.as_ref().into(),
-                x.diagnosis_date.as_ref().into(),
-                x.infection_date.as_ref().into(),
-                x.onset_date.as_ref().into(),
-                x.death_date.as_ref().into(),
-                d.infection_route.as_ref().into(),
-                d.vaccinations.as_ref().into(),
-                d.risk_factors.as_ref().into(),
-                d.immunosuppressed.into(),
-                d.pregnant.into(),
-                d.severity.map(Severity::as_str).into(),
-                d.needs_admission.into(),
-                d.notified_group.map(NotifiedGroup::as_str).into(),
-                d.withdrawn.into(),
+            v.extend::<[Value; 3]>([x.id.into(), row.draft.external_id.as_ref().into(), x.person_id.into()]);
+            notification_values(row.draft, row.placement, row.health_centre.as_deref(), x, v);
+            v.extend::<[Value; 4]>([
                 row.investigation.map(|i| i.cluster_id).into(),
                 row.investigation.map(|i| i.infection_place).into(),
                 (&now).into(),
@@ -441,6 +395,68 @@ pub(crate) async fn notifications(
     .await
 }
 
+/// The values of [`crate::registry::person_columns`], for a new person and a corrected one alike.
+fn person_values<'v>(p: &'v PersonDraft, x: &'v Derived, v: &mut Vec<Value<'v>>) {
+    v.extend::<[Value; 9]>([
+        p.name.as_ref().into(),
+        p.name_kana.as_ref().into(),
+        p.sex.unwrap_or(Sex::Unknown).as_str().into(),
+        x.birth_date.as_ref().into(),
+        p.occupation.as_ref().into(),
+        p.postal_code.as_ref().into(),
+        p.address.as_ref().into(),
+        p.phone.as_ref().into(),
+        x.phone_digits.as_ref().into(),
+    ]);
+}
+
+/// The values of [`crate::registry::notification_columns`], for a new notification and a
+/// re-imported one alike.
+fn notification_values<'v>(
+    d: &'v NotificationDraft,
+    placement: &'v Placement,
+    health_centre: Option<&'v str>,
+    x: &'v Derived,
+    v: &mut Vec<Value<'v>>,
+) {
+    v.extend::<[Value; 26]>([
+        (&d.disease).into(),
+        d.case_type.as_str().into(),
+        (&x.reported_at).into(),
+        (&x.report_day).into(),
+        x.prefecture.into(),
+        health_centre.into(),
+        placement.institution.as_ref().map(|i| i.as_str()).into(),
+        d.doctor_name.as_ref().into(),
+        i64::from(d.age).into(),
+        x.symptoms.as_ref().into(),
+        d.spo2.map(i64::from).into(),
+        d.diagnosis_method.as_ref().into(),
+        x.first_visit_date.as_ref().into(),
+        x.diagnosis_date.as_ref().into(),
+        x.infection_date.as_ref().into(),
+        x.onset_date.as_ref().into(),
+        x.death_date.as_ref().into(),
+        d.infection_route.as_ref().into(),
+        d.vaccinations.as_ref().into(),
+        d.risk_factors.as_ref().into(),
+        d.immunosuppressed.into(),
+        d.pregnant.into(),
+        d.severity.map(Severity::as_str).into(),
+        d.needs_admission.into(),
+        d.notified_group.map(NotifiedGroup::as_str).into(),
+        d.withdrawn.into(),
+    ]);
+}
+
+/// `UPDATE OR FAIL table SET a = ?, b = ?, … WHERE id = ?` for `columns` (`a, b, …`). OR FAIL,
+/// as the inserts: a statement journal opened and closed for each row under the import's
+/// savepoint took 60% of a corrected re-import's time (a profile of 200,000 rows).
+fn update_sql(table: &str, columns: &str) -> String {
+    let set: Vec<String> = columns.split(',').map(|c| format!("{} = ?", c.trim())).collect();
+    format!("UPDATE OR FAIL {table} SET {} WHERE id = ?", set.join(", "))
+}
+
 /// Overwrites the stored persons and notifications of `rows` with their re-imported values,
 /// one prepared statement for each table run once per row (each row's id is its own: a
 /// multi-row UPDATE has no form in SQLite). Values are bound as the inserts bind them.
@@ -455,57 +471,23 @@ pub(crate) async fn update_notifications(
         .map(|row| Derived::of(row.draft, row.placement, row.stored.person_id, row.stored.id))
         .collect();
     with_connection(tx, |conn| {
-        let mut persons = Prepared::prepare(conn, PERSON_UPDATE)?;
-        let mut notifications = Prepared::prepare(conn, NOTIFICATION_UPDATE)?;
+        let mut persons = Prepared::prepare(conn, &update_sql("persons", crate::registry::person_columns!()))?;
+        let mut notifications = Prepared::prepare(
+            conn,
+            &update_sql(
+                "notifications",
+                concat!(crate::registry::notification_columns!(), ", updated_at"),
+            ),
+        )?;
         let mut bound: Vec<Value<'_>> = Vec::with_capacity(28);
         for (row, x) in rows.iter().zip(&derived) {
-            let p = &row.draft.person;
             bound.clear();
-            bound.extend::<[Value; 10]>([
-                p.name.as_ref().into(),
-                p.name_kana.as_ref().into(),
-                p.sex.unwrap_or(Sex::Unknown).as_str().into(),
-                x.birth_date.as_ref().into(),
-                p.occupation.as_ref().into(),
-                p.postal_code.as_ref().into(),
-                p.address.as_ref().into(),
-                p.phone.as_ref().into(),
-                x.phone_digits.as_ref().into(),
-                x.person_id.into(),
-            ]);
+            person_values(&row.draft.person, x, &mut bound);
+            bound.push(x.person_id.into());
             let person = persons.run(&bound)?;
-            let d = row.draft;
             bound.clear();
-            bound.extend::<[Value; 28]>([
-                (&d.disease).into(),
-                d.case_type.as_str().into(),
-                (&x.reported_at).into(),
-                (&x.report_day).into(),
-                x.prefecture.into(),
-                row.health_centre.into(),
-                row.placement.institution.as_ref().map(|i| i.as_str()).into(),
-                d.doctor_name.as_ref().into(),
-                i64::from(d.age).into(),
-                x.symptoms.as_ref().into(),
-                d.spo2.map(i64::from).into(),
-                d.diagnosis_method.as_ref().into(),
-                x.first_visit_date.as_ref().into(),
-                x.diagnosis_date.as_ref().into(),
-                x.infection_date.as_ref().into(),
-                x.onset_date.as_ref().into(),
-                x.death_date.as_ref().into(),
-                d.infection_route.as_ref().into(),
-                d.vaccinations.as_ref().into(),
-                d.risk_factors.as_ref().into(),
-                d.immunosuppressed.into(),
-                d.pregnant.into(),
-                d.severity.map(Severity::as_str).into(),
-                d.needs_admission.into(),
-                d.notified_group.map(NotifiedGroup::as_str).into(),
-                d.withdrawn.into(),
-                (&now).into(),
-                x.id.into(),
-            ]);
+            notification_values(row.draft, row.placement, row.health_centre, x, &mut bound);
+            bound.extend::<[Value; 2]>([(&now).into(), x.id.into()]);
             let notification = notifications.run(&bound)?;
             // The rows were read in this transaction: each is there to update.
             if (person, notification) != (1, 1) {

@@ -518,47 +518,52 @@ async fn lists_stay_in_scope_and_page_by_id() {
     );
 }
 
+/// Runs statements on the test database from a connection of its own (a rule of the database,
+/// not of todoke): `sqlite` or `postgres`, whichever `backend` is.
+async fn run_sql(app: &TestApp, backend: Backend, sqlite: &[&'static str], postgres: &[&'static str]) {
+    use sqlx::Connection;
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.db_url).await.unwrap();
+            for statement in sqlite {
+                sqlx::query(*statement).execute(&mut c).await.unwrap();
+            }
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
+            for statement in postgres {
+                sqlx::query(*statement).execute(&mut c).await.unwrap();
+            }
+        }
+    }
+}
+
 /// When a group commit fails as a whole, its transaction ends before its filings are tried one
 /// by one: the filing at fault gets its error and every other one is filed. (Left open, it held
 /// SQLite's one writer, and on PostgreSQL the rows each retry had to insert again.)
 async fn a_failed_group_commit_files_the_others_one_by_one(backend: Backend) {
-    use sqlx::Connection;
     let Some(app) = TestApp::spawn_on(backend).await else {
         return;
     };
     // A rule of the database, not of todoke, refuses one external id: its batch fails whole.
-    match backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&app.db_url).await.unwrap();
-            sqlx::query(
-                "CREATE TRIGGER refuse_one BEFORE INSERT ON notifications WHEN NEW.external_id = 'REFUSED' \
-                 BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END",
-            )
-            .execute(&mut c)
-            .await
-            .unwrap();
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
-            // After the whole statement, so that the batch's other rows are inserted first and
-            // held by the failed transaction until it ends.
-            sqlx::query(
-                "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-                 IF EXISTS (SELECT 1 FROM new_rows WHERE external_id = 'REFUSED') THEN \
-                 RAISE EXCEPTION 'refused by a test trigger'; END IF; RETURN NULL; END $$",
-            )
-            .execute(&mut c)
-            .await
-            .unwrap();
-            sqlx::query(
-                "CREATE TRIGGER refuse_one AFTER INSERT ON notifications REFERENCING NEW TABLE AS new_rows \
-                 FOR EACH STATEMENT EXECUTE FUNCTION refuse_one()",
-            )
-            .execute(&mut c)
-            .await
-            .unwrap();
-        }
-    }
+    // On PostgreSQL after the whole statement, so that the batch's other rows are inserted first
+    // and held by the failed transaction until it ends.
+    run_sql(
+        &app,
+        backend,
+        &[
+            "CREATE TRIGGER refuse_one BEFORE INSERT ON notifications WHEN NEW.external_id = 'REFUSED' \
+           BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END",
+        ],
+        &[
+            "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF EXISTS (SELECT 1 FROM new_rows WHERE external_id = 'REFUSED') THEN \
+             RAISE EXCEPTION 'refused by a test trigger'; END IF; RETURN NULL; END $$",
+            "CREATE TRIGGER refuse_one AFTER INSERT ON notifications REFERENCING NEW TABLE AS new_rows \
+             FOR EACH STATEMENT EXECUTE FUNCTION refuse_one()",
+        ],
+    )
+    .await;
     let before = app.db.notification_count().await.unwrap();
     let mut requests = Vec::new();
     for i in 0..40 {
@@ -597,7 +602,6 @@ async fn a_failed_group_commit_files_the_others_on_postgres() {
 /// fault, and nothing of either attempt is kept. Sent again once the database accepts it, every
 /// row is written.
 async fn a_refused_correction_leaves_the_import_unwritten(backend: Backend) {
-    use sqlx::Connection;
     let Some(app) = TestApp::spawn_on(backend).await else {
         return;
     };
@@ -613,35 +617,21 @@ async fn a_refused_correction_leaves_the_import_unwritten(backend: Backend) {
         .unwrap();
     assert_eq!(first.status(), 200);
     // A rule of the database, not of todoke, refuses one corrected row.
-    match backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&app.db_url).await.unwrap();
-            sqlx::query(
-                "CREATE TRIGGER refuse_one BEFORE UPDATE ON notifications WHEN NEW.doctor_name = 'REFUSED' \
-                 BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END",
-            )
-            .execute(&mut c)
-            .await
-            .unwrap();
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
-            sqlx::query(
-                "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-                 IF NEW.doctor_name = 'REFUSED' THEN RAISE EXCEPTION 'refused by a test trigger'; END IF; \
-                 RETURN NEW; END $$",
-            )
-            .execute(&mut c)
-            .await
-            .unwrap();
-            sqlx::query(
-                "CREATE TRIGGER refuse_one BEFORE UPDATE ON notifications FOR EACH ROW EXECUTE FUNCTION refuse_one()",
-            )
-            .execute(&mut c)
-            .await
-            .unwrap();
-        }
-    }
+    run_sql(
+        &app,
+        backend,
+        &[
+            "CREATE TRIGGER refuse_one BEFORE UPDATE ON notifications WHEN NEW.doctor_name = 'REFUSED' \
+           BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END",
+        ],
+        &[
+            "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.doctor_name = 'REFUSED' THEN RAISE EXCEPTION 'refused by a test trigger'; END IF; \
+             RETURN NEW; END $$",
+            "CREATE TRIGGER refuse_one BEFORE UPDATE ON notifications FOR EACH ROW EXECUTE FUNCTION refuse_one()",
+        ],
+    )
+    .await;
     let before = app.db.notification_count().await.unwrap();
     let corrections = "R-1,confirmed,2023-05-01,13,H13,female,50,\nR-2,confirmed,2023-05-01,13,H13,female,51,REFUSED\n\
                        R-3,confirmed,2023-05-01,13,H13,female,52,\nR-4,confirmed,2023-05-01,13,H13,female,53,\n";
@@ -665,19 +655,13 @@ async fn a_refused_correction_leaves_the_import_unwritten(backend: Backend) {
         [Some(40), Some(40), Some(40), None],
         "no row changed"
     );
-    match backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&app.db_url).await.unwrap();
-            sqlx::query("DROP TRIGGER refuse_one").execute(&mut c).await.unwrap();
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
-            sqlx::query("DROP TRIGGER refuse_one ON notifications")
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-    }
+    run_sql(
+        &app,
+        backend,
+        &["DROP TRIGGER refuse_one"],
+        &["DROP TRIGGER refuse_one ON notifications"],
+    )
+    .await;
     let accepted = import(corrections).await.unwrap();
     assert_eq!(accepted.status(), 200);
     let report: Value = accepted.json().await.unwrap();
