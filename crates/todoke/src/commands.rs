@@ -59,7 +59,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TODOKE_TRUST_FORWARDED_FOR")]
     trust_forwarded_for: bool,
     /// The most, in MiB, that uploads being received or imported may hold on disk together
-    /// (temporary files in TMPDIR); an upload past it is refused with 503.
+    /// (temporary files in TMPDIR); an upload past it is refused (503 while others hold their
+    /// share, 413 when larger than the whole).
     #[arg(long, env = "TODOKE_UPLOAD_SPOOL_MIB", default_value_t = ServerConfig::default().upload_spool_mib,
           value_parser = clap::value_parser!(u32).range(1..))]
     upload_spool_mib: u32,
