@@ -9,7 +9,7 @@ use todoke_domain::counting;
 use todoke_domain::notification::TotalsAgeBand;
 
 use crate::orgs::{NewHealthCentre, NewInstitution};
-use crate::registry::{BULK_ROWS, COUNTS_HELD, Tx, WriteTx, on_tx};
+use crate::registry::{BULK_ROWS, Tx, WriteTx, on_tx};
 use crate::{Db, Result, StorageError, dispatch, now};
 
 /// A new line of a daily total-count report whose health centre is already resolved.
@@ -92,9 +92,7 @@ impl WriteTx {
                 let (key, n) = counting::total_report_contribution(r.date, r.prefecture, r.age_band, r.count);
                 *self.counts.entry(key).or_default() += n;
             }
-            if self.counts.len() >= COUNTS_HELD {
-                self.flush_counts().await?;
-            }
+            self.write_counts_if_many().await?;
         }
         Ok(())
     }

@@ -470,6 +470,23 @@ fn facts_of_draft(draft: &NotificationDraft, prefecture: PrefectureCode, history
     }
 }
 
+/// The counting facts of a notification filed again from `draft` over what it was (`before`,
+/// `None` for a new one): the draft's facts, with the stored status history and merge kept (a
+/// re-import carries neither).
+fn refiled_facts(draft: &NotificationDraft, prefecture: PrefectureCode, before: Option<&CaseFacts>) -> CaseFacts {
+    let mut after = facts_of_draft(draft, prefecture, before.map(|b| b.history.clone()).unwrap_or_default());
+    after.merged = before.is_some_and(|b| b.merged);
+    after
+}
+
+/// Whether filing `draft` over a stored notification (its facts `before`, its identity `stored`)
+/// checks possible-duplicate flags again: when it corrects what the check matches on, or
+/// withdraws or reinstates it. A merged notification is no original, and nothing is flagged
+/// against it.
+fn rechecks_flags(before: &CaseFacts, stored: Identity<'_>, draft: &NotificationDraft) -> bool {
+    !before.merged && (before.withdrawn != draft.withdrawn || stored != Identity::of_draft(draft))
+}
+
 /// Possible-duplicate flags checked again and changed, each with the original it had (`None`:
 /// no flag), for the audit.
 type Rechecked = Vec<(i64, Option<i64>)>;
@@ -856,16 +873,8 @@ impl FlagTx for sqlx::Transaction<'_, sqlx::Postgres> {
 
 /// `ids` as a JSON array, `[1,2,3]`: a set of ids bound as one value for SQLite's `json_each`.
 fn json_ids(ids: &[i64]) -> String {
-    let mut text = String::with_capacity(ids.len() * 8 + 2);
-    text.push('[');
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            text.push(',');
-        }
-        text.push_str(&id.to_string());
-    }
-    text.push(']');
-    text
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("[{}]", ids.join(","))
 }
 
 /// Why a new filing is refused when its external id is already in use (a conflict).
@@ -1206,10 +1215,7 @@ macro_rules! impl_registry_tx {
                         id
                     }
                 };
-                let history = before.as_ref().map(|b| b.history.clone()).unwrap_or_default();
-                let merged = before.as_ref().is_some_and(|b| b.merged);
-                let mut after = facts_of_draft(draft, place.prefecture, history);
-                after.merged = merged;
+                let after = refiled_facts(draft, place.prefecture, before.as_ref());
                 let counts = counting::difference(before.as_ref(), Some(&after));
                 let filed = Filed { id, created: stored.is_none() };
                 // Only a new notification, and only when its person can match at all (rows
@@ -1223,7 +1229,7 @@ macro_rules! impl_registry_tx {
                 // identity or standing set or missed. A merged notification is no original, and
                 // nothing is flagged against it.
                 let rechecked = match (&stored, &before) {
-                    (Some(s), Some(b)) if !b.merged && (b.withdrawn != draft.withdrawn || s.identity() != Identity::of_draft(draft)) => {
+                    (Some(s), Some(b)) if rechecks_flags(b, s.identity(), draft) => {
                         self.recheck_corrected(filed.id).await?
                     }
                     _ => Vec::new(),
@@ -2254,14 +2260,9 @@ impl WriteTx {
             let Some(facts) = before.get(&row.stored.id) else {
                 return Err(StorageError::NotFound);
             };
-            let mut after = facts_of_draft(row.draft, row.placement.prefecture, facts.history.clone());
-            after.merged = facts.merged;
+            let after = refiled_facts(row.draft, row.placement.prefecture, Some(facts));
             counts.extend(counting::difference(Some(facts), Some(&after)));
-            // As in RegistryTx::file: a merged notification is no original, and nothing is
-            // flagged against it.
-            let corrected = facts.withdrawn != row.draft.withdrawn
-                || Identity::of_record(row.stored) != Identity::of_draft(row.draft);
-            if !facts.merged && corrected {
+            if rechecks_flags(facts, Identity::of_record(row.stored), row.draft) {
                 recheck.push(row.stored.id);
             }
         }
@@ -2285,9 +2286,9 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Writes the held counter changes once they reach [`COUNTS_HELD`] keys (bounding memory),
-    /// as [`WriteTx::insert_notifications`] does. For callers of
-    /// [`WriteTx::update_notifications`], outside any savepoint they may roll back to.
+    /// Writes the held counter changes once they reach [`COUNTS_HELD`] keys (bounding memory).
+    /// Every writer that holds counts calls it after each batch; callers of
+    /// [`WriteTx::update_notifications`] outside any savepoint they may roll back to.
     pub async fn write_counts_if_many(&mut self) -> Result<()> {
         if self.counts.len() >= COUNTS_HELD {
             self.flush_counts().await?;
@@ -2376,9 +2377,7 @@ impl WriteTx {
                     ids.next()
                 }
             }));
-            if self.counts.len() >= COUNTS_HELD {
-                self.flush_counts().await?;
-            }
+            self.write_counts_if_many().await?;
         }
         Ok(written)
     }

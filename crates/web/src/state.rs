@@ -54,9 +54,8 @@ pub struct App {
     /// [`TokenOwners::forget_when_done`](todoke_storage::token_owners::TokenOwners::forget_when_done)
     /// across a change of a credential.
     pub token_owners: todoke_storage::token_owners::TokenOwners,
-    /// What uploads may still write to disk, one permit per KiB
-    /// ([`ServerConfig::upload_spool_mib`]); see `api::imports`.
-    pub upload_spool: Arc<tokio::sync::Semaphore>,
+    /// What uploads may still write to disk ([`ServerConfig::upload_spool_mib`]).
+    pub upload_spool: crate::api::imports::UploadSpool,
     /// SQLite's background checkpoints, stopped by [`App::stop_background_tasks`].
     checkpoints: std::sync::Mutex<Option<todoke_storage::background::BackgroundTask>>,
 }
@@ -93,7 +92,7 @@ impl AppState {
             checkpoints: std::sync::Mutex::new(checkpoints),
             token_owners: db.token_owners(),
             filings: crate::filing::Filings::start(db.clone()),
-            upload_spool: Arc::new(tokio::sync::Semaphore::new(config.upload_spool_mib as usize * 1024)),
+            upload_spool: crate::api::imports::UploadSpool::new(config.upload_spool_mib),
             db,
             config,
             publications: Default::default(),

@@ -41,9 +41,48 @@ const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 /// The largest file accepted (a national day's notifications are far below this).
 const MAX_IMPORT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
-/// The unit of [`AppState::upload_spool`]'s permits: fine enough that uploads of a few bytes
-/// held open cannot take the budget from everyone else.
-const KIB: u64 = 1024;
+/// What uploads being received or imported may hold on disk together
+/// ([`ServerConfig::upload_spool_mib`](crate::ServerConfig)): one permit per KiB, fine enough
+/// that uploads of a few bytes held open cannot take the budget from everyone else.
+pub struct UploadSpool {
+    permits: Arc<tokio::sync::Semaphore>,
+    total_kib: u64,
+}
+
+impl UploadSpool {
+    pub fn new(mib: u32) -> UploadSpool {
+        let total_kib = u64::from(mib) * 1024;
+        UploadSpool {
+            permits: Arc::new(tokio::sync::Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// Grows `held` to cover an upload of `bytes`: 413 past the whole budget (sending it again
+    /// cannot help), 503 when others hold the rest.
+    fn cover(&self, held: &mut Option<tokio::sync::OwnedSemaphorePermit>, bytes: u64) -> Result<(), AppError> {
+        let wanted = bytes.div_ceil(1024);
+        if wanted > self.total_kib {
+            return Err(AppError::TooLarge);
+        }
+        let have = held.as_ref().map_or(0, |p| p.num_permits() as u64);
+        if wanted <= have {
+            return Ok(());
+        }
+        let more = u32::try_from(wanted - have).unwrap_or(u32::MAX);
+        let permit = self.permits.clone().try_acquire_many_owned(more).map_err(|_| {
+            AppError::Unavailable(Message::fixed(
+                "受信中・取り込み中のファイルが多すぎるため受け付けられませんでした。何も取り込まれていません。しばらくしてから再度送信してください。",
+                "Too many uploads are being received or imported at once. Nothing was imported; please send the file again shortly.",
+            ))
+        })?;
+        match held {
+            Some(held) => held.merge(permit),
+            None => *held = Some(permit),
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -152,8 +191,7 @@ pub async fn import(
         return Err(AppError::internal(anyhow::anyhow!("an import ran after its deadline")));
     }
     // Held until the import has ended and the file is removed.
-    let budget_kib = u64::from(state.config.upload_spool_mib) * 1024;
-    let (file, _spooled) = spool(body, &state.upload_spool, budget_kib).await?;
+    let (file, _spooled) = spool(body, &state.upload_spool).await?;
     let input = std::io::BufReader::with_capacity(256 * 1024, file);
     let options = ImportOptions {
         partial: q.partial.unwrap_or(false),
@@ -172,13 +210,11 @@ pub async fn import(
 }
 
 /// Writes the upload to an unnamed temporary file (in `TMPDIR`, removed when closed) and hands
-/// it back from its start, with the permits of `budget` its size took (one per KiB begun).
-/// Past [`MAX_IMPORT_BYTES`], or past the whole budget (`budget_kib`), the upload is refused
-/// (413: sending it again cannot help); when `budget` has no permit left for its next KiB, 503.
+/// it back from its start, with the share of `spool` its size took. Past [`MAX_IMPORT_BYTES`]
+/// the upload is refused (413), and past what `spool` allows (see [`UploadSpool::cover`]).
 async fn spool(
     body: Body,
-    budget: &Arc<tokio::sync::Semaphore>,
-    budget_kib: u64,
+    spool: &UploadSpool,
 ) -> Result<(std::fs::File, Option<tokio::sync::OwnedSemaphorePermit>), AppError> {
     use std::io::Seek;
     use tokio::io::AsyncWriteExt;
@@ -208,24 +244,10 @@ async fn spool(
             ))
         })?;
         seen += chunk.len() as u64;
-        let wanted = seen.div_ceil(KIB);
-        if seen > MAX_IMPORT_BYTES || wanted > budget_kib {
+        if seen > MAX_IMPORT_BYTES {
             return Err(AppError::TooLarge);
         }
-        let held = spooled.as_ref().map_or(0, |p| p.num_permits() as u64);
-        if wanted > held {
-            let more = u32::try_from(wanted - held).unwrap_or(u32::MAX);
-            let permit = budget.clone().try_acquire_many_owned(more).map_err(|_| {
-                AppError::Unavailable(Message::fixed(
-                    "受信中・取り込み中のファイルが多すぎるため受け付けられませんでした。何も取り込まれていません。しばらくしてから再度送信してください。",
-                    "Too many uploads are being received or imported at once. Nothing was imported; please send the file again shortly.",
-                ))
-            })?;
-            match &mut spooled {
-                Some(held) => held.merge(permit),
-                None => spooled = Some(permit),
-            }
-        }
+        spool.cover(&mut spooled, seen)?;
         out.write_all(&chunk).await.map_err(AppError::internal)?;
     }
     out.flush().await.map_err(AppError::internal)?;
