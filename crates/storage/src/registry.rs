@@ -1062,7 +1062,7 @@ async fn add_counter_slice(tx: &mut sqlx::PgConnection, delta: &[(CounterKey, i6
 }
 
 macro_rules! impl_registry_tx {
-    ($db:ty) => {
+    ($db:ty, $locks_rows:literal) => {
         impl RegistryTx for sqlx::Transaction<'_, $db> {
             async fn recheck_duplicates_of(&mut self, gone: &[i64]) -> Result<Rechecked> {
                 let mut flagged: Rechecked = Vec::new();
@@ -1141,6 +1141,14 @@ macro_rules! impl_registry_tx {
                     tree.health_centre_prefecture.insert(hc, pref);
                 }
                 let health_centre = tree.resolve(place)?;
+                if let (true, Some(ext)) = ($locks_rows, &draft.external_id) {
+                    // The stored identity read next is the one this re-filing replaces (see
+                    // case_facts_many): a concurrent change of it waits until this one ends.
+                    sqlx::query("SELECT id FROM notifications WHERE external_id = $1 FOR UPDATE")
+                        .bind(ext)
+                        .execute(&mut **self)
+                        .await?;
+                }
                 let stored: Option<StoredIdentity> = match &draft.external_id {
                     Some(ext) => sqlx::query_as(
                         "SELECT n.id, n.person_id, p.name_kana, p.birth_date, p.sex, n.report_day \
@@ -1287,6 +1295,22 @@ macro_rules! impl_registry_tx {
             }
 
             async fn case_facts_many(&mut self, ids: &[i64]) -> Result<HashMap<i64, CaseFacts>> {
+                if $locks_rows {
+                    // Facts read are facts the change is counted from: a concurrent change of the
+                    // same notification waits here until this transaction ends, and then reads what
+                    // it wrote (read committed: each statement sees what committed before it), so
+                    // neither counts from a state the other has changed. Locked in id order, so
+                    // two transactions locking several never wait on each other in a circle.
+                    let mut sorted = ids.to_vec();
+                    sorted.sort_unstable();
+                    sorted.dedup();
+                    for chunk in sorted.chunks(BULK_ROWS) {
+                        let mut q = sqlx::QueryBuilder::new("SELECT id FROM notifications WHERE id IN (");
+                        push_list(&mut q, chunk);
+                        q.push(") ORDER BY id FOR UPDATE");
+                        q.build().execute(&mut **self).await?;
+                    }
+                }
                 let mut facts = HashMap::with_capacity(ids.len());
                 for chunk in ids.chunks(BULK_ROWS) {
                     let mut q = sqlx::QueryBuilder::new(
@@ -1358,8 +1382,11 @@ macro_rules! impl_registry_tx {
     };
 }
 
-impl_registry_tx!(sqlx::Sqlite);
-impl_registry_tx!(sqlx::Postgres);
+// SQLite's writer lock already serializes every write transaction whole; on PostgreSQL two
+// transactions may change one notification at once, and the rows they read facts from are
+// locked first ([`RegistryTx::case_facts_many`]).
+impl_registry_tx!(sqlx::Sqlite, false);
+impl_registry_tx!(sqlx::Postgres, true);
 
 /// The organisation tree, or the part of it a placement touches: which health centre each
 /// institution files with, and which prefecture each health centre belongs to.
@@ -2400,20 +2427,19 @@ impl WriteTx {
             .resolve(&placement)?
             .expect("an institution resolves to its health centre");
         let t = now();
+        // The count replaced is read only once the row is this transaction's: inserted by it, or
+        // else locked (PostgreSQL; SQLite's writer lock holds the whole table), after waiting
+        // for any concurrent report of the same line to end. Read before the write, two reports
+        // of one line at once would each count from the same old value.
+        let lock = if matches!(self.tx, Tx::Postgres(_)) {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
         let previous: Option<i64> = on_tx!(self, tx => {
-            let previous: Option<i64> = sqlx::query_scalar(
-                "SELECT count FROM total_reports WHERE report_date = $1 AND institution_code = $2 AND age_band = $3",
-            )
-            .bind(report.date)
-            .bind(report.institution.as_str())
-            .bind(report.age_band.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO total_reports (report_date, prefecture_code, health_centre_code, institution_code, age_band, count, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (report_date, institution_code, age_band) \
-                 DO UPDATE SET count = excluded.count, prefecture_code = excluded.prefecture_code, \
-                 health_centre_code = excluded.health_centre_code, updated_at = excluded.updated_at",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (report_date, institution_code, age_band) DO NOTHING",
             )
             .bind(report.date)
             .bind(report.prefecture.to_string())
@@ -2423,8 +2449,35 @@ impl WriteTx {
             .bind(report.count)
             .bind(t)
             .execute(&mut **tx)
-            .await?;
-            previous
+            .await?
+            .rows_affected()
+                == 1;
+            if inserted {
+                None
+            } else {
+                let previous: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT count FROM total_reports WHERE report_date = $1 AND institution_code = $2 AND age_band = $3{lock}"
+                )))
+                .bind(report.date)
+                .bind(report.institution.as_str())
+                .bind(report.age_band.as_str())
+                .fetch_one(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE total_reports SET count = $4, prefecture_code = $5, health_centre_code = $6, updated_at = $7 \
+                     WHERE report_date = $1 AND institution_code = $2 AND age_band = $3",
+                )
+                .bind(report.date)
+                .bind(report.institution.as_str())
+                .bind(report.age_band.as_str())
+                .bind(report.count)
+                .bind(report.prefecture.to_string())
+                .bind(&health_centre)
+                .bind(t)
+                .execute(&mut **tx)
+                .await?;
+                Some(previous)
+            }
         });
         let delta = report.count - previous.unwrap_or(0);
         if delta != 0 {

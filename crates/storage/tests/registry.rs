@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::NaiveDate;
 use proptest::prelude::*;
 use todoke_domain::counting::{Measure, StatusEntry};
-use todoke_domain::notification::{Intake, NotificationDraft, Severity, Status, parse_notification};
+use todoke_domain::notification::{Intake, NotificationDraft, Severity, Status, TotalsAgeBand, parse_notification};
 use todoke_domain::{HealthCentreCode, InstitutionCode, PrefectureCode};
 use todoke_storage::orgs::{NewHealthCentre, NewInstitution};
 use todoke_storage::registry::{
@@ -1441,6 +1441,197 @@ todoke_storage::on_both_backends!(
     status_history_keeps_corrections_and_counts_stocks,
     withdrawals_and_merges_in_one_transaction
 );
+
+/// Waits (up to 10 s, else panics) until `n` connections to this PostgreSQL database wait for
+/// a lock.
+async fn until_waiting(pool: &sqlx::PgPool, n: i64) {
+    let mut waiting = 0;
+    for _ in 0..1000 {
+        waiting = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting == n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(waiting, n, "every change waits for the held row");
+}
+
+/// One change of a notification, to run beside others.
+type Change = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StorageError>> + Send>>;
+
+/// Runs `changes` at once on PostgreSQL (where, unlike SQLite's one writer, write transactions
+/// run side by side) while another transaction holds notification `id`'s row, and lets go only
+/// once all of them wait: each must then count from what the others wrote, not from what it
+/// read before them. Returns each change's outcome, in the order given.
+async fn at_once(pool: &sqlx::PgPool, id: i64, changes: Vec<Change>) -> Vec<Result<(), StorageError>> {
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM notifications WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let n = changes.len() as i64;
+    let tasks: Vec<_> = changes.into_iter().map(tokio::spawn).collect();
+    until_waiting(pool, n).await;
+    holder.commit().await.unwrap();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
+}
+
+/// Concurrent changes of one notification on PostgreSQL: two withdrawals and a severe status
+/// of one, a corrected age, a severe status and a withdrawal of another. One withdrawal of the
+/// first wins, and the live counters equal a rebuild (before row locks, each change counted
+/// from the state it had read, and a notification withdrawn twice left its count below zero).
+#[tokio::test]
+async fn concurrent_changes_of_one_notification_count_once_on_postgres() {
+    let Some(t) = todoke_storage::testing::postgres_or_skip().await else {
+        return;
+    };
+    let db = &t.db;
+    seed(db).await;
+    let Db::Postgres(pool) = db else { unreachable!() };
+    let mut ids = Vec::new();
+    for ext in ["C1", "C2"] {
+        let d = draft(&[("external_id", ext), ("health_centre", "H13")]);
+        ids.push(
+            db.file_notification(&cli(), &d, &placed(&d), FileMode::Upsert)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let withdraw = |id: i64, reason: &'static str| {
+        let db = db.clone();
+        Box::pin(async move { db.withdraw_notification(&cli(), id, reason).await }) as _
+    };
+    let severe = |id: i64| {
+        let db = db.clone();
+        let entry = StatusEntry {
+            effective: day(2021, 5, 3),
+            status: Status::Hospitalized,
+            severity: Some(Severity::Severe),
+        };
+        Box::pin(async move { db.record_status(&cli(), id, entry, now()).await }) as _
+    };
+    let refile = |ext: &'static str| {
+        let db = db.clone();
+        let older = draft(&[("external_id", ext), ("health_centre", "H13"), ("age", "85")]);
+        Box::pin(async move {
+            db.file_notification(&cli(), &older, &placed(&older), FileMode::Upsert)
+                .await
+                .map(|_| ())
+        }) as _
+    };
+
+    let outcomes = at_once(
+        pool,
+        ids[0],
+        vec![withdraw(ids[0], "重複"), withdraw(ids[0], "誤届"), severe(ids[0])],
+    )
+    .await;
+    assert_eq!(
+        outcomes[..2].iter().filter(|w| w.is_ok()).count(),
+        1,
+        "one withdrawal, the other finds it withdrawn: {outcomes:?}"
+    );
+    assert!(matches!(
+        outcomes[..2],
+        [Err(StorageError::Conflict(_)), Ok(())] | [Ok(()), Err(StorageError::Conflict(_))]
+    ));
+    assert!(outcomes[2].is_ok(), "{outcomes:?}");
+    assert!(db.notification(ids[0]).await.unwrap().withdrawn);
+
+    // A re-filing states the whole notification (here: not withdrawn), so which of these ends
+    // withdrawn depends on their order; each succeeds, and the counts follow what was stored.
+    let outcomes = at_once(
+        pool,
+        ids[1],
+        vec![refile("C2"), severe(ids[1]), withdraw(ids[1], "誤届")],
+    )
+    .await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(db.notification(ids[1]).await.unwrap().age, 85);
+
+    let live = db.counters().await.unwrap();
+    assert!(live.iter().all(|(_, n)| *n >= 0), "no count below zero: {live:?}");
+    db.rebuild_counters(&cli()).await.unwrap();
+    assert_eq!(live, db.counters().await.unwrap(), "live counters equal a rebuild");
+}
+
+/// Reports of one total-count line (day, institution, age band) at once on PostgreSQL: the
+/// first stays open while two more start. Each replaces the count before it, and the counters
+/// add only the difference from the count actually replaced (read before the first committed,
+/// both later ones would have added their whole count).
+#[tokio::test]
+async fn concurrent_reports_of_one_total_count_once_on_postgres() {
+    let Some(t) = todoke_storage::testing::postgres_or_skip().await else {
+        return;
+    };
+    let db = &t.db;
+    seed(db).await;
+    with_institution(db).await;
+    let Db::Postgres(pool) = db else { unreachable!() };
+    let report = |count: i64| todoke_storage::totals::TotalReport {
+        date: day(2021, 5, 1),
+        prefecture: PrefectureCode::parse("13").unwrap(),
+        health_centre: None,
+        institution: InstitutionCode::parse("I13").unwrap(),
+        age_band: TotalsAgeBand::of_age(30),
+        count,
+    };
+    let write = |count: i64| {
+        let db = db.clone();
+        async move {
+            let tree = db.org_tree().await?;
+            let mut tx = db.begin_write_tx().await?;
+            let created = tx.upsert_total(&tree, &report(count)).await?;
+            tx.commit().await?;
+            Ok::<bool, StorageError>(created)
+        }
+    };
+    let tree = db.org_tree().await.unwrap();
+    let mut first = db.begin_write_tx().await.unwrap();
+    assert!(
+        first.upsert_total(&tree, &report(5)).await.unwrap(),
+        "the line's first report"
+    );
+    let later = [tokio::spawn(write(10)), tokio::spawn(write(20))];
+    until_waiting(pool, 2).await;
+    first.commit().await.unwrap();
+    for task in later {
+        assert!(
+            !task.await.unwrap().unwrap(),
+            "each later report replaces one before it"
+        );
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count FROM total_reports")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(stored == 10 || stored == 20, "the last report stands: {stored}");
+    let live = db.counters().await.unwrap();
+    let (key, _) = todoke_domain::counting::total_report_contribution(
+        day(2021, 5, 1),
+        PrefectureCode::parse("13").unwrap(),
+        TotalsAgeBand::of_age(30),
+        0,
+    );
+    assert_eq!(
+        live.iter().find(|(k, _)| *k == key).map(|(_, n)| *n),
+        Some(stored),
+        "the counter holds the count stored: {live:?}"
+    );
+    db.rebuild_counters(&cli()).await.unwrap();
+    assert_eq!(live, db.counters().await.unwrap(), "live counters equal a rebuild");
+}
 
 /// One step of a random history of the registry.
 #[derive(Debug, Clone)]
