@@ -273,7 +273,8 @@ pub struct NotificationFilter {
     pub kana_prefix: Option<String>,
     /// Search: this phone number, compared by its digits.
     pub phone: Option<String>,
-    /// true: flagged possible duplicates still to resolve; false: the others.
+    /// true: flagged possible duplicates still to resolve (neither merged nor withdrawn); false:
+    /// the others.
     pub duplicate: Option<bool>,
 }
 
@@ -1557,10 +1558,12 @@ impl Db {
                 q.push(" AND p.phone_digits = ").push_bind(digits);
             }
             if let Some(duplicate) = filter.duplicate {
+                // A withdrawn notification counts nowhere, so its flag leaves nothing to resolve;
+                // the flag stays on its record (why it may have been withdrawn).
                 q.push(if duplicate {
-                    " AND n.duplicate_of IS NOT NULL AND n.merged_into IS NULL"
+                    " AND n.duplicate_of IS NOT NULL AND n.merged_into IS NULL AND NOT n.withdrawn"
                 } else {
-                    " AND NOT (n.duplicate_of IS NOT NULL AND n.merged_into IS NULL)"
+                    " AND NOT (n.duplicate_of IS NOT NULL AND n.merged_into IS NULL AND NOT n.withdrawn)"
                 });
             }
             q.push(" ORDER BY n.id LIMIT ").push_bind(limit);

@@ -1205,6 +1205,49 @@ async fn possible_duplicates_are_flagged_then_merged_or_dismissed() {
         ["D-1"],
         "same person within 60 days; a different birth date is someone else"
     );
+    // A flagged notification withdrawn (a doctor's second filing of the patient, say) leaves the
+    // queue: it counts nowhere, so there is nothing to merge. Its record keeps the flag.
+    let d1 = queue["items"][0]["id"].as_i64().unwrap();
+    let withdrawn = app
+        .post(Who::HealthCentre, &format!("/api/notifications/{d1}/withdraw"))
+        .json(&json!({"reason": "重複届出"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.status(), 204);
+    let queue: Value = app
+        .get(Who::HealthCentre, "/api/notifications?duplicate=true")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        queue["items"].as_array().unwrap().is_empty(),
+        "a withdrawn notification is not in the queue: {queue}"
+    );
+    let record: Value = app
+        .get(Who::HealthCentre, &format!("/api/notifications/{d1}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["duplicate_of"], app.own_notification);
+    let others: Value = app
+        .get(Who::HealthCentre, "/api/notifications?duplicate=false&withdrawn=true")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        others["items"].as_array().unwrap().iter().any(|n| n["id"] == d1),
+        "it is among the others: {others}"
+    );
 }
 
 #[tokio::test]

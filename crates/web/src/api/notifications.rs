@@ -302,7 +302,7 @@ pub struct ListQuery {
     kana: Option<String>,
     /// Search (not for the national role): this phone number, whatever its punctuation.
     phone: Option<String>,
-    /// true: possible duplicates still to resolve (the health centre's queue).
+    /// true: the health centre's queue of possible duplicates, neither merged nor withdrawn.
     duplicate: Option<bool>,
     after: Option<String>,
     limit: Option<i64>,
