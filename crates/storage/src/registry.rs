@@ -1145,7 +1145,7 @@ macro_rules! impl_registry_tx {
                 if let (true, Some(ext)) = ($locks_rows, &draft.external_id) {
                     // The stored identity read next is the one this re-filing replaces (see
                     // case_facts_many): a concurrent change of it waits until this one ends.
-                    sqlx::query("SELECT id FROM notifications WHERE external_id = $1 FOR UPDATE")
+                    sqlx::query("SELECT id FROM notifications WHERE external_id = $1 FOR NO KEY UPDATE")
                         .bind(ext)
                         .execute(&mut **self)
                         .await?;
@@ -1300,15 +1300,19 @@ macro_rules! impl_registry_tx {
                     // Facts read are facts the change is counted from: a concurrent change of the
                     // same notification waits here until this transaction ends, and then reads what
                     // it wrote (read committed: each statement sees what committed before it), so
-                    // neither counts from a state the other has changed. Locked in id order, so
-                    // two transactions locking several never wait on each other in a circle.
+                    // neither counts from a state the other has changed. `NO KEY`: the lock an
+                    // UPDATE of these rows takes anyway, so inserts whose foreign keys point at
+                    // them (status, contacts, observations, a flag) do not wait. Locked in id
+                    // order within one call; a transaction locking several in more than one call
+                    // (an import, batch by batch) can still meet another in a circle, which
+                    // PostgreSQL breaks by failing one of them.
                     let mut sorted = ids.to_vec();
                     sorted.sort_unstable();
                     sorted.dedup();
                     for chunk in sorted.chunks(BULK_ROWS) {
                         let mut q = sqlx::QueryBuilder::new("SELECT id FROM notifications WHERE id IN (");
                         push_list(&mut q, chunk);
-                        q.push(") ORDER BY id FOR UPDATE");
+                        q.push(") ORDER BY id FOR NO KEY UPDATE");
                         q.build().execute(&mut **self).await?;
                     }
                 }
