@@ -359,6 +359,13 @@ fn merger(id: i64, into: i64, before: Option<&CaseFacts>, target: Option<&CaseFa
             "the target is itself merged; merge into the notification it was merged into",
         )));
     }
+    // Merged into a withdrawn case, the person would count nowhere.
+    if target.withdrawn {
+        return Err(StorageError::Invalid(Message::fixed(
+            "統合先の発生届は取り下げられています。この発生届も誤りであれば取り下げてください",
+            "the target is withdrawn; withdraw this notification too if it is also in error",
+        )));
+    }
     Ok(CaseFacts {
         merged: true,
         ..before.clone()

@@ -227,6 +227,20 @@ async fn confirmation_and_withdrawal(db: &Db) {
         db.withdraw_notification(&cli(), 999, "x").await,
         Err(StorageError::NotFound)
     ));
+    // A second notification of the person cannot be merged into the withdrawn one: it would
+    // count nowhere. It stands, and counts, until withdrawn itself.
+    let d2 = draft(&[("external_id", "N2")]);
+    let second = db
+        .file_notification(&cli(), &d2, &placed(&d2), FileMode::Upsert)
+        .await
+        .unwrap()
+        .id;
+    assert!(matches!(
+        db.merge_notification(&cli(), second, id).await,
+        Err(StorageError::Invalid(_))
+    ));
+    assert!(db.notification(second).await.unwrap().merged_into.is_none());
+    assert_eq!(new_positives(db).await.len(), 1, "the second still counts");
 }
 
 async fn status_history_keeps_corrections_and_counts_stocks(db: &Db) {
