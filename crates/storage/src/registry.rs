@@ -2446,7 +2446,7 @@ impl WriteTx {
         // for any concurrent report of the same line to end. Read before the write, two reports
         // of one line at once would each count from the same old value.
         let lock = if matches!(self.tx, Tx::Postgres(_)) {
-            " FOR UPDATE"
+            " FOR NO KEY UPDATE"
         } else {
             ""
         };

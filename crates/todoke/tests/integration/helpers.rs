@@ -173,6 +173,11 @@ impl TestApp {
         self.request(who, reqwest::Method::POST, path)
     }
 
+    /// The JSON body of a GET (any status: callers that care about it use [`TestApp::get`]).
+    pub async fn get_json(&self, who: Who, path: &str) -> serde_json::Value {
+        self.get(who, path).send().await.unwrap().json().await.unwrap()
+    }
+
     /// A client that keeps cookies, as a browser does (without following redirects).
     pub fn browser(&self) -> reqwest::Client {
         reqwest::Client::builder()

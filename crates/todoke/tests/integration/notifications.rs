@@ -1076,13 +1076,8 @@ async fn possible_duplicates_are_flagged_then_merged_or_dismissed() {
     let second = crate::helpers::file_notification(&app.db, true).await;
     let third = crate::helpers::file_notification(&app.db, true).await;
     let queue: Value = app
-        .get(Who::HealthCentre, "/api/notifications?duplicate=true")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(Who::HealthCentre, "/api/notifications?duplicate=true")
+        .await;
     let flagged: Vec<(i64, i64)> = queue["items"]
         .as_array()
         .unwrap()
@@ -1145,22 +1140,12 @@ async fn possible_duplicates_are_flagged_then_merged_or_dismissed() {
         204
     );
     let queue: Value = app
-        .get(Who::HealthCentre, "/api/notifications?duplicate=true")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(Who::HealthCentre, "/api/notifications?duplicate=true")
+        .await;
     assert!(queue["items"].as_array().unwrap().is_empty(), "the queue is empty");
     let record: Value = app
-        .get(Who::HealthCentre, &format!("/api/notifications/{second}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(Who::HealthCentre, &format!("/api/notifications/{second}"))
+        .await;
     assert_eq!(record["merged_into"], app.own_notification);
     let actions: Vec<String> = app
         .db
@@ -1187,13 +1172,8 @@ async fn possible_duplicates_are_flagged_then_merged_or_dismissed() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let queue: Value = app
-        .get(Who::HealthCentre, "/api/notifications?duplicate=true")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(Who::HealthCentre, "/api/notifications?duplicate=true")
+        .await;
     let ext: Vec<&str> = queue["items"]
         .as_array()
         .unwrap()
@@ -1216,34 +1196,19 @@ async fn possible_duplicates_are_flagged_then_merged_or_dismissed() {
         .unwrap();
     assert_eq!(withdrawn.status(), 204);
     let queue: Value = app
-        .get(Who::HealthCentre, "/api/notifications?duplicate=true")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(Who::HealthCentre, "/api/notifications?duplicate=true")
+        .await;
     assert!(
         queue["items"].as_array().unwrap().is_empty(),
         "a withdrawn notification is not in the queue: {queue}"
     );
     let record: Value = app
-        .get(Who::HealthCentre, &format!("/api/notifications/{d1}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(Who::HealthCentre, &format!("/api/notifications/{d1}"))
+        .await;
     assert_eq!(record["duplicate_of"], app.own_notification);
     let others: Value = app
-        .get(Who::HealthCentre, "/api/notifications?duplicate=false&withdrawn=true")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(Who::HealthCentre, "/api/notifications?duplicate=false&withdrawn=true")
+        .await;
     assert!(
         others["items"].as_array().unwrap().iter().any(|n| n["id"] == d1),
         "it is among the others: {others}"
