@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 
 use crate::codes::PrefectureCode;
+use crate::i18n::Message;
 use crate::notification::{AgeBand, CaseType, Severity, Sex, Status};
 
 /// What a counter counts.
@@ -84,6 +85,24 @@ pub struct StatusEntry {
     pub severity: Option<Severity>,
 }
 
+/// Why a status cannot take effect on `effective`, if it cannot: a status takes effect from the
+/// notification's report day up to today (JST). The message names `effective_date`.
+pub fn effective_date_problem(effective: NaiveDate, report_day: NaiveDate, today: NaiveDate) -> Option<Message> {
+    if effective > today {
+        Some(Message::fixed(
+            "未来の日付は指定できません",
+            "effective_date is in the future",
+        ))
+    } else if effective < report_day {
+        Some(Message::new(
+            format!("効力発生日 {effective} は届出日 {report_day} より前です"),
+            format!("effective_date {effective} is before the report day {report_day}"),
+        ))
+    } else {
+        None
+    }
+}
+
 /// A recorded status change; several may share an effective date (a correction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordedStatus {
@@ -106,6 +125,17 @@ pub fn timeline(history: &[RecordedStatus]) -> Vec<StatusEntry> {
         }
     }
     by_day.into_values().map(|r| r.entry).collect()
+}
+
+/// Whether recording `entry` would add nothing to `history`, so that a status file imported
+/// twice records each change once. Given the instant it was recorded at (microseconds; an
+/// export's `recorded_at`), the same entry recorded at that instant is already there; given
+/// none, the entry standing for its effective date already says the same.
+pub fn restates(history: &[RecordedStatus], entry: &StatusEntry, recorded_micros: Option<i64>) -> bool {
+    match recorded_micros {
+        Some(at) => history.iter().any(|r| r.entry == *entry && r.recorded.0 == at),
+        None => timeline(history).contains(entry),
+    }
 }
 
 /// What counting needs to know about a case.
@@ -450,5 +480,53 @@ mod tests {
         codes.sort();
         codes.dedup();
         assert_eq!(codes.len(), all.len());
+    }
+
+    #[test]
+    fn a_status_row_imported_again_restates_what_is_recorded() {
+        // Day 2 at home (recorded at 10), corrected to hospital (recorded at 20).
+        let c = case(vec![(2, Status::Home, None, 10), (2, Status::Hospitalized, None, 20)]);
+        let home = c.history[0].entry;
+        let hospital = c.history[1].entry;
+        // With its instant: the same row again is already there, even the corrected one.
+        assert!(restates(&c.history, &home, Some(10)));
+        assert!(restates(&c.history, &hospital, Some(20)));
+        assert!(
+            !restates(&c.history, &home, Some(30)),
+            "a later recording corrects again"
+        );
+        let severe = StatusEntry {
+            severity: Some(Severity::Severe),
+            ..hospital
+        };
+        assert!(
+            !restates(&c.history, &severe, Some(20)),
+            "same instant, another severity"
+        );
+        // Without one: only what stands for the day now.
+        assert!(restates(&c.history, &hospital, None));
+        assert!(
+            !restates(&c.history, &home, None),
+            "home was corrected; saying it again corrects back"
+        );
+        let day3 = StatusEntry {
+            effective: d(3),
+            ..hospital
+        };
+        assert!(!restates(&c.history, &day3, None));
+    }
+
+    #[test]
+    fn a_status_takes_effect_from_the_report_day_to_today() {
+        assert_eq!(effective_date_problem(d(1), d(1), d(9)), None);
+        assert_eq!(effective_date_problem(d(9), d(1), d(9)), None);
+        let early = effective_date_problem(d(1), d(2), d(9)).expect("refused");
+        assert_eq!(
+            early.en,
+            "effective_date 2021-05-01 is before the report day 2021-05-02"
+        );
+        assert_eq!(early.ja, "効力発生日 2021-05-01 は届出日 2021-05-02 より前です");
+        let late = effective_date_problem(d(10), d(1), d(9)).expect("refused");
+        assert_eq!(late.en, "effective_date is in the future");
     }
 }

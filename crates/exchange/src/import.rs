@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use todoke_domain::account::Place;
-use todoke_domain::counting::StatusEntry;
+use todoke_domain::counting::{self, StatusEntry};
 use todoke_domain::notification::{self, Intake, NotificationDraft, Severity, Status, TotalsAgeBand};
 use todoke_domain::{FieldError, HealthCentreCode, InstitutionCode, Message, PrefectureCode, dates};
 use todoke_storage::audit::AuditEvent;
 use todoke_storage::bulk::MunicipalFigures;
 use todoke_storage::registry::{
-    ChangedNotification, FileMode, Filed, NewNotification, NotificationRecord, Placement, WriteTx,
+    ChangedNotification, FileMode, NewNotification, NotificationRecord, Placement, RecordedAt, WriteTx, Written,
 };
 use todoke_storage::totals::TotalReport;
 use todoke_storage::{AuditContext, Db, StorageError};
@@ -188,7 +188,7 @@ enum Parsed {
 struct StatusRow {
     external_id: String,
     entry: StatusEntry,
-    recorded_at: DateTime<Utc>,
+    recorded_at: RecordedAt,
 }
 
 fn field(f: &str, m: Message) -> FieldError {
@@ -211,32 +211,30 @@ fn parse_status_row(fields: &HashMap<String, String>, now: DateTime<Utc>) -> Res
         Some(s) => Status::parse(s).map_err(|m| errors.push(field("status", m))).ok(),
     };
     let severity = get("severity").and_then(|s| Severity::parse(s).map_err(|m| errors.push(field("severity", m))).ok());
-    let today = dates::jst_day(now);
+    // Checked against the notification's report day and today once the row is matched to it.
     let effective = match get("effective_date") {
         None => {
             errors.push(required("effective_date"));
             None
         }
-        Some(d) => match dates::parse_date(d) {
-            Ok(d) if d > today => {
-                errors.push(field(
-                    "effective_date",
-                    Message::fixed("未来の日付です", "effective_date is in the future"),
-                ));
-                None
-            }
-            Ok(d) => Some(d),
-            Err(m) => {
-                errors.push(field("effective_date", m));
-                None
-            }
-        },
+        Some(d) => dates::parse_date(d)
+            .map_err(|m| errors.push(field("effective_date", m)))
+            .ok(),
     };
-    let recorded_at = match get("recorded_at") {
-        None => now,
-        Some(t) => dates::parse_instant(t)
-            .map_err(|m| errors.push(field("recorded_at", m)))
-            .unwrap_or(now),
+    let recorded_at = match get("recorded_at").map(dates::parse_instant) {
+        None => RecordedAt::Now(now),
+        Some(Ok(t)) if t > now => {
+            errors.push(field(
+                "recorded_at",
+                Message::fixed("未来の日時は指定できません", "recorded_at is in the future"),
+            ));
+            RecordedAt::Now(now)
+        }
+        Some(Ok(t)) => RecordedAt::Stated(t),
+        Some(Err(m)) => {
+            errors.push(field("recorded_at", m));
+            RecordedAt::Now(now)
+        }
     };
     match (external_id, status, effective) {
         (Some(external_id), Some(status), Some(effective)) if errors.is_empty() => Ok(StatusRow {
@@ -639,6 +637,7 @@ pub async fn import(
         require_external_id: true,
         require_prefecture: true,
     };
+    let today = intake.today;
     let (sender, chunks) = tokio::sync::mpsc::channel::<Vec<Parsed>>(ROWS_AHEAD / ROWS_SENT);
     let mut rows = Rows {
         chunks,
@@ -753,12 +752,7 @@ pub async fn import(
                     continue;
                 }
                 tx.savepoint().await?;
-                (
-                    line,
-                    tx.upsert_total(&tree, &total)
-                        .await
-                        .map(|created| Some(Filed { id: 0, created })),
-                )
+                (line, tx.upsert_total(&tree, &total).await)
             }
             Parsed::Municipal { line, row: Ok(row) } => {
                 let place = Place {
@@ -778,50 +772,47 @@ pub async fn import(
                     line,
                     tx.merge_municipal(&row)
                         .await
-                        .map(|created| Some(Filed { id: 0, created })),
+                        .map(|created| if created { Written::Created } else { Written::Updated }),
                 )
             }
             Parsed::Status { line, row: Ok(row) } => {
-                if let Some(allowed) = &options.row_scope {
-                    match tx.place_by_external_id(&row.external_id).await? {
-                        Some(place) if allowed(&place) => {}
-                        // A notification outside the scope is reported like a missing one.
-                        _ => {
-                            report.reject(
-                                line,
-                                [(
-                                    Some("external_id".to_owned()),
-                                    Message::new(
-                                        format!("外部ID「{}」の発生届はありません", row.external_id),
-                                        format!("no notification has external_id \"{}\"", row.external_id),
-                                    ),
-                                )],
-                            );
-                            continue;
-                        }
-                    }
+                // A notification outside the scope is reported like a missing one.
+                let target = tx
+                    .status_target(&row.external_id)
+                    .await?
+                    .filter(|t| options.row_scope.as_ref().is_none_or(|allowed| allowed(&t.place)));
+                let Some(target) = target else {
+                    report.reject(
+                        line,
+                        [(
+                            Some("external_id".to_owned()),
+                            Message::new(
+                                format!("外部ID「{}」の発生届はありません", row.external_id),
+                                format!("no notification has external_id \"{}\"", row.external_id),
+                            ),
+                        )],
+                    );
+                    continue;
+                };
+                if let Some(problem) = counting::effective_date_problem(row.entry.effective, target.report_day, today) {
+                    report.reject(line, [(Some("effective_date".to_owned()), problem)]);
+                    continue;
                 }
                 if !writing {
                     continue;
                 }
-                // A status row may refer to a notification still waiting in the batch.
-                flush(&mut tx, &mut pending, &mut report, options.partial).await?;
                 tx.savepoint().await?;
-                (
-                    line,
-                    tx.record_status_by_external_id(&row.external_id, row.entry, row.recorded_at)
-                        .await
-                        .map(|()| Some(Filed { id: 0, created: true })),
-                )
+                (line, tx.record_status(target.id, row.entry, row.recorded_at).await)
             }
         };
         match outcome {
-            Ok(filed) => {
+            Ok(written) => {
                 tx.release_savepoint().await?;
                 report.accepted += 1;
-                match filed {
-                    Some(f) if f.created => report.created += 1,
-                    _ => report.updated += 1,
+                match written {
+                    Written::Created => report.created += 1,
+                    Written::Updated => report.updated += 1,
+                    Written::Unchanged => report.unchanged += 1,
                 }
             }
             Err(e @ (StorageError::Invalid(_) | StorageError::Conflict(_) | StorageError::NotFound)) => {

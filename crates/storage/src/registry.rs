@@ -9,6 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
+use todoke_domain::account::Place;
 use todoke_domain::counting::{self, CaseFacts, CounterKey, Measure, RecordedStatus, StatusEntry};
 use todoke_domain::notification::{AgeBand, CaseType, NotificationDraft, NotifiedGroup, Severity, Sex, Status};
 use todoke_domain::{HealthCentreCode, InstitutionCode, Message, PrefectureCode, UserId};
@@ -51,6 +52,42 @@ pub struct Filed {
     pub id: i64,
     /// False when an existing notification with the same external id was updated.
     pub created: bool,
+}
+
+/// When a status change was recorded, as its source gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordedAt {
+    /// The instant a file states (an export's `recorded_at`). The same entry recorded at that
+    /// instant is already there, and is not recorded again.
+    Stated(DateTime<Utc>),
+    /// Now: no instant was given. An entry that says what already stands for its day is not
+    /// recorded again.
+    Now(DateTime<Utc>),
+}
+
+impl RecordedAt {
+    pub fn instant(self) -> DateTime<Utc> {
+        match self {
+            RecordedAt::Stated(t) | RecordedAt::Now(t) => t,
+        }
+    }
+}
+
+/// A notification a status row names: which, where it was received, and its report day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusTarget {
+    pub id: i64,
+    pub place: Place,
+    pub report_day: NaiveDate,
+}
+
+/// What a write did with the row it was given (an import reports each kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Created,
+    Updated,
+    /// The database already held it; nothing was written.
+    Unchanged,
 }
 
 /// A stored notification with its person and current status.
@@ -651,9 +688,8 @@ trait RegistryTx {
         ctx: Option<&AuditContext>,
         id: i64,
         entry: StatusEntry,
-        recorded_at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<()>> + Send;
-    fn id_by_external_id(&mut self, external_id: &str) -> impl Future<Output = Result<Option<i64>>> + Send;
+        recorded_at: RecordedAt,
+    ) -> impl Future<Output = Result<Written>> + Send;
     /// A notification that no longer counts (withdrawn, merged) is no longer an original: each
     /// notification flagged against one of `gone` (and not merged itself) is checked again, as
     /// if filed now, and then points at the earliest match still counting, or at none. Returns
@@ -1265,8 +1301,18 @@ macro_rules! impl_registry_tx {
             }
 
             /// See [`Db::record_status`].
-            async fn status(&mut self, ctx: Option<&AuditContext>, id: i64, entry: StatusEntry, recorded_at: DateTime<Utc>) -> Result<()> {
+            async fn status(&mut self, ctx: Option<&AuditContext>, id: i64, entry: StatusEntry, recorded: RecordedAt) -> Result<Written> {
                 let Some(before) = self.case_facts(id).await? else { return Err(StorageError::NotFound) };
+                // Checked again under the row lock: the caller checked a report day read before it.
+                let today = todoke_domain::dates::jst_day(now());
+                if let Some(problem) = counting::effective_date_problem(entry.effective, before.report_day, today) {
+                    return Err(StorageError::Invalid(problem));
+                }
+                let stated = match recorded { RecordedAt::Stated(t) => Some(t.timestamp_micros()), RecordedAt::Now(_) => None };
+                if counting::restates(&before.history, &entry, stated) {
+                    return Ok(Written::Unchanged);
+                }
+                let recorded_at = recorded.instant();
                 let history_id: i64 = sqlx::query_scalar(
                     "INSERT INTO status_history (notification_id, status, severity, effective_date, recorded_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
                     .bind(id).bind(entry.status.as_str()).bind(entry.severity.map(Severity::as_str)).bind(entry.effective).bind(recorded_at)
@@ -1277,7 +1323,7 @@ macro_rules! impl_registry_tx {
                 self.apply(&counting::difference(Some(&before), Some(&after))).await?;
                 if let Some(ctx) = ctx { self.append_audit(ctx, AuditEvent::new("notification.status", "notification", id)
                     .with_detail(serde_json::json!({"status": entry.status.as_str(), "effective_date": entry.effective}))).await?; }
-                Ok(())
+                Ok(Written::Created)
             }
 
             async fn change_case(&mut self, ctx: &AuditContext, change: CaseChange<'_>) -> Result<()> {
@@ -1384,12 +1430,6 @@ macro_rules! impl_registry_tx {
                 Ok(())
             }
 
-            async fn id_by_external_id(&mut self, external_id: &str) -> Result<Option<i64>> {
-                Ok(sqlx::query_scalar("SELECT id FROM notifications WHERE external_id = $1")
-                    .bind(external_id)
-                    .fetch_optional(&mut **self)
-                    .await?)
-            }
         }
     };
 }
@@ -1587,14 +1627,22 @@ impl Db {
     pub async fn confirm_notification(&self, ctx: &AuditContext, id: i64, by: UserId) -> Result<()> {
         dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let done = sqlx::query("UPDATE notifications SET confirmed_at = $2, confirmed_by = $3, updated_at = $2 WHERE id = $1 AND confirmed_at IS NULL")
+            // A withdrawn or merged notification counts nowhere: there is nothing to confirm.
+            let done = sqlx::query("UPDATE notifications SET confirmed_at = $2, confirmed_by = $3, updated_at = $2 \
+                                    WHERE id = $1 AND confirmed_at IS NULL AND NOT withdrawn AND merged_into IS NULL")
                 .bind(id).bind(now()).bind(by.0).execute(&mut *tx).await?;
             if done.rows_affected() == 0 {
-                let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM notifications WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
-                return match exists {
-                    None => Err(StorageError::NotFound),
-                    Some(_) => Err(StorageError::Conflict(Message::fixed("この発生届は既に確認済みです", "this notification is already confirmed"))),
-                };
+                let standing: Option<(bool, bool)> = sqlx::query_as("SELECT withdrawn, merged_into IS NOT NULL FROM notifications WHERE id = $1")
+                    .bind(id).fetch_optional(&mut *tx).await?;
+                return Err(match standing {
+                    None => StorageError::NotFound,
+                    Some((true, _)) => StorageError::Conflict(Message::fixed(
+                        "取り下げられた発生届は確認できません", "a withdrawn notification cannot be confirmed")),
+                    Some((_, true)) => StorageError::Conflict(Message::fixed(
+                        "統合された発生届は確認できません。統合先を確認してください",
+                        "a merged notification cannot be confirmed; confirm the one it was merged into")),
+                    Some(_) => StorageError::Conflict(Message::fixed("この発生届は既に確認済みです", "this notification is already confirmed")),
+                });
             }
             tx.append_audit(ctx, AuditEvent::new("notification.confirm", "notification", id)).await?;
             tx.commit().await?;
@@ -1642,21 +1690,22 @@ impl Db {
         Ok(())
     }
 
-    /// Records a status (and severity) taking effect on a day. An entry for a day that already
-    /// has one corrects it; the history keeps both.
+    /// Records a status (and severity) taking effect on a day, from the report day up to today.
+    /// An entry for a day that already has one corrects it; the history keeps both. One that
+    /// says what already stands for its day is not recorded again ([`Written::Unchanged`]).
     pub async fn record_status(
         &self,
         ctx: &AuditContext,
         id: i64,
         entry: StatusEntry,
-        recorded_at: DateTime<Utc>,
-    ) -> Result<()> {
-        dispatch_write!(self, pool => {
+        recorded_at: RecordedAt,
+    ) -> Result<Written> {
+        Ok(dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            tx.status(Some(ctx), id, entry, recorded_at).await?;
+            let written = tx.status(Some(ctx), id, entry, recorded_at).await?;
             tx.commit().await?;
-        });
-        Ok(())
+            written
+        }))
     }
 
     /// Status history rows in recording order (for export): id, external id, status, severity,
@@ -1940,22 +1989,10 @@ impl WriteTx {
         Ok(rechecked.len())
     }
 
-    /// Records a status change of the notification with this external id.
-    pub async fn record_status_by_external_id(
-        &mut self,
-        external_id: &str,
-        entry: StatusEntry,
-        recorded_at: DateTime<Utc>,
-    ) -> Result<()> {
-        on_tx!(self, t => {
-            let Some(id) = t.id_by_external_id(external_id).await? else {
-                return Err(StorageError::Invalid(Message::new(
-                    format!("外部ID「{external_id}」の発生届はありません"),
-                    format!("no notification has external_id \"{external_id}\""),
-                )));
-            };
-            t.status(None, id, entry, recorded_at).await
-        })
+    /// Records a status change of notification `id`, as [`Db::record_status`] does, unaudited
+    /// (the import is audited whole).
+    pub async fn record_status(&mut self, id: i64, entry: StatusEntry, recorded_at: RecordedAt) -> Result<Written> {
+        on_tx!(self, t => t.status(None, id, entry, recorded_at).await)
     }
 
     /// Marks a point the transaction can return to when one row fails (PostgreSQL aborts a
@@ -1979,26 +2016,39 @@ impl WriteTx {
     }
 
     /// Where the notification with this external id was received.
-    pub async fn place_by_external_id(&mut self, external_id: &str) -> Result<Option<todoke_domain::account::Place>> {
-        let row: Option<(String, Option<String>, Option<String>)> = on_tx!(self, t => {
-            sqlx::query_as("SELECT prefecture_code, health_centre_code, institution_code FROM notifications WHERE external_id = $1")
-                .bind(external_id)
-                .fetch_optional(&mut **t)
-                .await?
+    pub async fn place_by_external_id(&mut self, external_id: &str) -> Result<Option<Place>> {
+        Ok(self.status_target(external_id).await?.map(|t| t.place))
+    }
+
+    /// The notification with this external id, as a status row naming it is checked.
+    pub async fn status_target(&mut self, external_id: &str) -> Result<Option<StatusTarget>> {
+        // id, report day, prefecture, health centre, institution
+        type Row = (i64, NaiveDate, String, Option<String>, Option<String>);
+        let row: Option<Row> = on_tx!(self, t => {
+            sqlx::query_as(
+                "SELECT id, report_day, prefecture_code, health_centre_code, institution_code FROM notifications WHERE external_id = $1",
+            )
+            .bind(external_id)
+            .fetch_optional(&mut **t)
+            .await?
         });
-        row.map(|(p, h, i)| {
-            Ok(todoke_domain::account::Place {
-                prefecture: PrefectureCode::parse(&p).map_err(|_| corrupt("prefecture", &p))?,
-                health_centre: h
-                    .as_deref()
-                    .map(HealthCentreCode::parse)
-                    .transpose()
-                    .map_err(|_| corrupt("health centre", h.as_deref().unwrap_or_default()))?,
-                institution: i
-                    .as_deref()
-                    .map(InstitutionCode::parse)
-                    .transpose()
-                    .map_err(|_| corrupt("institution", i.as_deref().unwrap_or_default()))?,
+        row.map(|(id, report_day, p, h, i)| {
+            Ok(StatusTarget {
+                id,
+                report_day,
+                place: Place {
+                    prefecture: PrefectureCode::parse(&p).map_err(|_| corrupt("prefecture", &p))?,
+                    health_centre: h
+                        .as_deref()
+                        .map(HealthCentreCode::parse)
+                        .transpose()
+                        .map_err(|_| corrupt("health centre", h.as_deref().unwrap_or_default()))?,
+                    institution: i
+                        .as_deref()
+                        .map(InstitutionCode::parse)
+                        .transpose()
+                        .map_err(|_| corrupt("institution", i.as_deref().unwrap_or_default()))?,
+                },
             })
         })
         .transpose()
@@ -2423,9 +2473,9 @@ impl WriteTx {
         Ok(written)
     }
 
-    /// Stores (or replaces) one line of a daily total-count report; returns true when it was
-    /// new. The counters move by the difference from the count it replaces.
-    pub async fn upsert_total(&mut self, tree: &OrgTree, report: &crate::totals::TotalReport) -> Result<bool> {
+    /// Stores (or replaces) one line of a daily total-count report. The counters move by the
+    /// difference from the count it replaces; a line reported again as it stands is left alone.
+    pub async fn upsert_total(&mut self, tree: &OrgTree, report: &crate::totals::TotalReport) -> Result<Written> {
         if report.count < 0 {
             return Err(StorageError::Invalid(Message::fixed(
                 "件数は0以上です",
@@ -2450,7 +2500,8 @@ impl WriteTx {
         } else {
             ""
         };
-        let previous: Option<i64> = on_tx!(self, tx => {
+        let prefecture = report.prefecture.to_string();
+        let (previous, written): (Option<i64>, Written) = on_tx!(self, tx => {
             let inserted = sqlx::query(
                 "INSERT INTO total_reports (report_date, prefecture_code, health_centre_code, institution_code, age_band, count, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (report_date, institution_code, age_band) DO NOTHING",
@@ -2467,16 +2518,20 @@ impl WriteTx {
             .rows_affected()
                 == 1;
             if inserted {
-                None
+                (None, Written::Created)
             } else {
-                let previous: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT count FROM total_reports WHERE report_date = $1 AND institution_code = $2 AND age_band = $3{lock}"
+                let (previous, stored_prefecture, stored_health_centre): (i64, String, String) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT count, prefecture_code, health_centre_code FROM total_reports \
+                     WHERE report_date = $1 AND institution_code = $2 AND age_band = $3{lock}"
                 )))
                 .bind(report.date)
                 .bind(report.institution.as_str())
                 .bind(report.age_band.as_str())
                 .fetch_one(&mut **tx)
                 .await?;
+                if (previous, &stored_prefecture, &stored_health_centre) == (report.count, &prefecture, &health_centre) {
+                    (Some(previous), Written::Unchanged)
+                } else {
                 sqlx::query(
                     "UPDATE total_reports SET count = $4, prefecture_code = $5, health_centre_code = $6, updated_at = $7 \
                      WHERE report_date = $1 AND institution_code = $2 AND age_band = $3",
@@ -2485,12 +2540,13 @@ impl WriteTx {
                 .bind(report.institution.as_str())
                 .bind(report.age_band.as_str())
                 .bind(report.count)
-                .bind(report.prefecture.to_string())
+                .bind(&prefecture)
                 .bind(&health_centre)
                 .bind(t)
                 .execute(&mut **tx)
                 .await?;
-                Some(previous)
+                (Some(previous), Written::Updated)
+                }
             }
         });
         let delta = report.count - previous.unwrap_or(0);
@@ -2498,7 +2554,7 @@ impl WriteTx {
             let (key, _) = counting::total_report_contribution(report.date, report.prefecture, report.age_band, 0);
             self.add_to_counters(&[(key, delta)]).await?;
         }
-        Ok(previous.is_none())
+        Ok(written)
     }
 
     /// Adds to many counters (and their rollups) in multi-row upserts.

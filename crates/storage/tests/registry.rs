@@ -11,7 +11,8 @@ use todoke_domain::notification::{Intake, NotificationDraft, Severity, Status, T
 use todoke_domain::{HealthCentreCode, InstitutionCode, PrefectureCode};
 use todoke_storage::orgs::{NewHealthCentre, NewInstitution};
 use todoke_storage::registry::{
-    CaseChange, ChangedNotification, FileMode, Filing, NotificationFilter, NotificationRecord, Placement,
+    CaseChange, ChangedNotification, FileMode, Filing, NotificationFilter, NotificationRecord, Placement, RecordedAt,
+    Written,
 };
 use todoke_storage::testing::TestDb;
 use todoke_storage::{AuditContext, Db, StorageError, now};
@@ -241,6 +242,36 @@ async fn confirmation_and_withdrawal(db: &Db) {
     ));
     assert!(db.notification(second).await.unwrap().merged_into.is_none());
     assert_eq!(new_positives(db).await.len(), 1, "the second still counts");
+    // Neither a withdrawn nor a merged notification can be confirmed: each counts nowhere.
+    let d3 = draft(&[("external_id", "N3")]);
+    let third = db
+        .file_notification(&cli(), &d3, &placed(&d3), FileMode::Upsert)
+        .await
+        .unwrap()
+        .id;
+    db.merge_notification(&cli(), third, second).await.unwrap();
+    match db.confirm_notification(&cli(), third, staff).await {
+        Err(StorageError::Conflict(m)) => assert_eq!(
+            m.en,
+            "a merged notification cannot be confirmed; confirm the one it was merged into"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let d4 = draft(&[("external_id", "N4")]);
+    let fourth = db
+        .file_notification(&cli(), &d4, &placed(&d4), FileMode::Upsert)
+        .await
+        .unwrap()
+        .id;
+    db.withdraw_notification(&cli(), fourth, "誤届出").await.unwrap();
+    match db.confirm_notification(&cli(), fourth, staff).await {
+        Err(StorageError::Conflict(m)) => assert_eq!(m.en, "a withdrawn notification cannot be confirmed"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        db.notification(fourth).await.unwrap().confirmed_at.is_none(),
+        "nothing written"
+    );
 }
 
 async fn status_history_keeps_corrections_and_counts_stocks(db: &Db) {
@@ -256,14 +287,19 @@ async fn status_history_keeps_corrections_and_counts_stocks(db: &Db) {
         status,
         severity,
     };
-    db.record_status(&cli(), id, entry(2, Status::Home, Some(Severity::Mild)), now())
-        .await
-        .unwrap();
+    db.record_status(
+        &cli(),
+        id,
+        entry(2, Status::Home, Some(Severity::Mild)),
+        RecordedAt::Now(now()),
+    )
+    .await
+    .unwrap();
     db.record_status(
         &cli(),
         id,
         entry(4, Status::Hospitalized, Some(Severity::Severe)),
-        now(),
+        RecordedAt::Now(now()),
     )
     .await
     .unwrap();
@@ -271,7 +307,7 @@ async fn status_history_keeps_corrections_and_counts_stocks(db: &Db) {
         &cli(),
         id,
         entry(4, Status::Hospitalized, Some(Severity::Moderate2)),
-        now(),
+        RecordedAt::Now(now()),
     )
     .await
     .unwrap(); // correction
@@ -1381,7 +1417,9 @@ async fn updating_together_stores_what_filing_stores(db: &Db) {
             status: Status::Hospitalized,
             severity: Some(Severity::Severe),
         };
-        db.record_status(&cli(), id, entry, now()).await.unwrap();
+        db.record_status(&cli(), id, entry, RecordedAt::Now(now()))
+            .await
+            .unwrap();
         ids.push(id);
     }
     let (a1, b1) = (ids[0], ids[1]);
@@ -1533,7 +1571,11 @@ async fn concurrent_changes_of_one_notification_count_once_on_postgres() {
             status: Status::Hospitalized,
             severity: Some(Severity::Severe),
         };
-        Box::pin(async move { db.record_status(&cli(), id, entry, now()).await }) as _
+        Box::pin(async move {
+            db.record_status(&cli(), id, entry, RecordedAt::Now(now()))
+                .await
+                .map(drop)
+        }) as _
     };
     let refile = |ext: &'static str| {
         let db = db.clone();
@@ -1606,23 +1648,25 @@ async fn concurrent_reports_of_one_total_count_once_on_postgres() {
         async move {
             let tree = db.org_tree().await?;
             let mut tx = db.begin_write_tx().await?;
-            let created = tx.upsert_total(&tree, &report(count)).await?;
+            let written = tx.upsert_total(&tree, &report(count)).await?;
             tx.commit().await?;
-            Ok::<bool, StorageError>(created)
+            Ok::<Written, StorageError>(written)
         }
     };
     let tree = db.org_tree().await.unwrap();
     let mut first = db.begin_write_tx().await.unwrap();
-    assert!(
+    assert_eq!(
         first.upsert_total(&tree, &report(5)).await.unwrap(),
+        Written::Created,
         "the line's first report"
     );
     let later = [tokio::spawn(write(10)), tokio::spawn(write(20))];
     until_waiting(pool, 2).await;
     first.commit().await.unwrap();
     for task in later {
-        assert!(
-            !task.await.unwrap().unwrap(),
+        assert_eq!(
+            task.await.unwrap().unwrap(),
+            Written::Updated,
             "each later report replaces one before it"
         );
     }
@@ -1663,11 +1707,23 @@ enum Op {
     Withdraw {
         n: usize,
     },
+    /// A status taking effect `after` days after the report day (as filed when recorded).
     Status {
         n: usize,
         status: Status,
         severe: bool,
+        after: u32,
+    },
+    /// Merges `n` into `into` (refused when either is withdrawn or merged, or they are one).
+    Merge {
+        n: usize,
+        into: usize,
+    },
+    /// A line of a daily total-count report from I13 (Tokyo), sent or sent again.
+    Total {
         day: u32,
+        age: u32,
+        count: i64,
     },
     /// Re-imports of stored notifications (each an `Op::File`), written together as an import
     /// writes its changed rows.
@@ -1710,8 +1766,11 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => file_op(),
         1 => (0..6usize).prop_map(|n| Op::Withdraw { n }),
-        3 => (0..6usize, status, any::<bool>(), 1..28u32).prop_map(|(n, status, severe, day)| Op::Status { n, status, severe, day }),
+        3 => (0..6usize, status, any::<bool>(), 0..10u32).prop_map(|(n, status, severe, after)| Op::Status { n, status, severe, after }),
         2 => prop::collection::vec(file_op(), 1..4).prop_map(Op::Together),
+        1 => (0..6usize, 0..6usize).prop_map(|(n, into)| Op::Merge { n, into }),
+        1 => (1..4u32, prop::sample::select(vec![0u32, 3, 30, 67, 95]), 0..20i64)
+            .prop_map(|(day, age, count)| Op::Total { day, age, count }),
     ]
 }
 
@@ -1748,6 +1807,8 @@ fn case_draft(op: &Op) -> NotificationDraft {
 
 async fn run(db: &Db, ops: &[Op]) {
     seed(db).await;
+    with_institution(db).await;
+    let tree = db.org_tree().await.unwrap();
     let mut ids: HashMap<usize, i64> = HashMap::new();
     for op in ops {
         match op {
@@ -1758,6 +1819,27 @@ async fn run(db: &Db, ops: &[Op]) {
                     .await
                     .unwrap();
                 ids.insert(*n, filed.id);
+            }
+            Op::Merge { n, into } => {
+                if let (Some(id), Some(into)) = (ids.get(n), ids.get(into)) {
+                    match db.merge_notification(&cli(), *id, *into).await {
+                        Ok(()) | Err(StorageError::Conflict(_) | StorageError::Invalid(_)) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            Op::Total { day, age, count } => {
+                let report = todoke_storage::totals::TotalReport {
+                    date: NaiveDate::from_ymd_opt(2022, 9, 25 + day).unwrap(),
+                    prefecture: PrefectureCode::parse("13").unwrap(),
+                    health_centre: None,
+                    institution: InstitutionCode::parse("I13").unwrap(),
+                    age_band: TotalsAgeBand::of_age(*age),
+                    count: *count,
+                };
+                let mut tx = db.begin_write_tx().await.unwrap();
+                tx.upsert_total(&tree, &report).await.unwrap();
+                tx.commit().await.unwrap();
             }
             Op::Together(files) => {
                 // Stored ones only, each once (the last row for it), as an import gathers them.
@@ -1779,14 +1861,22 @@ async fn run(db: &Db, ops: &[Op]) {
                     let _ = db.withdraw_notification(&cli(), *id, "取り下げ").await; // may already be withdrawn
                 }
             }
-            Op::Status { n, status, severe, day } => {
+            Op::Status {
+                n,
+                status,
+                severe,
+                after,
+            } => {
                 if let Some(id) = ids.get(n) {
+                    let reported = db.notification(*id).await.unwrap().report_day;
                     let entry = StatusEntry {
-                        effective: day_of(*day),
+                        effective: reported + chrono::Days::new(u64::from(*after)),
                         status: *status,
                         severity: severe.then_some(Severity::Severe),
                     };
-                    db.record_status(&cli(), *id, entry, now()).await.unwrap();
+                    db.record_status(&cli(), *id, entry, RecordedAt::Now(now()))
+                        .await
+                        .unwrap();
                 }
             }
         }

@@ -150,9 +150,30 @@ fn one_bad_row_stops_everything_unless_partial() {
 #[test]
 fn shift_jis_files_are_read_when_declared_and_explained_when_not() {
     let w = Workspace::new();
-    let text = format!("{HEADER}{}\n", rows());
+    // A fourth row with characters only Windows' CP932 has beyond JIS X 0208: IBM extensions
+    // (髙, 﨑) and NEC specials (①, ㈱), as names and addresses in older Japanese systems have.
+    let text = format!(
+        "external_id,case_type,reported_at,prefecture,name,name_kana,sex,age,address\n{}\n",
+        [
+            "T-1,confirmed,2021-05-01 23:30,13,山田 太郎,ヤマダ タロウ,male,41,",
+            "T-2,asymptomatic,2021-05-01T15:30:00Z,13,,,female,34,",
+            "T-3,confirmed,2021-05-02T09:00:00+09:00,27,,,unknown,81,",
+            "T-4,confirmed,2021-05-02,13,髙﨑 花子,タカサキ ハナコ,female,52,千代田区①番地 ㈱神田ビル",
+        ]
+        .join("\n")
+    );
     let (sjis, _, unmappable) = encoding_rs::SHIFT_JIS.encode(&text);
     assert!(!unmappable);
+    for ch in ["髙", "﨑", "①", "㈱"] {
+        // Lead bytes of CP932's additions: NEC row 13 (0x87), NEC-selected IBM (0xED, 0xEE),
+        // IBM (0xFA-0xFC); plain Shift_JIS (JIS X 0208) has none of them.
+        let (code, _, unmappable) = encoding_rs::SHIFT_JIS.encode(ch);
+        assert!(
+            !unmappable && [0x87, 0xED, 0xEE, 0xFA, 0xFB, 0xFC].contains(&code[0]),
+            "{ch}: {code:02X?}"
+        );
+        assert!(sjis.windows(2).any(|w| w == &code[..]));
+    }
     let file = w.file("sjis.csv", &sjis);
     let db = w.db("c");
     let (code, _, err) = todoke(&db, &["import", "notifications", &file]);
@@ -163,11 +184,16 @@ fn shift_jis_files_are_read_when_declared_and_explained_when_not() {
     );
     let (code, out, err) = todoke(&db, &["import", "notifications", "--encoding", "cp932", &file]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("imported 3 of 3 rows"), "{out}");
+    assert!(out.starts_with("imported 4 of 4 rows"), "{out}");
     todoke(&db, &["export", "notifications", "--out", &w.path("out.csv")]);
+    let exported = w.read("out.csv");
     assert!(
-        w.read("out.csv").contains("山田 太郎,ヤマダ タロウ"),
+        exported.contains("山田 太郎,ヤマダ タロウ"),
         "Japanese text survives the transcoding"
+    );
+    assert!(
+        exported.contains("髙﨑 花子,タカサキ ハナコ") && exported.contains("千代田区①番地 ㈱神田ビル"),
+        "and so do CP932's own characters: {exported}"
     );
 }
 
@@ -199,9 +225,37 @@ fn exports_re_import_to_the_same_data_statuses_included() {
     );
     let (code, out, err) = todoke(&a, &["import", "status", "--partial", &statuses]);
     assert_eq!(code, 1, "one unknown external id");
-    assert!(out.contains("imported 3 of 4 rows"), "{out}");
     assert!(
-        err.contains("line 5: no notification has external_id \"T-404\""),
+        out.contains("imported 3 of 4 rows (3 created, 0 updated, 0 unchanged, 1 rejected)"),
+        "{out}"
+    );
+    assert!(
+        err.contains("line 5 [external_id]: no notification has external_id \"T-404\""),
+        "{err}"
+    );
+    // The same file again records nothing twice: the row with its instant is already there,
+    // and those without one say what already stands for their day.
+    let (_, out, _) = todoke(&a, &["import", "status", "--partial", &statuses]);
+    assert!(
+        out.contains("imported 3 of 4 rows (0 created, 0 updated, 3 unchanged, 1 rejected)"),
+        "{out}"
+    );
+    // A status before the notification was reported, or recorded in the future, is refused
+    // with the column named; the file's good row is not written either (all or nothing).
+    let early = w.file(
+        "early.csv",
+        "external_id,status,effective_date,recorded_at\nT-3,home,2021-05-01,\nT-3,home,2021-05-03,2999-01-01T00:00:00Z\nT-3,hotel,2021-05-03,\n"
+            .as_bytes(),
+    );
+    let (code, out, err) = todoke(&a, &["import", "status", &early]);
+    assert_eq!(code, 1);
+    assert!(out.contains("nothing imported"), "{out}");
+    assert!(
+        err.contains("line 2 [effective_date]: effective_date 2021-05-01 is before the report day 2021-05-02"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 3 [recorded_at]: recorded_at is in the future"),
         "{err}"
     );
     for (kind, name) in [("notifications", "n1.csv"), ("status", "s1.csv")] {
@@ -209,6 +263,12 @@ fn exports_re_import_to_the_same_data_statuses_included() {
     }
     assert_eq!(todoke(&b, &["import", "notifications", &w.path("n1.csv")]).0, 0);
     assert_eq!(todoke(&b, &["import", "status", &w.path("s1.csv")]).0, 0);
+    let (code, out, _) = todoke(&b, &["import", "status", &w.path("s1.csv")]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("imported 3 of 3 rows (0 created, 0 updated, 3 unchanged, 0 rejected)"),
+        "an export imported twice: {out}"
+    );
     for (kind, name) in [("notifications", "n2.csv"), ("status", "s2.csv")] {
         assert_eq!(todoke(&b, &["export", kind, "--out", &w.path(name)]).0, 0);
     }
@@ -294,6 +354,12 @@ fn daily_total_count_reports_import_replace_and_round_trip() {
     assert!(
         out.contains("(0 created, 1 updated, 0 unchanged, 0 rejected)"),
         "a re-sent report replaces the count: {out}"
+    );
+    let (code, out, _) = todoke(&a, &["import", "totals", &resent]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("(0 created, 0 updated, 1 unchanged, 0 rejected)"),
+        "the same report again changes nothing: {out}"
     );
     let (_, out, _) = todoke(&a, &["aggregates", "rebuild"]);
     assert!(out.contains("no counter changed"), "{out}");

@@ -12,13 +12,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use todoke_domain::account::Place;
-use todoke_domain::counting::StatusEntry;
+use todoke_domain::counting::{self, StatusEntry};
 use todoke_domain::notification::{Intake, Severity, Status, parse_notification};
 use todoke_domain::policy::{self, Action};
 use todoke_domain::{HealthCentreCode, InstitutionCode, Message, PrefectureCode, Principal, Role, dates};
 use todoke_storage::audit::AuditEvent;
 use todoke_storage::now;
-use todoke_storage::registry::{NotificationFilter, NotificationRecord, Placement};
+use todoke_storage::registry::{NotificationFilter, NotificationRecord, Placement, RecordedAt};
 
 use super::{ListPage, PageQuery};
 use crate::context::Caller;
@@ -409,7 +409,7 @@ pub async fn list(
 
 #[utoipa::path(post, path = "/api/notifications/{id}/confirm", tag = "notifications", params(("id" = i64, Path)),
     security(("bearer" = []), ("session" = [])),
-    responses((status = 204, description = "Confirmed (保健所確認済)"), (status = 403), (status = 404), (status = 409, description = "Already confirmed")))]
+    responses((status = 204, description = "Confirmed (保健所確認済)"), (status = 403), (status = 404), (status = 409, description = "Already confirmed, or withdrawn or merged")))]
 pub async fn confirm(
     State(state): State<AppState>,
     caller: Caller,
@@ -540,20 +540,8 @@ pub async fn record_status(
             dates::jst_day(t)
         }
     };
-    if effective > dates::jst_day(t) {
-        errors.push(FieldError::new(
-            "effective_date",
-            Message::fixed("未来の日付は指定できません", "effective_date is in the future"),
-        ));
-    }
-    if effective < record.report_day {
-        errors.push(FieldError::new(
-            "effective_date",
-            Message::fixed(
-                "届出日より前の日付は指定できません",
-                "effective_date is before the report day",
-            ),
-        ));
+    if let Some(problem) = counting::effective_date_problem(effective, record.report_day, dates::jst_day(t)) {
+        errors.push(FieldError::new("effective_date", problem));
     }
     let (Some(status), true) = (status, errors.is_empty()) else {
         return Err(invalid(errors));
@@ -568,7 +556,7 @@ pub async fn record_status(
                 status,
                 severity,
             },
-            t,
+            RecordedAt::Now(t),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
