@@ -208,14 +208,18 @@ impl Drop for TestApp {
 
 /// Files a notification straight into storage: in Tokyo at I13 (own) or in Osaka at I27.
 pub async fn file_notification(db: &Db, own: bool) -> i64 {
+    if own {
+        file_notification_at(db, ("13", "H13", "I13")).await
+    } else {
+        file_notification_at(db, ("27", "H27", "I27")).await
+    }
+}
+
+/// Files a notification straight into storage at (prefecture, health centre, institution).
+pub async fn file_notification_at(db: &Db, (pref, hc, inst): (&str, &str, &str)) -> i64 {
     use todoke_domain::notification::{Intake, parse_notification};
     use todoke_storage::registry::{FileMode, Placement};
     static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let (pref, hc, inst) = if own {
-        ("13", "H13", "I13")
-    } else {
-        ("27", "H27", "I27")
-    };
     let external_id = format!("seed-{pref}-{}", SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let fields: HashMap<String, String> = [
         ("external_id", external_id.as_str()),

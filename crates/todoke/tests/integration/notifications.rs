@@ -1467,3 +1467,113 @@ async fn a_patient_reports_with_a_one_time_code_and_guessing_is_limited() {
         "fifty wrong codes from one address lock it for a while"
     );
 }
+
+/// Scope between siblings: a clinic beside the doctor's under one health centre, and a health
+/// centre beside the staff's under one prefecture. Every list, search, record and change
+/// answers within the caller's scope only, and a change outside it writes nothing.
+#[tokio::test]
+async fn siblings_under_one_health_centre_or_prefecture_see_only_their_own() {
+    use todoke_domain::{HealthCentreCode, InstitutionCode, PrefectureCode};
+    use todoke_storage::AuditContext;
+    use todoke_storage::orgs::{NewHealthCentre, NewInstitution};
+
+    let app = TestApp::spawn().await;
+    let cli = AuditContext::cli();
+    let centre = NewHealthCentre {
+        code: HealthCentreCode::parse("H13B").unwrap(),
+        prefecture: PrefectureCode::parse("13").unwrap(),
+        name: "H13B 保健所".into(),
+    };
+    app.db.create_health_centre(&cli, &centre).await.unwrap();
+    let clinic = NewInstitution {
+        code: InstitutionCode::parse("I13B").unwrap(),
+        health_centre: HealthCentreCode::parse("H13B").unwrap(),
+        name: "I13B 医院".into(),
+    };
+    app.db.create_institution(&cli, &clinic).await.unwrap();
+    let own = app.own_notification;
+    let sibling_clinic = crate::helpers::file_notification_at(&app.db, ("13", "H13", "I13X")).await;
+    let sibling_centre = crate::helpers::file_notification_at(&app.db, ("13", "H13B", "I13B")).await;
+    let osaka = app.other_notification;
+    let ids = |v: Value| {
+        let mut ids: Vec<i64> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_i64().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    // Every seeded notification is ヤマダ ハナコ: the search cuts to scope as the list does.
+    for path in [
+        "/api/notifications?limit=100",
+        "/api/notifications?kana=%E3%83%A4%E3%83%9E%E3%83%80",
+    ] {
+        assert_eq!(
+            ids(app.get_json(Who::Doctor, path).await),
+            [own],
+            "{path}: the doctor's clinic only"
+        );
+        assert_eq!(
+            ids(app.get_json(Who::HealthCentre, path).await),
+            [own, sibling_clinic],
+            "{path}: both clinics of the health centre, not the other centre's"
+        );
+        assert_eq!(
+            ids(app.get_json(Who::Prefecture, path).await),
+            [own, sibling_clinic, sibling_centre],
+            "{path}: both health centres of Tokyo, not Osaka"
+        );
+    }
+    assert_eq!(
+        ids(app.get_json(Who::National, "/api/notifications?limit=100").await),
+        [own, osaka, sibling_clinic, sibling_centre]
+    );
+    for (who, id) in [
+        (Who::Doctor, sibling_clinic),
+        (Who::HealthCentre, sibling_centre),
+        (Who::Prefecture, osaka),
+    ] {
+        let record = app.get(who, &format!("/api/notifications/{id}")).send().await.unwrap();
+        assert_eq!(record.status(), 404, "{who:?} is not told notification {id} exists");
+    }
+    let withdraw = app
+        .post(Who::Doctor, &format!("/api/notifications/{sibling_clinic}/withdraw"))
+        .json(&json!({"reason": "誤届出"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        withdraw.status(),
+        404,
+        "a doctor cannot withdraw the clinic next door's filing"
+    );
+    let confirm = app
+        .post(
+            Who::HealthCentre,
+            &format!("/api/notifications/{sibling_centre}/confirm"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirm.status(), 404, "nor a health centre confirm its neighbour's");
+    let status = app
+        .post(
+            Who::HealthCentre,
+            &format!("/api/notifications/{sibling_centre}/status"),
+        )
+        .json(&json!({"status": "hospitalized"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), 404);
+    for id in [sibling_clinic, sibling_centre] {
+        let record = app.get_json(Who::Prefecture, &format!("/api/notifications/{id}")).await;
+        assert_eq!(
+            (&record["withdrawn"], &record["confirmed"], &record["status"]),
+            (&json!(false), &json!(false), &Value::Null),
+            "nothing was written: {record}"
+        );
+    }
+}
