@@ -256,7 +256,8 @@ pub fn normalize_phone(s: &str) -> Option<String> {
     ok.then(|| s.split_whitespace().collect::<Vec<_>>().join(""))
 }
 
-fn boolean(s: &str) -> Option<bool> {
+/// A yes or no as people write it in a form or a spreadsheet (true, 1, はい, 有, ○...).
+pub fn parse_boolean(s: &str) -> Option<bool> {
     match normalize_width(s).to_lowercase().as_str() {
         "true" | "1" | "yes" | "y" | "はい" | "有" | "あり" | "○" => Some(true),
         "false" | "0" | "no" | "n" | "いいえ" | "無" | "なし" | "×" => Some(false),
@@ -450,7 +451,7 @@ pub fn parse_notification(
     }
     let date = |v: &str| parse_date(v);
     let flag = |v: &str| {
-        boolean(v).ok_or_else(|| {
+        parse_boolean(v).ok_or_else(|| {
             msg(
                 format!("「{v}」は真偽値ではありません（true/false）"),
                 format!("\"{v}\" is not a boolean (true/false)"),

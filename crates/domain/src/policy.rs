@@ -85,8 +85,8 @@ pub enum Action<'a> {
     WithdrawCase(&'a Place),
     /// Recording a case's status (療養状況) and severity.
     UpdateCaseStatus(&'a Place),
-    /// Uploading a file of notifications or status changes; each row is then checked against
-    /// [`case_visible`].
+    /// Uploading a file (notifications, status changes, decisions...); each row is then checked
+    /// as the single request it stands for ([`import_row_allowed`]).
     ImportCases,
     /// Merging a possible duplicate into the notification it repeats, or dismissing the flag.
     ResolveDuplicate(&'a Place),
@@ -254,6 +254,39 @@ impl Action<'_> {
     }
 }
 
+/// What the rows of an upload stand for (`POST /api/imports/{kind}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportedRows {
+    Notifications,
+    Status,
+    Totals,
+    Municipal,
+}
+
+impl ImportedRows {
+    /// The single requests one row at `place` stands for: an upload may hold only rows its
+    /// uploader could send one by one (a doctor files but does not record status; the ministry
+    /// reads but does not file). Total-count reports and municipal figures have no single
+    /// request; a row of theirs needs only to lie in the uploader's scope.
+    pub fn actions(self, place: &Place) -> Vec<Action<'_>> {
+        match self {
+            ImportedRows::Notifications => vec![Action::FileNotification(place)],
+            ImportedRows::Status => vec![Action::UpdateCaseStatus(place)],
+            ImportedRows::Totals | ImportedRows::Municipal => Vec::new(),
+        }
+    }
+}
+
+/// Whether `principal` may write one row of `rows` at `place` (the upload itself was allowed:
+/// [`Action::ImportCases`], in the schedule's phase).
+pub fn import_row_allowed(principal: &Principal, rows: ImportedRows, place: &Place) -> bool {
+    case_visible(principal, place)
+        && rows
+            .actions(place)
+            .iter()
+            .all(|action| decide(Some(principal), action, &LifecyclePhase::Open).is_ok())
+}
+
 /// A role that may take the action at all gets 404 for a record outside its scope (its existence
 /// is not revealed); any other role gets 403.
 fn in_case_scope(principal: &Principal, place: &Place, roles: &[Role]) -> Result<(), Denial> {
@@ -396,6 +429,40 @@ mod tests {
             role,
             scope,
         }
+    }
+
+    #[test]
+    fn an_upload_holds_only_rows_its_uploader_could_send_one_by_one() {
+        let own = Place {
+            prefecture: pc("13"),
+            health_centre: Some(hc("H1")),
+            institution: Some(ic("I1")),
+        };
+        let sibling = Place {
+            institution: Some(ic("I2")),
+            ..own.clone()
+        };
+        let who_may = |rows: ImportedRows, place: &Place| -> Vec<Role> {
+            Role::ALL
+                .into_iter()
+                .filter(|r| import_row_allowed(&principal(*r), rows, place))
+                .collect()
+        };
+        use Role::*;
+        assert_eq!(
+            who_may(ImportedRows::Notifications, &own),
+            [Doctor, HealthCentre, Prefecture]
+        );
+        assert_eq!(who_may(ImportedRows::Status, &own), [HealthCentre, Prefecture]);
+        assert_eq!(
+            who_may(ImportedRows::Totals, &own),
+            [Doctor, HealthCentre, Prefecture, National]
+        );
+        assert_eq!(
+            who_may(ImportedRows::Notifications, &sibling),
+            [HealthCentre, Prefecture],
+            "the clinic next door is not the doctor's"
+        );
     }
 
     #[test]

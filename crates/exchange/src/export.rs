@@ -1,4 +1,5 @@
-//! Exporting notifications and status changes in the import formats, streamed page by page so
+//! Exporting notifications, status changes, total-count reports, municipal figures and the
+//! health centre's decisions in the import formats, streamed page by page so
 //! memory stays flat whatever the size of the registry.
 
 use std::io::Write;
@@ -10,7 +11,7 @@ use todoke_domain::notification::COLUMNS;
 use todoke_storage::registry::{NotificationFilter, NotificationRecord};
 use todoke_storage::{Db, StorageError};
 
-use crate::import::{ImportKind, MUNICIPAL_COLUMNS, STATUS_COLUMNS, TOTALS_COLUMNS};
+use crate::import::{DECISIONS_COLUMNS, ImportKind, MUNICIPAL_COLUMNS, STATUS_COLUMNS, TOTALS_COLUMNS};
 
 const PAGE: i64 = 2000;
 
@@ -157,6 +158,32 @@ pub async fn export(
                         opt(&s.severity),
                         s.effective_date.to_string(),
                         s.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                    ])?;
+                }
+                written += page.len() as u64;
+                match page.last() {
+                    Some(last) if page.len() as i64 == PAGE => after = last.id,
+                    _ => break,
+                }
+            }
+        }
+        ImportKind::Decisions => {
+            // A row for every notification, decided or not: the possible-duplicate flag is
+            // restored as stated, and an empty one clears a flag the import computed afresh.
+            csv.write_record(DECISIONS_COLUMNS)?;
+            loop {
+                let page = db.decision_rows(prefecture, after, PAGE).await?;
+                for d in &page {
+                    csv.write_record([
+                        opt(&d.external_id),
+                        d.confirmed_at
+                            .map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true))
+                            .unwrap_or_default(),
+                        opt(&d.confirmed_by),
+                        opt(&d.withdrawn_reason),
+                        opt(&d.merged_into),
+                        opt(&d.duplicate_of),
+                        d.duplicate_dismissed.to_string(),
                     ])?;
                 }
                 written += page.len() as u64;

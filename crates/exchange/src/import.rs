@@ -4,13 +4,14 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use todoke_domain::account::Place;
 use todoke_domain::counting::{self, StatusEntry};
 use todoke_domain::notification::{self, Intake, NotificationDraft, Severity, Status, TotalsAgeBand};
 use todoke_domain::{FieldError, HealthCentreCode, InstitutionCode, Message, PrefectureCode, dates};
 use todoke_storage::audit::AuditEvent;
 use todoke_storage::bulk::MunicipalFigures;
+use todoke_storage::decisions::Decisions;
 use todoke_storage::registry::{
     ChangedNotification, FileMode, NewNotification, NotificationRecord, Placement, RecordedAt, WriteTx, Written,
 };
@@ -27,6 +28,10 @@ pub enum ImportKind {
     Status,
     Totals,
     Municipal,
+    /// The health centre's decisions on notifications (confirmation, withdrawal reason, merge,
+    /// possible-duplicate flag): todoke's own format, beside CONTRACT.md's, so that an export
+    /// moves a registry whole.
+    Decisions,
 }
 
 impl ImportKind {
@@ -36,6 +41,7 @@ impl ImportKind {
             "status" => Some(ImportKind::Status),
             "totals" => Some(ImportKind::Totals),
             "municipal" => Some(ImportKind::Municipal),
+            "decisions" => Some(ImportKind::Decisions),
             _ => None,
         }
     }
@@ -46,6 +52,7 @@ impl ImportKind {
             ImportKind::Status => "status",
             ImportKind::Totals => "totals",
             ImportKind::Municipal => "municipal",
+            ImportKind::Decisions => "decisions",
         }
     }
 
@@ -55,6 +62,7 @@ impl ImportKind {
             ImportKind::Status => &STATUS_COLUMNS,
             ImportKind::Totals => &TOTALS_COLUMNS,
             ImportKind::Municipal => &MUNICIPAL_COLUMNS,
+            ImportKind::Decisions => &DECISIONS_COLUMNS,
         }
     }
 
@@ -64,6 +72,7 @@ impl ImportKind {
             ImportKind::Status => &["external_id", "status", "effective_date"],
             ImportKind::Totals => &["date", "prefecture", "institution", "age_band", "count"],
             ImportKind::Municipal => &["date", "prefecture"],
+            ImportKind::Decisions => &["external_id"],
         }
     }
 }
@@ -92,6 +101,19 @@ pub const MUNICIPAL_COLUMNS: [&str; 9] = [
     "requiring_inpatient",
     "discharged_cumulative",
     "to_be_confirmed",
+];
+
+/// The columns of the decisions format: the notification by `external_id`; when and by whom
+/// (login) the health centre confirmed it; why it was withdrawn; the notification it was merged
+/// into and the one it is flagged against (external ids); whether a flag was dismissed.
+pub const DECISIONS_COLUMNS: [&str; 7] = [
+    "external_id",
+    "confirmed_at",
+    "confirmed_by",
+    "withdrawn_reason",
+    "merged_into",
+    "duplicate_of",
+    "duplicate_dismissed",
 ];
 
 /// Decides whether the importing user may write a row at this place (the web layer passes the
@@ -181,6 +203,113 @@ enum Parsed {
         line: u64,
         row: Result<MunicipalFigures, Vec<FieldError>>,
     },
+    Decisions {
+        line: u64,
+        row: Result<DecisionRow, Vec<FieldError>>,
+    },
+}
+
+/// A validated decisions row, other notifications and the account still named, not resolved.
+#[derive(Debug, Clone)]
+struct DecisionRow {
+    external_id: String,
+    confirmed: Option<(DateTime<Utc>, Option<String>)>,
+    withdrawn_reason: Option<String>,
+    merged_into: Option<String>,
+    /// The flag as stated: the original it points at and whether it was dismissed; `None` when
+    /// the file has neither column, and the flag stays as it is.
+    flag: Option<(Option<String>, bool)>,
+}
+
+/// The longest withdrawal reason kept (the API's limit too).
+const MAX_REASON_CHARS: usize = 500;
+
+fn parse_decision_row(
+    fields: &HashMap<String, String>,
+    now: DateTime<Utc>,
+    states_flag: bool,
+) -> Result<DecisionRow, Vec<FieldError>> {
+    let get = |k: &str| fields.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let mut errors = Vec::new();
+    let external_id = get("external_id").map(str::to_owned);
+    if external_id.is_none() {
+        errors.push(field(
+            "external_id",
+            Message::fixed("external_id は必須です", "external_id is required"),
+        ));
+    }
+    let confirmed_at = match get("confirmed_at").map(dates::parse_instant) {
+        None => None,
+        Some(Ok(t)) if t > now => {
+            errors.push(field(
+                "confirmed_at",
+                Message::fixed("未来の日時は指定できません", "confirmed_at is in the future"),
+            ));
+            None
+        }
+        // Microseconds, as both databases keep them: a re-import compares equal.
+        Some(Ok(t)) => Some(t.trunc_subsecs(6)),
+        Some(Err(m)) => {
+            errors.push(field("confirmed_at", m));
+            None
+        }
+    };
+    let confirmed_by = get("confirmed_by").map(str::to_owned);
+    if confirmed_by.is_some() && get("confirmed_at").is_none() {
+        errors.push(field(
+            "confirmed_by",
+            Message::fixed(
+                "confirmed_by には confirmed_at が必要です",
+                "confirmed_by needs confirmed_at",
+            ),
+        ));
+    }
+    let withdrawn_reason = get("withdrawn_reason").map(str::to_owned);
+    if withdrawn_reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
+    {
+        errors.push(field(
+            "withdrawn_reason",
+            Message::new(
+                format!("{MAX_REASON_CHARS}文字以内で入力してください"),
+                format!("withdrawn_reason is longer than {MAX_REASON_CHARS} characters"),
+            ),
+        ));
+    }
+    let duplicate_dismissed = match get("duplicate_dismissed") {
+        None => false,
+        Some(v) => notification::parse_boolean(v).unwrap_or_else(|| {
+            errors.push(field(
+                "duplicate_dismissed",
+                Message::new(
+                    format!("「{v}」は真偽値ではありません（true/false）"),
+                    format!("duplicate_dismissed \"{v}\" is not true or false"),
+                ),
+            ));
+            false
+        }),
+    };
+    let duplicate_of = get("duplicate_of").map(str::to_owned);
+    if duplicate_dismissed && duplicate_of.is_some() {
+        errors.push(field(
+            "duplicate_dismissed",
+            Message::fixed(
+                "却下された重複の疑いは発生届を指しません（duplicate_of は空にしてください）",
+                "a dismissed flag points at no notification: leave duplicate_of empty",
+            ),
+        ));
+    }
+    match external_id {
+        Some(external_id) if errors.is_empty() => Ok(DecisionRow {
+            external_id,
+            confirmed: confirmed_at.map(|at| (at, confirmed_by)),
+            withdrawn_reason,
+            merged_into: get("merged_into").map(str::to_owned),
+            flag: states_flag.then_some((duplicate_of, duplicate_dismissed)),
+        }),
+        _ => Err(errors),
+    }
 }
 
 /// A validated status row.
@@ -230,7 +359,7 @@ fn parse_status_row(fields: &HashMap<String, String>, now: DateTime<Utc>) -> Res
             ));
             RecordedAt::Now(now)
         }
-        Some(Ok(t)) => RecordedAt::Stated(t),
+        Some(Ok(t)) => RecordedAt::Stated(t.trunc_subsecs(6)),
         Some(Err(m)) => {
             errors.push(field("recorded_at", m));
             RecordedAt::Now(now)
@@ -435,7 +564,7 @@ fn read_rows(
             }]
         })?
         .clone();
-    let mut names = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     let mut problems = Vec::new();
     for raw in header.iter() {
         let Ok(name) = std::str::from_utf8(raw) else {
@@ -466,6 +595,8 @@ fn read_rows(
         }
         names.push(name);
     }
+    // A decisions file states the flag only when it has a column for it.
+    let states_flag = names.iter().any(|n| n == "duplicate_of" || n == "duplicate_dismissed");
     for required in kind.required() {
         if !names.iter().any(|n| n == required) {
             problems.push(HeaderProblem {
@@ -517,6 +648,7 @@ fn read_rows(
                     ImportKind::Status => Parsed::Status { line, row: Err(bad) },
                     ImportKind::Totals => Parsed::Total { line, row: Err(bad) },
                     ImportKind::Municipal => Parsed::Municipal { line, row: Err(bad) },
+                    ImportKind::Decisions => Parsed::Decisions { line, row: Err(bad) },
                 };
                 if !send(parsed, &mut chunk) {
                     return Ok(());
@@ -582,6 +714,14 @@ fn read_rows(
                 };
                 Parsed::Municipal { line, row }
             }
+            ImportKind::Decisions => {
+                let row = if errors.is_empty() {
+                    parse_decision_row(&fields, intake.now, states_flag)
+                } else {
+                    Err(errors)
+                };
+                Parsed::Decisions { line, row }
+            }
         };
         if !send(parsed, &mut chunk) {
             return Ok(()); // the writer stopped
@@ -603,6 +743,13 @@ fn csv_message(e: &csv::Error) -> Message {
     Message::new(
         format!("CSVとして読み取れません: {e}"),
         format!("not readable as CSV: {e}"),
+    )
+}
+
+fn no_notification(external_id: &str) -> Message {
+    Message::new(
+        format!("外部ID「{external_id}」の発生届はありません"),
+        format!("no notification has external_id \"{external_id}\""),
     )
 }
 
@@ -664,7 +811,8 @@ pub async fn import(
             }
             | Parsed::Status { line, row: Err(errors) }
             | Parsed::Total { line, row: Err(errors) }
-            | Parsed::Municipal { line, row: Err(errors) } => {
+            | Parsed::Municipal { line, row: Err(errors) }
+            | Parsed::Decisions { line, row: Err(errors) } => {
                 report.reject(line, errors.into_iter().map(|e| (Some(e.field), e.message)));
                 continue;
             }
@@ -775,6 +923,71 @@ pub async fn import(
                         .map(|created| if created { Written::Created } else { Written::Updated }),
                 )
             }
+            Parsed::Decisions { line, row: Ok(row) } => {
+                // Each notification named must be in scope; one outside is reported as missing.
+                let mut ids = [None, None, None];
+                let mut missing = Vec::new();
+                let duplicate_of = row.flag.as_ref().and_then(|(of, _)| of.as_ref());
+                for (i, (column, external_id)) in [
+                    ("external_id", Some(&row.external_id)),
+                    ("merged_into", row.merged_into.as_ref()),
+                    ("duplicate_of", duplicate_of),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let Some(external_id) = external_id else { continue };
+                    match tx.status_target(external_id).await? {
+                        Some(t) if options.row_scope.as_ref().is_none_or(|allowed| allowed(&t.place)) => {
+                            ids[i] = Some(t.id)
+                        }
+                        _ => missing.push((Some(column.to_owned()), no_notification(external_id))),
+                    }
+                }
+                let confirmed_by = match row.confirmed.as_ref().and_then(|(_, by)| by.as_deref()) {
+                    None => None,
+                    Some(login) => match tx.user_id_by_login(login).await? {
+                        Some(id) => Some(id),
+                        None => {
+                            missing.push((
+                                Some("confirmed_by".to_owned()),
+                                Message::new(
+                                    format!("ログイン名「{login}」のアカウントはありません"),
+                                    format!("no account has the login \"{login}\""),
+                                ),
+                            ));
+                            None
+                        }
+                    },
+                };
+                if !missing.is_empty() {
+                    report.reject(line, missing);
+                    continue;
+                }
+                if !writing {
+                    continue;
+                }
+                let [Some(id), merged_into, duplicate_of] = ids else {
+                    unreachable!("external_id resolved")
+                };
+                let decisions = Decisions {
+                    confirmed: row.confirmed.map(|(at, _)| (at, confirmed_by)),
+                    withdrawn_reason: row.withdrawn_reason,
+                    merged_into,
+                    flag: row.flag.map(|(_, dismissed)| (duplicate_of, dismissed)),
+                };
+                tx.savepoint().await?;
+                let restored = match tx.restore_decisions(id, &decisions).await {
+                    Ok((Written::Updated, changed)) => {
+                        // Each notification changed is audited, as a single decision is.
+                        let event = AuditEvent::new("notification.decisions_restored", "notification", id)
+                            .with_detail(serde_json::json!({ "changed": changed }));
+                        tx.audit(ctx, event).await.map(|_| Written::Updated)
+                    }
+                    other => other.map(|(written, _)| written),
+                };
+                (line, restored)
+            }
             Parsed::Status { line, row: Ok(row) } => {
                 // A notification outside the scope is reported like a missing one.
                 let target = tx
@@ -784,13 +997,7 @@ pub async fn import(
                 let Some(target) = target else {
                     report.reject(
                         line,
-                        [(
-                            Some("external_id".to_owned()),
-                            Message::new(
-                                format!("外部ID「{}」の発生届はありません", row.external_id),
-                                format!("no notification has external_id \"{}\"", row.external_id),
-                            ),
-                        )],
+                        [(Some("external_id".to_owned()), no_notification(&row.external_id))],
                     );
                     continue;
                 };
@@ -855,6 +1062,7 @@ pub async fn import(
         ImportKind::Status => "import.status",
         ImportKind::Totals => "import.totals",
         ImportKind::Municipal => "import.municipal",
+        ImportKind::Decisions => "import.decisions",
     };
     tx.audit(
         ctx,

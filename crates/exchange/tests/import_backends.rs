@@ -223,4 +223,238 @@ async fn duplicates_flagged_by_import(db: &Db) {
     assert_eq!(counted, [0, 1, 0]);
 }
 
-todoke_storage::on_both_backends!(total_reports, batched_import, duplicates_flagged_by_import);
+async fn import_text(db: &Db, kind: ImportKind, csv: Vec<u8>) -> todoke_exchange::import::ImportReport {
+    let report = import(
+        db,
+        &AuditContext::cli(),
+        kind,
+        Box::new(std::io::Cursor::new(csv)),
+        ImportOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(report.committed, "{kind:?}: {:?}", report.rejections);
+    report
+}
+
+async fn export_text(db: &Db, kind: ImportKind) -> Vec<u8> {
+    let mut out = Vec::new();
+    todoke_exchange::export::export(db, kind, None, &mut out).await.unwrap();
+    out
+}
+
+async fn staff_account(db: &Db) -> todoke_domain::UserId {
+    db.create_user(
+        &AuditContext::cli(),
+        &todoke_storage::accounts::NewUser {
+            login: todoke_domain::Login::parse("pref.staff").unwrap(),
+            role: todoke_domain::Role::Prefecture,
+            scope_code: Some("13".into()),
+            password_hash: "x".into(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// A registry moved to another database (this backend to the other one, or to a second SQLite
+/// file when no PostgreSQL is configured) by its exports, imported in order: notifications,
+/// status, decisions. Every export of the copy is byte-identical to the original's, and so are
+/// the counters: the merged duplicate does not count again, the dismissed flag stays
+/// dismissed, the withdrawal keeps its reason, the confirmation who and when.
+async fn an_exported_registry_moves_whole(db: &Db) {
+    let target = match db {
+        Db::Sqlite(..) => match todoke_storage::testing::TestDb::postgres().await.unwrap() {
+            Some(t) => t,
+            None => todoke_storage::testing::TestDb::sqlite().await.unwrap(),
+        },
+        Db::Postgres(_) => todoke_storage::testing::TestDb::sqlite().await.unwrap(),
+    };
+    let ctx = AuditContext::cli();
+    let staff = staff_account(db).await;
+    staff_account(&target.db).await;
+    let hanako = "ヤマダ ハナコ,female,1950-04-01,71";
+    let ichiro = "スズキ イチロウ,male,1960-01-01,61";
+    let csv = format!(
+        "external_id,case_type,reported_at,prefecture,name_kana,sex,birth_date,age,withdrawn\n\
+         A-1,confirmed,2021-06-01T10:00:00+09:00,13,{hanako},false\n\
+         B-1,confirmed,2021-06-02T10:00:00+09:00,13,{ichiro},false\n\
+         C-1,confirmed,2021-06-02T11:00:00+09:00,27,,unknown,,40,false\n\
+         A-2,confirmed,2021-06-03T10:00:00+09:00,13,{hanako},false\n\
+         B-2,asymptomatic,2021-06-04T10:00:00+09:00,13,{ichiro},false\n\
+         A-3,confirmed,2021-06-05T10:00:00+09:00,13,{hanako},false\n"
+    );
+    import_text(db, ImportKind::Notifications, csv.into_bytes()).await;
+    let ids: std::collections::HashMap<String, i64> = db
+        .notifications(&Default::default(), 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.external_id.unwrap(), n.id))
+        .collect();
+    db.confirm_notification(&ctx, ids["A-1"], staff).await.unwrap();
+    db.merge_notification(&ctx, ids["A-2"], ids["A-1"]).await.unwrap();
+    db.dismiss_duplicate(&ctx, ids["B-2"]).await.unwrap();
+    db.withdraw_notification(&ctx, ids["C-1"], "誤届出").await.unwrap();
+    let entry = todoke_domain::counting::StatusEntry {
+        effective: chrono::NaiveDate::from_ymd_opt(2021, 6, 2).unwrap(),
+        status: todoke_domain::notification::Status::Hospitalized,
+        severity: Some(todoke_domain::notification::Severity::Severe),
+    };
+    let recorded = todoke_storage::registry::RecordedAt::Now(todoke_storage::now());
+    db.record_status(&ctx, ids["A-1"], entry, recorded).await.unwrap();
+
+    let kinds = [ImportKind::Notifications, ImportKind::Status, ImportKind::Decisions];
+    let mut exported = Vec::new();
+    for kind in kinds {
+        exported.push(export_text(db, kind).await);
+    }
+    let decisions = String::from_utf8(exported[2].clone()).unwrap();
+    assert!(
+        decisions.contains(",pref.staff,,,,false\n")
+            && decisions.contains(",,,A-1,A-1,false\n")
+            && decisions.contains("B-2,,,,,,true\n")
+            && decisions.contains("C-1,,,誤届出,,,false\n")
+            && decisions.contains("A-3,,,,,A-1,false\n"),
+        "{decisions}"
+    );
+    for (kind, csv) in kinds.iter().zip(&exported).take(2) {
+        import_text(&target.db, *kind, csv.clone()).await;
+    }
+    assert_ne!(
+        target.db.counters().await.unwrap(),
+        db.counters().await.unwrap(),
+        "without its decisions the merged duplicate counts again"
+    );
+    let report = import_text(&target.db, ImportKind::Decisions, exported[2].clone()).await;
+    assert_eq!(
+        (report.created, report.updated),
+        (0, 4),
+        "A-1, A-2, B-2 and C-1 changed"
+    );
+    for (kind, original) in kinds.iter().zip(&exported) {
+        assert_eq!(
+            String::from_utf8_lossy(&export_text(&target.db, *kind).await),
+            String::from_utf8_lossy(original),
+            "{kind:?} export of the copy"
+        );
+    }
+    let live = target.db.counters().await.unwrap();
+    assert_eq!(live, db.counters().await.unwrap(), "the copy counts as the original");
+    target.db.rebuild_counters(&ctx).await.unwrap();
+    assert_eq!(
+        target.db.counters().await.unwrap(),
+        live,
+        "and its counters equal a rebuild"
+    );
+    let again = import_text(&target.db, ImportKind::Decisions, exported[2].clone()).await;
+    assert_eq!(
+        (again.updated, again.unchanged),
+        (0, 6),
+        "imported twice, nothing changes"
+    );
+}
+
+/// Decisions rows that contradict what is stored, or name what does not exist, are refused
+/// with the reason (and the column, where one is at fault); with `--partial` the good row is
+/// kept.
+async fn decisions_that_cannot_be_restored_are_refused(db: &Db) {
+    staff_account(db).await;
+    let csv = "external_id,case_type,reported_at,prefecture,sex,age,withdrawn\n\
+               K-1,confirmed,2021-06-01T10:00:00+09:00,13,male,40,false\n\
+               K-2,confirmed,2021-06-01T11:00:00+09:00,13,female,41,false\n\
+               K-3,confirmed,2021-06-01T12:00:00+09:00,13,female,42,false\n";
+    import_text(db, ImportKind::Notifications, csv.as_bytes().to_vec()).await;
+    import_text(
+        db,
+        ImportKind::Decisions,
+        b"external_id,merged_into,confirmed_at,confirmed_by\nK-2,K-1,2021-06-02T09:00:00+09:00,pref.staff\n".to_vec(),
+    )
+    .await;
+    let bad = "external_id,confirmed_at,confirmed_by,withdrawn_reason,merged_into,duplicate_of,duplicate_dismissed\n\
+               K-404,,,,,,\n\
+               K-1,,,誤届出,,,\n\
+               K-2,,,,K-3,,\n\
+               K-2,2021-06-03T09:00:00+09:00,,,,,\n\
+               K-3,2021-06-02T09:00:00+09:00,nobody,,,,\n\
+               K-3,,,,K-3,,\n\
+               K-3,,,,,K-404,maybe\n\
+               K-1,,,,K-2,,\n\
+               K-3,,,,,K-2,true\n\
+               K-3,,,,,K-1,false\n";
+    let report = import(
+        db,
+        &AuditContext::cli(),
+        ImportKind::Decisions,
+        Box::new(std::io::Cursor::new(bad)),
+        ImportOptions {
+            partial: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let problems: Vec<(u64, Option<&str>, &str)> = report
+        .rejections
+        .iter()
+        .map(|r| (r.line, r.column.as_deref(), &*r.reason.en))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            (2, Some("external_id"), "no notification has external_id \"K-404\""),
+            (
+                3,
+                None,
+                "withdrawn_reason is for a withdrawn notification; this one is not"
+            ),
+            (4, None, "this notification is already merged into another"),
+            (
+                5,
+                None,
+                "this notification was confirmed otherwise, at 2021-06-02 00:00:00 UTC"
+            ),
+            (6, Some("confirmed_by"), "no account has the login \"nobody\""),
+            (
+                7,
+                None,
+                "a notification cannot be merged into or flagged against itself"
+            ),
+            (
+                8,
+                Some("duplicate_dismissed"),
+                "duplicate_dismissed \"maybe\" is not true or false"
+            ),
+            (
+                9,
+                None,
+                "the notification it would be merged into is merged, in the end, into this one"
+            ),
+            (
+                10,
+                Some("duplicate_dismissed"),
+                "a dismissed flag points at no notification: leave duplicate_of empty"
+            ),
+        ],
+        "{:?}",
+        report.rejections
+    );
+    assert_eq!((report.accepted, report.updated), (1, 1));
+    // A file without the flag's columns leaves the flag as it is.
+    let report = import_text(db, ImportKind::Decisions, b"external_id,confirmed_at\nK-3,\n".to_vec()).await;
+    assert_eq!(report.unchanged, 1);
+    let decisions = String::from_utf8(export_text(db, ImportKind::Decisions).await).unwrap();
+    assert!(
+        decisions
+            .ends_with("K-1,,,,,,false\nK-2,2021-06-02T00:00:00.000000Z,pref.staff,,K-1,,false\nK-3,,,,,K-1,false\n"),
+        "only the last row was written: {decisions}"
+    );
+}
+
+todoke_storage::on_both_backends!(
+    total_reports,
+    batched_import,
+    duplicates_flagged_by_import,
+    an_exported_registry_moves_whole,
+    decisions_that_cannot_be_restored_are_refused
+);

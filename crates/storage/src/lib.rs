@@ -15,6 +15,7 @@ pub mod background;
 pub mod bulk;
 pub mod clusters;
 mod copy;
+pub mod decisions;
 pub mod follow_up;
 mod formatted;
 pub mod load_mode;

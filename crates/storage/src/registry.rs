@@ -425,7 +425,7 @@ fn case_ids(changes: &[CaseChange<'_>]) -> Vec<i64> {
 }
 
 /// Withdrawals and merges that passed [`check_changes`]: what to write, count and audit.
-struct CheckedChanges {
+pub(crate) struct CheckedChanges {
     withdrawn: Vec<(i64, String)>,
     merged: Vec<(i64, i64)>,
     counts: Vec<(CounterKey, i64)>,
@@ -673,7 +673,7 @@ impl<'a> Identity<'a> {
 
 /// Reading facts and applying counter changes inside an open write transaction, on either
 /// backend (the bodies are identical; the macro instantiates them per backend).
-trait RegistryTx {
+pub(crate) trait RegistryTx {
     fn case_facts(&mut self, id: i64) -> impl Future<Output = Result<Option<CaseFacts>>> + Send;
     fn apply(&mut self, delta: &[(CounterKey, i64)]) -> impl Future<Output = Result<()>> + Send;
     fn file(

@@ -565,6 +565,9 @@ pub enum FileKind {
     Totals,
     /// Municipal-published figures (自治体公表), one row per date and prefecture.
     Municipal,
+    /// The health centre's decisions (確認, 取り下げ理由, 統合, 重複の疑い), one row per
+    /// notification; import after the notifications they name.
+    Decisions,
 }
 
 impl FileKind {
@@ -574,6 +577,7 @@ impl FileKind {
             FileKind::Status => todoke_exchange::import::ImportKind::Status,
             FileKind::Totals => todoke_exchange::import::ImportKind::Totals,
             FileKind::Municipal => todoke_exchange::import::ImportKind::Municipal,
+            FileKind::Decisions => todoke_exchange::import::ImportKind::Decisions,
         }
     }
 }

@@ -119,11 +119,12 @@ fn expected(method: &str, path: &str, who: Who, target: Target) -> Option<u16> {
             (National, _) | (_, Target::Own) => 200,
             (_, Target::Other) => 404,
         },
-        // Uploads: any case role may upload; a row outside its scope is rejected (422 report).
+        // Uploads of notifications: the roles that file one by one; a row outside the
+        // uploader's scope is rejected (422 report).
         ("POST", "/api/imports/{kind}") => match (who, target) {
             (Public, _) => 401,
-            (Admin, _) => 403,
-            (National, _) | (_, Target::Own) => 200,
+            (Admin | National, _) => 403,
+            (_, Target::Own) => 200,
             (_, Target::Other) => 422,
         },
         // Published statistics are public; the difference indicator is for the prefecture's

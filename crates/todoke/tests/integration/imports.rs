@@ -258,22 +258,45 @@ fn exports_re_import_to_the_same_data_statuses_included() {
         err.contains("line 3 [recorded_at]: recorded_at is in the future"),
         "{err}"
     );
-    for (kind, name) in [("notifications", "n1.csv"), ("status", "s1.csv")] {
+    // A withdrawal reason is kept only for a withdrawn notification (T-2 is not).
+    let decided = w.file("d.csv", "external_id,withdrawn_reason\nT-2,誤届出\n".as_bytes());
+    let (code, out, err) = todoke(&a, &["import", "decisions", &decided]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("line 2: withdrawn_reason is for a withdrawn notification; this one is not"),
+        "{err}"
+    );
+    for (kind, name) in [
+        ("notifications", "n1.csv"),
+        ("status", "s1.csv"),
+        ("decisions", "d1.csv"),
+    ] {
         assert_eq!(todoke(&a, &["export", kind, "--out", &w.path(name)]).0, 0);
     }
     assert_eq!(todoke(&b, &["import", "notifications", &w.path("n1.csv")]).0, 0);
     assert_eq!(todoke(&b, &["import", "status", &w.path("s1.csv")]).0, 0);
+    let (code, out, _) = todoke(&b, &["import", "decisions", &w.path("d1.csv")]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("imported 3 of 3 rows (0 created, 0 updated, 3 unchanged, 0 rejected)"),
+        "nothing decided yet, one row per notification: {out}"
+    );
     let (code, out, _) = todoke(&b, &["import", "status", &w.path("s1.csv")]);
     assert_eq!(code, 0);
     assert!(
         out.contains("imported 3 of 3 rows (0 created, 0 updated, 3 unchanged, 0 rejected)"),
         "an export imported twice: {out}"
     );
-    for (kind, name) in [("notifications", "n2.csv"), ("status", "s2.csv")] {
+    for (kind, name) in [
+        ("notifications", "n2.csv"),
+        ("status", "s2.csv"),
+        ("decisions", "d2.csv"),
+    ] {
         assert_eq!(todoke(&b, &["export", kind, "--out", &w.path(name)]).0, 0);
     }
     assert_eq!(w.read("n1.csv"), w.read("n2.csv"), "notifications round-trip exactly");
     assert_eq!(w.read("s1.csv"), w.read("s2.csv"), "statuses round-trip exactly");
+    assert_eq!(w.read("d1.csv"), w.read("d2.csv"), "and so do decisions");
     assert_eq!(w.read("s1.csv").lines().count(), 4, "header and three changes");
     let (_, out, _) = todoke(
         &b,

@@ -1577,3 +1577,60 @@ async fn siblings_under_one_health_centre_or_prefecture_see_only_their_own() {
         );
     }
 }
+
+/// An upload holds only rows its uploader could send one by one: a doctor records no status,
+/// the ministry files nothing. Decisions are restored at the command line only: written as
+/// stated, they would pass the rules each decision is taken under.
+#[tokio::test]
+async fn uploads_hold_only_rows_the_uploader_could_send_one_by_one() {
+    let app = TestApp::spawn().await;
+    let own = app
+        .get_json(
+            Who::HealthCentre,
+            &format!("/api/notifications/{}", app.own_notification),
+        )
+        .await;
+    let own_ext = own["external_id"].as_str().unwrap().to_owned();
+    let upload = |who: Who, kind: &str, csv: String| {
+        app.post(who, &format!("/api/imports/{kind}?lang=en"))
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+    };
+    let status = format!("external_id,status,effective_date\n{own_ext},home,2023-05-02\n");
+    let filing =
+        "external_id,case_type,reported_at,prefecture,health_centre,sex,age\nZ-1,confirmed,2023-05-01,13,H13,male,40\n";
+    let decision = format!("external_id,duplicate_dismissed\n{own_ext},true\n");
+    for (who, kind, csv, why) in [
+        (
+            Who::Doctor,
+            "status",
+            status.clone(),
+            "Your role does not allow this action.",
+        ),
+        (
+            Who::National,
+            "notifications",
+            filing.to_owned(),
+            "Your role does not allow this action.",
+        ),
+        (
+            Who::HealthCentre,
+            "decisions",
+            decision.clone(),
+            "decisions are restored by the operator at the command line (todoke import decisions)",
+        ),
+    ] {
+        let (code, _, message, _) = error_of(upload(who, kind, csv).await.unwrap()).await;
+        assert_eq!((code, message.as_str()), (403, why), "{who:?} {kind}");
+    }
+    let resp = upload(Who::HealthCentre, "status", status).await.unwrap();
+    assert_eq!(resp.status(), 200, "the health centre records status by upload");
+    let record = app
+        .get_json(
+            Who::HealthCentre,
+            &format!("/api/notifications/{}", app.own_notification),
+        )
+        .await;
+    assert_eq!(record["status"], "home");
+}

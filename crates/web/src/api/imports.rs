@@ -23,10 +23,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use todoke_domain::Message;
-use todoke_domain::policy::{self, Action};
+use todoke_domain::policy::{self, Action, ImportedRows};
 use todoke_exchange::Encoding;
 use todoke_exchange::import::{ImportKind, ImportOptions, ImportReport};
 
+use crate::api::notifications::own_place;
 use crate::context::Caller;
 use crate::deadline::Deadline;
 use crate::error::AppError;
@@ -154,12 +155,12 @@ fn encoding(query: Option<&str>, headers: &HeaderMap) -> Result<Encoding, AppErr
 }
 
 #[utoipa::path(post, path = "/api/imports/{kind}", tag = "notifications",
-    params(("kind" = String, Path, description = "`notifications`, `status` or `totals`"), ImportQuery),
+    params(("kind" = String, Path, description = "`notifications`, `status`, `totals` or `municipal`; each row is checked as the single request it stands for (`decisions` are restored at the command line only)"), ImportQuery),
     request_body(content = String, content_type = "text/csv", description = "A CSV file in the CONTRACT.md format"),
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = ImportReportView, description = "Every row imported"),
               (status = 422, body = ImportReportView, description = "Rows were rejected; the report says which and why"),
-              (status = 403, description = "Administrators import no case data"),
+              (status = 403, description = "Administrators import no case data; no role uploads rows it could not send one by one (the ministry files no notifications, a doctor records no status); decisions are restored at the command line"),
               (status = 413, description = "The file is larger than 2 GiB, or than the server's limit for uploads on disk"),
               (status = 503, description = "Uploads at once hold the most they may on disk, or the database was busy; nothing was imported, send it again shortly")))]
 pub async fn import(
@@ -176,11 +177,30 @@ pub async fn import(
         AppError::invalid_field(
             "kind",
             Message::new(
-                format!("「{kind}」は取り込めません（notifications, status）"),
-                format!("cannot import \"{kind}\" (notifications, status)"),
+                format!("「{kind}」は取り込めません（notifications, status, totals, municipal）"),
+                format!("cannot import \"{kind}\" (notifications, status, totals, municipal)"),
             ),
         )
     })?;
+    let rows = match kind {
+        ImportKind::Notifications => ImportedRows::Notifications,
+        ImportKind::Status => ImportedRows::Status,
+        // Restoring decisions writes them as stated (who confirmed, a merge into a withdrawn
+        // notification...), past the rules each decision is taken under one by one: it is the
+        // operator's, at the command line, when a registry moves.
+        ImportKind::Decisions => {
+            return Err(AppError::Forbidden(Message::fixed(
+                "判断の復元は運用者がコマンドラインで行います（todoke import decisions）",
+                "decisions are restored by the operator at the command line (todoke import decisions)",
+            )));
+        }
+        ImportKind::Totals => ImportedRows::Totals,
+        ImportKind::Municipal => ImportedRows::Municipal,
+    };
+    // A role that could send none of these rows one by one may not upload them (403).
+    for action in rows.actions(&own_place(&me)) {
+        caller.require(&state, &action)?;
+    }
     let encoding = encoding(q.encoding.as_deref(), &headers)?;
     // From here the request runs to its end (see the module's comment): an upload takes as long
     // as the link needs while data keeps arriving, and the import answers with its report. The
@@ -196,7 +216,7 @@ pub async fn import(
     let options = ImportOptions {
         partial: q.partial.unwrap_or(false),
         encoding,
-        row_scope: Some(Arc::new(move |place| policy::case_visible(&me, place))),
+        row_scope: Some(Arc::new(move |place| policy::import_row_allowed(&me, rows, place))),
     };
     let report = todoke_exchange::import::import(&state.db, &caller.audit(), kind, Box::new(input), options).await?;
     let status = if report.rejected_rows == 0 {

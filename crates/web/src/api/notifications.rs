@@ -424,7 +424,7 @@ pub async fn confirm(
 /// The caller's own place: where a filing goes by default, and the place at which to ask the
 /// policy whether a role may take an action at all. Roles without a place of their own get a
 /// stand-in that the policy never grants anything at.
-fn own_place(me: &Principal) -> Place {
+pub(crate) fn own_place(me: &Principal) -> Place {
     match &me.scope {
         todoke_domain::Scope::Institution {
             institution,
