@@ -1771,8 +1771,20 @@ impl Db {
     /// cases with their histories, sums their contributions in memory (one entry per counter,
     /// not per case) and replaces the table in one transaction. Returns the number of counters.
     pub async fn rebuild_counters(&self, ctx: &AuditContext) -> Result<usize> {
+        let postgres = matches!(self, Db::Postgres(_));
         dispatch_write!(self, pool => {
             let mut tx = pool.begin_write().await?;
+            if postgres {
+                // No write may change a counter while the rebuild reads and replaces them (on
+                // SQLite the one writer already keeps them out). A write that has applied its
+                // counters is waited for, and then read; one that applies them after this lock
+                // waits, then adds its change to the rebuilt values, which left it out. Without
+                // it a write committed between the reads and the DELETE was lost. Reads go on.
+                // Tables in the order a write's one counter statement names them.
+                sqlx::query("LOCK TABLE daily_counts, area_daily_flows, sex_age_weekly_flows IN EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let mut histories: HashMap<i64, Vec<HistoryRow>> = HashMap::new();
             {
                 let mut rows = sqlx::query_as::<_, (i64, i64, String, Option<String>, NaiveDate, DateTime<Utc>)>(

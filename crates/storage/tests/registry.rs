@@ -2132,3 +2132,44 @@ proptest! {
         });
     }
 }
+
+/// A rebuild while a write is under way, on PostgreSQL: the write has filed a notification
+/// and raised a counter but not committed. The rebuild waits for it, and the counter then
+/// holds both notifications. (Without the rebuild's table lock it read the notifications
+/// without the pending one, waited at its DELETE for the counter row, deleted the committed
+/// value and wrote one notification's count.)
+#[tokio::test]
+async fn a_rebuild_beside_a_pending_write_keeps_it_on_postgres() {
+    let Some(t) = todoke_storage::testing::postgres_or_skip().await else {
+        return;
+    };
+    let db = &t.db;
+    seed(db).await;
+    let Db::Postgres(pool) = db else { unreachable!() };
+    let first = draft(&[("external_id", "R-1")]);
+    db.file_notification(&cli(), &first, &placed(&first), FileMode::CreateOnly)
+        .await
+        .unwrap();
+    // The same day, place, sex and age: the second filing raises the same counter.
+    let second = draft(&[("external_id", "R-2")]);
+    let mut pending = db.begin_write_tx().await.unwrap();
+    pending
+        .file(&second, &placed(&second), FileMode::CreateOnly)
+        .await
+        .unwrap();
+    let rebuild = tokio::spawn({
+        let db = db.clone();
+        async move { db.rebuild_counters(&cli()).await }
+    });
+    until_waiting(pool, 1).await;
+    pending.commit().await.unwrap();
+    rebuild.await.unwrap().unwrap();
+    let live = db.counters().await.unwrap();
+    assert_eq!(
+        new_positives(db).await.iter().map(|(_, _, n)| n).sum::<i64>(),
+        2,
+        "both notifications count: {live:?}"
+    );
+    db.rebuild_counters(&cli()).await.unwrap();
+    assert_eq!(db.counters().await.unwrap(), live, "and the counters equal a rebuild");
+}
