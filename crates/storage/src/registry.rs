@@ -1730,6 +1730,21 @@ impl Db {
         }))
     }
 
+    /// One notification's status history, corrections included, by effective date and then in
+    /// recording order: the entry that stands for a day is the last of that day.
+    pub async fn status_history(&self, id: i64) -> Result<Vec<StatusHistoryRow>> {
+        Ok(dispatch!(self, pool => {
+            sqlx::query_as(
+                "SELECT s.id, n.external_id, s.status, s.severity, s.effective_date, s.recorded_at FROM status_history s \
+                 JOIN notifications n ON n.id = s.notification_id \
+                 WHERE s.notification_id = $1 ORDER BY s.effective_date, s.recorded_at, s.id",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// Every nonzero counter.
     pub async fn counters(&self) -> Result<Vec<(CounterKey, i64)>> {
         #[derive(sqlx::FromRow)]

@@ -81,7 +81,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(notifications::get))
         .routes(routes!(notifications::confirm))
         .routes(routes!(notifications::withdraw))
-        .routes(routes!(notifications::record_status))
+        .routes(routes!(notifications::record_status, notifications::status_history))
         .routes(routes!(notifications::merge))
         .routes(routes!(notifications::dismiss_duplicate))
         .routes(routes!(imports::import))

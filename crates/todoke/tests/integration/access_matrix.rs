@@ -73,7 +73,7 @@ fn expected(method: &str, path: &str, who: Who, target: Target) -> Option<u16> {
             Admin => 403,
             _ => 200,
         },
-        ("GET", "/api/notifications/{id}") => match (who, target) {
+        ("GET", "/api/notifications/{id}" | "/api/notifications/{id}/status") => match (who, target) {
             (Public, _) => 401,
             (Admin, _) => 403,
             (National, _) | (_, Target::Own) => 200,

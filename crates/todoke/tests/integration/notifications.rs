@@ -1634,3 +1634,62 @@ async fn uploads_hold_only_rows_the_uploader_could_send_one_by_one() {
         .await;
     assert_eq!(record["status"], "home");
 }
+
+/// The status history as the health centre reads it: every entry kept, the correction of a day
+/// beside what it corrected, which one stands, and the current status the record shows.
+#[tokio::test]
+async fn the_status_history_keeps_corrections_and_shows_which_stands() {
+    let app = TestApp::spawn().await;
+    let id = app.own_notification;
+    for body in [
+        json!({"status": "home", "severity": "mild", "effective_date": "2023-05-01"}),
+        json!({"status": "hospitalized", "severity": "moderate2", "effective_date": "R5.5.3"}),
+        json!({"status": "hospitalized", "severity": "severe", "effective_date": "2023-05-03"}),
+    ] {
+        let r = app
+            .post(Who::HealthCentre, &format!("/api/notifications/{id}/status"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "{body}");
+    }
+    let history = app
+        .get_json(Who::Doctor, &format!("/api/notifications/{id}/status"))
+        .await;
+    let entries: Vec<(&str, &str, &str, bool)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["effective_date"].as_str().unwrap(),
+                e["status_ja"].as_str().unwrap(),
+                e["severity"].as_str().unwrap(),
+                e["stands"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("2023-05-01", "自宅療養中", "mild", true),
+            ("2023-05-03", "入院中", "moderate2", false),
+            ("2023-05-03", "入院中", "severe", true),
+        ],
+        "the doctor who filed reads the history too"
+    );
+    let record = app
+        .get_json(Who::HealthCentre, &format!("/api/notifications/{id}"))
+        .await;
+    assert_eq!(record["status"], "hospitalized");
+    let other = app
+        .get(
+            Who::HealthCentre,
+            &format!("/api/notifications/{}/status", app.other_notification),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404, "Osaka's history is not Tokyo's to read");
+}

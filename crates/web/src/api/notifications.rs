@@ -562,6 +562,63 @@ pub async fn record_status(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// One entry of a notification's status history (療養状況の履歴).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct StatusEntryView {
+    /// `hospitalized`, `hotel`, `home`, `facility`, `adjusting`, `released`, `dead`, `unknown`.
+    pub status: String,
+    /// The status in Japanese (入院中...).
+    pub status_ja: String,
+    pub severity: Option<String>,
+    /// The day it took effect (JST).
+    pub effective_date: NaiveDate,
+    pub recorded_at: DateTime<Utc>,
+    /// False for an entry a later one of the same day corrected; the history keeps both.
+    pub stands: bool,
+}
+
+#[utoipa::path(get, path = "/api/notifications/{id}/status", tag = "notifications", params(("id" = i64, Path)),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<StatusEntryView>, description = "By effective date, each day's entries in recording order"),
+              (status = 404, description = "No such notification, or outside your scope")))]
+pub async fn status_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<axum::Json<Vec<StatusEntryView>>, AppError> {
+    let (_, place) = load(&state, &caller, id).await?;
+    caller.require(&state, &Action::ReadCase(&place))?;
+    let rows = state.db.status_history(id).await?;
+    state
+        .db
+        .record_audit(
+            &caller.audit(),
+            AuditEvent::new("notification.status_history", "notification", id),
+        )
+        .await?;
+    // The entry that stands for a day is its latest recorded (then latest written), as counting
+    // reads the timeline (counting::timeline).
+    let mut latest: HashMap<NaiveDate, (DateTime<Utc>, i64)> = HashMap::new();
+    for row in &rows {
+        let held = latest.entry(row.effective_date).or_insert((row.recorded_at, row.id));
+        *held = (*held).max((row.recorded_at, row.id));
+    }
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let status = Status::parse(&row.status)
+            .map_err(|_| AppError::internal(anyhow::anyhow!("stored status {:?} unknown", row.status)))?;
+        entries.push(StatusEntryView {
+            status: row.status.clone(),
+            status_ja: status.label().ja.to_string(),
+            severity: row.severity.clone(),
+            effective_date: row.effective_date,
+            recorded_at: row.recorded_at,
+            stands: latest.get(&row.effective_date) == Some(&(row.recorded_at, row.id)),
+        });
+    }
+    Ok(axum::Json(entries))
+}
+
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MergeBody {
