@@ -1056,6 +1056,7 @@ pub async fn import(
         "updated": report.updated, "unchanged": report.unchanged, "rejected_rows": report.rejected_rows,
         "partial": options.partial,
         "flags_rechecked": flags_rechecked,
+        "flagged_at_intake": tx.flagged_at_intake(),
     });
     let action = match kind {
         ImportKind::Notifications => "import.notifications",

@@ -221,6 +221,12 @@ async fn duplicates_flagged_by_import(db: &Db) {
         .map(|e| detail(e)["flags_rechecked"].as_u64().unwrap())
         .collect();
     assert_eq!(counted, [0, 1, 0]);
+    let flagged: Vec<u64> = audit
+        .iter()
+        .filter(|e| e.action == "import.notifications")
+        .map(|e| detail(e)["flagged_at_intake"].as_u64().unwrap())
+        .collect();
+    assert_eq!(flagged, [1, 0, 3], "D-1; none; D-2, D-6 and D-7");
 }
 
 async fn import_text(db: &Db, kind: ImportKind, csv: Vec<u8>) -> todoke_exchange::import::ImportReport {

@@ -766,7 +766,10 @@ macro_rules! flag_duplicates_sql {
 }
 /// Flagging possible duplicates among notifications already written.
 trait FlagTx {
-    fn flag_possible_duplicates(&mut self, ids: &[i64]) -> impl Future<Output = Result<()>> + Send;
+    /// Flags each of `ids` that matches an earlier notification; returns how many it flagged.
+    fn flag_possible_duplicates(&mut self, ids: &[i64]) -> impl Future<Output = Result<u64>> + Send;
+    /// The flags of `ids`: each flagged one with the original it points at.
+    fn flags_of(&mut self, ids: &[i64]) -> impl Future<Output = Result<HashMap<i64, i64>>> + Send;
     /// The notifications whose flag a change of the identity (or standing) of `ids` may change:
     /// each of `ids` itself, those flagged against one of them, and those filed after one of
     /// them whose person matches its person (the rule of [`flag_duplicates_sql`], seen from the
@@ -841,7 +844,8 @@ macro_rules! serial_sequences {
 }
 
 impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
-    async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<()> {
+    async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<u64> {
+        let mut flagged = 0;
         for chunk in ids.chunks(BULK_ROWS) {
             let mut q = sqlx::QueryBuilder::new(flag_duplicates_sql!(
                 "date(n.report_day, '-60 days')",
@@ -850,9 +854,22 @@ impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
             q.push(" IN (");
             push_list(&mut q, chunk);
             q.push(")").push(flag_duplicates_end!());
-            q.build().execute(&mut **self).await?;
+            flagged += q.build().execute(&mut **self).await?.rows_affected();
         }
-        Ok(())
+        Ok(flagged)
+    }
+
+    async fn flags_of(&mut self, ids: &[i64]) -> Result<HashMap<i64, i64>> {
+        let mut flags = HashMap::new();
+        for chunk in ids.chunks(BULK_ROWS) {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT id, duplicate_of FROM notifications WHERE duplicate_of IS NOT NULL AND id IN (",
+            );
+            push_list(&mut q, chunk);
+            q.push(")");
+            flags.extend(q.build_query_as::<(i64, i64)>().fetch_all(&mut **self).await?);
+        }
+        Ok(flags)
     }
 
     /// The ids as one JSON array, read by `json_each`: the same text whatever their number (a
@@ -880,18 +897,35 @@ impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
 
 impl FlagTx for sqlx::Transaction<'_, sqlx::Postgres> {
     /// The ids as one array: a text kept prepared (see [`crate::together`]).
-    async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<()> {
+    async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<u64> {
+        let mut flagged = 0;
         for chunk in ids.chunks(BULK_ROWS) {
-            sqlx::query(concat!(
+            flagged += sqlx::query(concat!(
                 flag_duplicates_sql!("n.report_day - 60", "n.report_day + 60"),
                 " = ANY($1)",
                 flag_duplicates_end!()
             ))
             .bind(chunk)
             .execute(&mut **self)
-            .await?;
+            .await?
+            .rows_affected();
         }
-        Ok(())
+        Ok(flagged)
+    }
+
+    async fn flags_of(&mut self, ids: &[i64]) -> Result<HashMap<i64, i64>> {
+        let mut flags = HashMap::new();
+        for chunk in ids.chunks(BULK_ROWS) {
+            flags.extend(
+                sqlx::query_as::<_, (i64, i64)>(
+                    "SELECT id, duplicate_of FROM notifications WHERE duplicate_of IS NOT NULL AND id = ANY($1)",
+                )
+                .bind(chunk)
+                .fetch_all(&mut **self)
+                .await?,
+            );
+        }
+        Ok(flags)
     }
 
     async fn flags_to_recheck(&mut self, ids: &[i64]) -> Result<Vec<(i64, Option<i64>)>> {
@@ -1272,9 +1306,13 @@ macro_rules! impl_registry_tx {
                 let filed = Filed { id, created: stored.is_none() };
                 // Only a new notification, and only when its person can match at all (rows
                 // inserted in bulk are chosen the same way: WriteTx::flag_possible_duplicates_among).
-                if filed.created && draft.person.can_match_earlier() {
-                    self.flag_possible_duplicates(&[filed.id]).await?;
-                }
+                let flagged_against = if filed.created && draft.person.can_match_earlier()
+                    && self.flag_possible_duplicates(&[filed.id]).await? > 0
+                {
+                    self.flags_of(&[filed.id]).await?.remove(&filed.id)
+                } else {
+                    None
+                };
                 // A re-import that withdraws a stored notification withdraws it as
                 // `withdraw_notification` would, for the flags against it too; one that corrects
                 // the person, or reinstates the notification, checks again every flag its old
@@ -1291,7 +1329,13 @@ macro_rules! impl_registry_tx {
                 // the opposite order could deadlock with a concurrent status change.
                 if let Some(ctx) = ctx {
                     let action = if filed.created { "notification.file" } else { "notification.update" };
-                    self.append_audit(ctx, AuditEvent::new(action, "notification", filed.id)).await?;
+                    let event = AuditEvent::new(action, "notification", filed.id);
+                    // The possible-duplicate flag set at intake is a step of the filing.
+                    let event = match flagged_against {
+                        Some(original) => event.with_detail(serde_json::json!({"duplicate_of": original})),
+                        None => event,
+                    };
+                    self.append_audit(ctx, event).await?;
                     for (action, id, detail) in rechecked.into_iter().map(|(id, was)| duplicate_recheck(id, was)) {
                         self.append_audit(ctx, AuditEvent::new(action, "notification", id).with_detail(detail)).await?;
                     }
@@ -1866,6 +1910,8 @@ pub struct WriteTx {
     /// Possible-duplicate flags [`WriteTx::file`] and [`WriteTx::update_notifications`] changed,
     /// each with the original it had, not yet audited ([`WriteTx::audit_rechecked_flags`]).
     rechecked: Rechecked,
+    /// See [`WriteTx::flagged_at_intake`].
+    flagged_at_intake: u64,
     /// A bulk load's second transaction on PostgreSQL ([`Db::begin_bulk_write_tx`]), where
     /// [`WriteTx::insert_new_notifications`] writes persons and status entries while the
     /// notifications go to the first; committed just before it.
@@ -1913,6 +1959,7 @@ impl Db {
             tx,
             counts: Default::default(),
             rechecked: Vec::new(),
+            flagged_at_intake: 0,
             side: None,
         })
     }
@@ -1962,6 +2009,15 @@ impl WriteTx {
             })
             .collect();
         let written = self.insert_filings(&rows).await?;
+        // Each is compared with the notifications before it, the batch's own included: the
+        // flags a filing at a time would set, each audited with its filing.
+        let flagged = match self.flag_possible_duplicates_among(&rows, &written).await? {
+            0 => HashMap::new(),
+            _ => {
+                let ids: Vec<i64> = written.iter().flatten().copied().collect();
+                on_tx!(self, t => t.flags_of(&ids).await?)
+            }
+        };
         let mut outcomes = written.iter().copied();
         let mut events = Vec::with_capacity(rows.len());
         let mut out = Vec::with_capacity(filings.len());
@@ -1973,7 +2029,12 @@ impl WriteTx {
             // One outcome per row, in order: the filings that were placed.
             out.push(match outcomes.next().expect("an outcome for each row") {
                 Some(id) => {
-                    events.push((f.ctx, AuditEvent::new("notification.file", "notification", id)));
+                    let event = AuditEvent::new("notification.file", "notification", id);
+                    let event = match flagged.get(&id) {
+                        Some(original) => event.with_detail(serde_json::json!({"duplicate_of": original})),
+                        None => event,
+                    };
+                    events.push((f.ctx, event));
                     Ok(Filed { id, created: true })
                 }
                 None => Err(StorageError::Conflict(external_id_taken(
@@ -1981,9 +2042,6 @@ impl WriteTx {
                 ))),
             });
         }
-        // Each is compared with the notifications before it, the batch's own included: the
-        // flags a filing at a time would set.
-        self.flag_possible_duplicates_among(&rows, &written).await?;
         // Counters before the audit head, as every other write takes them (on PostgreSQL the
         // opposite order could deadlock with a concurrent status change).
         self.flush_counts().await?;
@@ -1997,7 +2055,17 @@ impl WriteTx {
     pub async fn file(&mut self, draft: &NotificationDraft, place: &Placement, mode: FileMode) -> Result<Filed> {
         let (filed, rechecked) = on_tx!(self, t => t.file(None, draft, place, mode).await)?;
         self.rechecked.extend(rechecked);
+        if filed.created && draft.person.can_match_earlier() {
+            let flags = on_tx!(self, t => t.flags_of(&[filed.id]).await?);
+            self.flagged_at_intake += flags.len() as u64;
+        }
         Ok(filed)
+    }
+
+    /// How many notifications this transaction's new rows flagged as possible duplicates at
+    /// intake (an import audits the count; a single filing audits its own flag).
+    pub fn flagged_at_intake(&self) -> u64 {
+        self.flagged_at_intake
     }
 
     /// Audits, under `ctx`, each possible-duplicate flag that [`WriteTx::file`] or
@@ -2677,24 +2745,29 @@ impl WriteTx {
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        on_tx!(self, t => t.flag_possible_duplicates(&found).await)
+        let flagged = on_tx!(self, t => t.flag_possible_duplicates(&found).await?);
+        self.flagged_at_intake += flagged;
+        Ok(())
     }
 
     /// Flags possible duplicates among `rows` just inserted, `written` as
     /// [`WriteTx::insert_notifications`] returned it: the rows written whose person can match
-    /// an earlier one, each compared with every notification before it.
+    /// an earlier one, each compared with every notification before it. Returns how many it
+    /// flagged.
     pub async fn flag_possible_duplicates_among(
         &mut self,
         rows: &[NewNotification<'_>],
         written: &[Option<i64>],
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let ids: Vec<i64> = rows
             .iter()
             .zip(written)
             .filter(|(row, _)| row.draft.person.can_match_earlier())
             .filter_map(|(_, id)| *id)
             .collect();
-        on_tx!(self, t => t.flag_possible_duplicates(&ids).await)
+        let flagged = on_tx!(self, t => t.flag_possible_duplicates(&ids).await?);
+        self.flagged_at_intake += flagged;
+        Ok(flagged)
     }
 
     /// Ids for `n` new persons and `n` new notifications (their rows refer to each other by

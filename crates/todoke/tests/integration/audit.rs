@@ -155,3 +155,33 @@ async fn behind_a_trusted_proxy_the_proxy_added_address_is_used() {
         "the client-supplied left entry is ignored"
     );
 }
+
+/// A filing flagged as a possible duplicate at intake says so in its own audit entry: the flag
+/// is a step of the filing, and the health centre's later merge or dismissal starts from it.
+#[tokio::test]
+async fn a_filing_flagged_at_intake_names_the_original_in_its_audit_entry() {
+    let app = TestApp::spawn().await;
+    // The seeded notifications' person, a day later: a possible duplicate of the Tokyo one.
+    let resp = app
+        .post(Who::Doctor, "/api/notifications")
+        .json(&json!({
+            "case_type": "confirmed", "reported_at": "2023-05-02T10:00:00+09:00",
+            "name": "山田 花子", "name_kana": "ヤマダ ハナコ", "sex": "female", "birth_date": "1950-04-01",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let page = app.get_json(Who::Admin, "/api/audit?limit=1000").await;
+    let record_id = id.to_string();
+    let entry = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "notification.file" && e["record_id"].as_str() == Some(record_id.as_str()))
+        .expect("the filing is audited");
+    let detail: Value = serde_json::from_str(entry["detail"].as_str().expect("with a detail")).unwrap();
+    assert_eq!(detail, json!({"duplicate_of": app.own_notification}));
+    assert_eq!(entry["actor_login"], "doc.tokyo");
+}
