@@ -1,4 +1,5 @@
-//! Importing notifications and status changes from CSV, with a report of every rejected row.
+//! Importing CSV files (notifications, status changes, total-count reports, municipal figures,
+//! the health centre's decisions), with a report of every rejected row.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -924,7 +925,8 @@ pub async fn import(
                 )
             }
             Parsed::Decisions { line, row: Ok(row) } => {
-                // Each notification named must be in scope; one outside is reported as missing.
+                // Each notification named must exist (and lie in an uploader's scope, were one
+                // given: decisions come from the command line); one that does not is missing.
                 let mut ids = [None, None, None];
                 let mut missing = Vec::new();
                 let duplicate_of = row.flag.as_ref().and_then(|(of, _)| of.as_ref());
