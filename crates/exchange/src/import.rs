@@ -127,6 +127,10 @@ pub struct ImportOptions {
     pub partial: bool,
     pub encoding: Encoding,
     pub row_scope: Option<RowScope>,
+    /// Decides whether the importing user may withdraw (取り下げ) or reinstate a notification at
+    /// this place: a notifications row whose `withdrawn` differs from the stored one does
+    /// either. None at the command line.
+    pub withdraw_scope: Option<RowScope>,
 }
 
 /// One problem with one row.
@@ -871,7 +875,7 @@ pub async fn import(
                     health_centre,
                 });
                 if pending.len() >= BATCH {
-                    flush(&mut tx, &mut pending, &mut report, options.partial).await?;
+                    flush(&mut tx, &mut pending, &mut report, &options).await?;
                 }
                 continue;
             }
@@ -1032,7 +1036,7 @@ pub async fn import(
         }
     }
     if options.partial || report.rejected_rows == 0 {
-        flush(&mut tx, &mut pending, &mut report, options.partial).await?;
+        flush(&mut tx, &mut pending, &mut report, &options).await?;
     }
     let header = reader.await.map_err(|e| {
         StorageError::Invalid(Message::new(
@@ -1119,6 +1123,20 @@ struct Pending {
     health_centre: Option<String>,
 }
 
+impl Pending {
+    /// Where the row places its notification, its health centre resolved.
+    fn place(&self) -> Place {
+        Place {
+            prefecture: self.placement.prefecture,
+            health_centre: self
+                .health_centre
+                .as_deref()
+                .and_then(|h| HealthCentreCode::parse(h).ok()),
+            institution: self.placement.institution.clone(),
+        }
+    }
+}
+
 /// Writes the waiting rows: those whose external id is new in one multi-row insert, the rest
 /// (re-imports, and repeats of an id within the batch) as updates, together where they can be
 /// (see [`update_changed`]).
@@ -1126,8 +1144,9 @@ async fn flush(
     tx: &mut WriteTx,
     pending: &mut Vec<Pending>,
     report: &mut ImportReport,
-    partial: bool,
+    options: &ImportOptions,
 ) -> Result<(), StorageError> {
+    let partial = options.partial;
     if pending.is_empty() {
         return Ok(());
     }
@@ -1175,6 +1194,21 @@ async fn flush(
             continue;
         }
         match stored.remove(external_id) {
+            Some(record)
+                if record.withdrawn != p.draft.withdrawn
+                    && options.withdraw_scope.as_ref().is_some_and(|may| !may(&p.place())) =>
+            {
+                report.reject(
+                    p.line,
+                    [(
+                        Some("withdrawn".to_owned()),
+                        Message::fixed(
+                            "発生届の取り下げ・取り下げの撤回はあなたの役割ではできません",
+                            "your role may not withdraw a notification, nor reinstate one",
+                        ),
+                    )],
+                );
+            }
             Some(record) => changed.push((p, record)),
             None => {
                 update_changed(tx, &mut changed, report, partial).await?;

@@ -604,6 +604,7 @@ pub async fn import(database: Option<String>, args: ImportArgs) -> anyhow::Resul
         partial: args.partial,
         encoding,
         row_scope: None,
+        withdraw_scope: None,
     };
     let started = std::time::Instant::now();
     let input = Box::new(std::io::BufReader::with_capacity(1 << 20, file));

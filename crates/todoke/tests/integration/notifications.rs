@@ -1624,6 +1624,39 @@ async fn uploads_hold_only_rows_the_uploader_could_send_one_by_one() {
         let (code, _, message, _) = error_of(upload(who, kind, csv).await.unwrap()).await;
         assert_eq!((code, message.as_str()), (403, why), "{who:?} {kind}");
     }
+    // A prefecture files but does not withdraw: a row that would withdraw its notification is
+    // rejected, naming the column; the health centre may.
+    let withdrawing = format!(
+        "external_id,case_type,reported_at,prefecture,health_centre,institution,sex,birth_date,withdrawn\n\
+         {own_ext},confirmed,2023-05-01T10:00:00+09:00,13,H13,I13,female,1950-04-01,true\n"
+    );
+    let report: Value = upload(Who::Prefecture, "notifications", withdrawing.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            &report["committed"],
+            &report["rejections"][0]["column"],
+            &report["rejections"][0]["reason"]
+        ),
+        (
+            &json!(false),
+            &json!("withdrawn"),
+            &json!("your role may not withdraw a notification, nor reinstate one")
+        )
+    );
+    let resp = upload(Who::HealthCentre, "notifications", withdrawing).await.unwrap();
+    assert_eq!(resp.status(), 200, "the health centre withdraws by upload");
+    let record = app
+        .get_json(
+            Who::HealthCentre,
+            &format!("/api/notifications/{}", app.own_notification),
+        )
+        .await;
+    assert_eq!(record["withdrawn"], true);
     let resp = upload(Who::HealthCentre, "status", status).await.unwrap();
     assert_eq!(resp.status(), 200, "the health centre records status by upload");
     let record = app

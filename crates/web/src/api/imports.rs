@@ -216,7 +216,13 @@ pub async fn import(
     let options = ImportOptions {
         partial: q.partial.unwrap_or(false),
         encoding,
-        row_scope: Some(Arc::new(move |place| policy::import_row_allowed(&me, rows, place))),
+        row_scope: Some(Arc::new({
+            let me = me.clone();
+            move |place| policy::import_row_allowed(&me, rows, place)
+        })),
+        withdraw_scope: Some(Arc::new(move |place| {
+            policy::decide(Some(&me), &Action::WithdrawCase(place), &policy::LifecyclePhase::Open).is_ok()
+        })),
     };
     let report = todoke_exchange::import::import(&state.db, &caller.audit(), kind, Box::new(input), options).await?;
     let status = if report.rejected_rows == 0 {
