@@ -256,6 +256,9 @@ pub fn normalize_phone(s: &str) -> Option<String> {
     ok.then(|| s.split_whitespace().collect::<Vec<_>>().join(""))
 }
 
+/// The longest reason a withdrawal (取り下げ) keeps, in characters.
+pub const MAX_WITHDRAWAL_REASON_CHARS: usize = 500;
+
 /// A yes or no as people write it in a form or a spreadsheet (true, 1, はい, 有, ○...).
 pub fn parse_boolean(s: &str) -> Option<bool> {
     match normalize_width(s).to_lowercase().as_str() {

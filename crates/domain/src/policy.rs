@@ -287,6 +287,12 @@ pub fn import_row_allowed(principal: &Principal, rows: ImportedRows, place: &Pla
             .all(|action| decide(Some(principal), action, &LifecyclePhase::Open).is_ok())
 }
 
+/// Whether `principal` may, by an uploaded notifications row, withdraw or reinstate the
+/// notification at `place`: as [`Action::WithdrawCase`] one by one.
+pub fn import_withdrawal_allowed(principal: &Principal, place: &Place) -> bool {
+    decide(Some(principal), &Action::WithdrawCase(place), &LifecyclePhase::Open).is_ok()
+}
+
 /// A role that may take the action at all gets 404 for a record outside its scope (its existence
 /// is not revealed); any other role gets 403.
 fn in_case_scope(principal: &Principal, place: &Place, roles: &[Role]) -> Result<(), Denial> {

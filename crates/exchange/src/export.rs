@@ -97,7 +97,7 @@ fn notification_row(r: &NotificationRecord) -> Vec<String> {
     row
 }
 
-/// Writes every notification (of `prefecture`, if given) as CSV; returns the number of rows.
+/// Writes every row of `kind` (of `prefecture`, if given) as CSV; returns the number of rows.
 pub async fn export(
     db: &Db,
     kind: ImportKind,
@@ -106,7 +106,7 @@ pub async fn export(
 ) -> Result<u64, ExportError> {
     let mut csv = csv::Writer::from_writer(out);
     let mut written = 0u64;
-    let mut after = 0i64;
+    let instant = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
     match kind {
         ImportKind::Notifications => {
             csv.write_record(COLUMNS)?;
@@ -114,84 +114,73 @@ pub async fn export(
                 prefecture,
                 ..NotificationFilter::default()
             };
-            loop {
-                let page = db.notifications(&filter, after, PAGE).await?;
-                for r in &page {
-                    csv.write_record(notification_row(r))?;
-                }
-                written += page.len() as u64;
-                match page.last() {
-                    Some(last) if page.len() as i64 == PAGE => after = last.id,
-                    _ => break,
-                }
-            }
+            let filter = &filter;
+            written = write_pages(
+                &mut csv,
+                |after| db.notifications(filter, after, PAGE),
+                |r| r.id,
+                notification_row,
+            )
+            .await?;
         }
         ImportKind::Totals => {
             csv.write_record(TOTALS_COLUMNS)?;
-            loop {
-                let page = db.total_reports(prefecture, after, PAGE).await?;
-                for t in &page {
-                    csv.write_record([
+            written = write_pages(
+                &mut csv,
+                |after| db.total_reports(prefecture, after, PAGE),
+                |t| t.id,
+                |t| {
+                    [
                         t.report_date.to_string(),
                         t.prefecture_code.clone(),
                         t.health_centre_code.clone(),
                         t.institution_code.clone(),
                         t.age_band.clone(),
                         t.count.to_string(),
-                    ])?;
-                }
-                written += page.len() as u64;
-                match page.last() {
-                    Some(last) if page.len() as i64 == PAGE => after = last.id,
-                    _ => break,
-                }
-            }
+                    ]
+                },
+            )
+            .await?;
         }
         ImportKind::Status => {
             csv.write_record(STATUS_COLUMNS)?;
-            loop {
-                let page = db.status_history_rows(prefecture, after, PAGE).await?;
-                for s in &page {
-                    csv.write_record([
+            written = write_pages(
+                &mut csv,
+                |after| db.status_history_rows(prefecture, after, PAGE),
+                |s| s.id,
+                |s| {
+                    [
                         opt(&s.external_id),
                         s.status.clone(),
                         opt(&s.severity),
                         s.effective_date.to_string(),
-                        s.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-                    ])?;
-                }
-                written += page.len() as u64;
-                match page.last() {
-                    Some(last) if page.len() as i64 == PAGE => after = last.id,
-                    _ => break,
-                }
-            }
+                        instant(&s.recorded_at),
+                    ]
+                },
+            )
+            .await?;
         }
         ImportKind::Decisions => {
             // A row for every notification, decided or not: the possible-duplicate flag is
             // restored as stated, and an empty one clears a flag the import computed afresh.
             csv.write_record(DECISIONS_COLUMNS)?;
-            loop {
-                let page = db.decision_rows(prefecture, after, PAGE).await?;
-                for d in &page {
-                    csv.write_record([
+            written = write_pages(
+                &mut csv,
+                |after| db.decision_rows(prefecture, after, PAGE),
+                |d| d.id,
+                |d| {
+                    [
                         opt(&d.external_id),
-                        d.confirmed_at
-                            .map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true))
-                            .unwrap_or_default(),
+                        d.confirmed_at.as_ref().map(instant).unwrap_or_default(),
                         opt(&d.confirmed_by),
                         opt(&d.withdrawn_reason),
                         opt(&d.merged_into),
                         opt(&d.duplicate_of),
                         d.duplicate_dismissed.to_string(),
-                    ])?;
-                }
-                written += page.len() as u64;
-                match page.last() {
-                    Some(last) if page.len() as i64 == PAGE => after = last.id,
-                    _ => break,
-                }
-            }
+                    ]
+                },
+            )
+            .await?;
         }
         ImportKind::Municipal => {
             csv.write_record(MUNICIPAL_COLUMNS)?;
@@ -214,4 +203,31 @@ pub async fn export(
     }
     csv.flush().map_err(ExportError::Write)?;
     Ok(written)
+}
+
+/// Writes rows read a page at a time in id order (`page_after(last id)`, [`PAGE`] rows), until a
+/// page comes back short: memory holds one page whatever the table's size. Returns how many.
+async fn write_pages<T, R, Page>(
+    csv: &mut csv::Writer<impl Write>,
+    mut page_after: impl FnMut(i64) -> Page,
+    id: impl Fn(&T) -> i64,
+    row: impl Fn(&T) -> R,
+) -> Result<u64, ExportError>
+where
+    Page: std::future::Future<Output = Result<Vec<T>, StorageError>>,
+    R: IntoIterator<Item = String>,
+{
+    let mut written = 0u64;
+    let mut after = 0i64;
+    loop {
+        let page = page_after(after).await?;
+        for r in &page {
+            csv.write_record(row(r))?;
+        }
+        written += page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() as i64 == PAGE => after = id(last),
+            _ => return Ok(written),
+        }
+    }
 }

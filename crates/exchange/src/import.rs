@@ -8,7 +8,9 @@ use std::sync::Arc;
 use chrono::{DateTime, SubsecRound, Utc};
 use todoke_domain::account::Place;
 use todoke_domain::counting::{self, StatusEntry};
-use todoke_domain::notification::{self, Intake, NotificationDraft, Severity, Status, TotalsAgeBand};
+use todoke_domain::notification::{
+    self, Intake, MAX_WITHDRAWAL_REASON_CHARS, NotificationDraft, Severity, Status, TotalsAgeBand,
+};
 use todoke_domain::{FieldError, HealthCentreCode, InstitutionCode, Message, PrefectureCode, dates};
 use todoke_storage::audit::AuditEvent;
 use todoke_storage::bulk::MunicipalFigures;
@@ -226,9 +228,6 @@ struct DecisionRow {
     flag: Option<(Option<String>, bool)>,
 }
 
-/// The longest withdrawal reason kept (the API's limit too).
-const MAX_REASON_CHARS: usize = 500;
-
 fn parse_decision_row(
     fields: &HashMap<String, String>,
     now: DateTime<Utc>,
@@ -272,13 +271,13 @@ fn parse_decision_row(
     let withdrawn_reason = get("withdrawn_reason").map(str::to_owned);
     if withdrawn_reason
         .as_ref()
-        .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
+        .is_some_and(|r| r.chars().count() > MAX_WITHDRAWAL_REASON_CHARS)
     {
         errors.push(field(
             "withdrawn_reason",
             Message::new(
-                format!("{MAX_REASON_CHARS}文字以内で入力してください"),
-                format!("withdrawn_reason is longer than {MAX_REASON_CHARS} characters"),
+                format!("{MAX_WITHDRAWAL_REASON_CHARS}文字以内で入力してください"),
+                format!("withdrawn_reason is longer than {MAX_WITHDRAWAL_REASON_CHARS} characters"),
             ),
         ));
     }
@@ -841,7 +840,7 @@ pub async fn import(
                     // must be in the uploader's scope too, or a row could rewrite (and move)
                     // someone else's notification.
                     if let Some(ext) = &draft.external_id
-                        && let Some(existing) = tx.place_by_external_id(ext).await?
+                        && let Some(existing) = tx.locate(ext).await?.map(|l| l.place)
                         && !allowed(&existing)
                     {
                         report.reject(
@@ -921,12 +920,7 @@ pub async fn import(
                     continue;
                 }
                 tx.savepoint().await?;
-                (
-                    line,
-                    tx.merge_municipal(&row)
-                        .await
-                        .map(|created| if created { Written::Created } else { Written::Updated }),
-                )
+                (line, tx.merge_municipal(&row).await)
             }
             Parsed::Decisions { line, row: Ok(row) } => {
                 // Each notification named must exist (and lie in an uploader's scope, were one
@@ -943,7 +937,7 @@ pub async fn import(
                 .enumerate()
                 {
                     let Some(external_id) = external_id else { continue };
-                    match tx.status_target(external_id).await? {
+                    match tx.locate(external_id).await? {
                         Some(t) if options.row_scope.as_ref().is_none_or(|allowed| allowed(&t.place)) => {
                             ids[i] = Some(t.id)
                         }
@@ -997,7 +991,7 @@ pub async fn import(
             Parsed::Status { line, row: Ok(row) } => {
                 // A notification outside the scope is reported like a missing one.
                 let target = tx
-                    .status_target(&row.external_id)
+                    .locate(&row.external_id)
                     .await?
                     .filter(|t| options.row_scope.as_ref().is_none_or(|allowed| allowed(&t.place)));
                 let Some(target) = target else {

@@ -9,7 +9,7 @@ use todoke_domain::counting;
 use todoke_domain::notification::TotalsAgeBand;
 
 use crate::orgs::{NewHealthCentre, NewInstitution};
-use crate::registry::{BULK_ROWS, Tx, WriteTx, on_tx};
+use crate::registry::{BULK_ROWS, Tx, WriteTx, Written, on_tx};
 use crate::{Db, Result, StorageError, dispatch, now};
 
 /// A new line of a daily total-count report whose health centre is already resolved.
@@ -135,8 +135,8 @@ impl WriteTx {
 
 impl WriteTx {
     /// Merges one day of a prefecture's municipal figures (an import row): a figure given
-    /// replaces the stored one, a figure left empty keeps it. Returns whether the row is new.
-    pub async fn merge_municipal(&mut self, m: &MunicipalFigures) -> Result<bool> {
+    /// replaces the stored one, a figure left empty keeps it.
+    pub async fn merge_municipal(&mut self, m: &MunicipalFigures) -> Result<Written> {
         let t = now();
         let existed: Option<i64> = on_tx!(self, tx => {
             sqlx::query_scalar("SELECT 1 FROM municipal_figures WHERE prefecture_code = $1 AND report_date = $2")
@@ -173,7 +173,11 @@ impl WriteTx {
             .execute(&mut **tx)
             .await?;
         });
-        Ok(existed.is_none())
+        Ok(if existed.is_none() {
+            Written::Created
+        } else {
+            Written::Updated
+        })
     }
 }
 

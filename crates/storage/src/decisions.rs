@@ -6,6 +6,7 @@
 //! system being wound down) keeps them: without them a merged duplicate would count again.
 
 use chrono::{DateTime, Utc};
+use todoke_domain::notification::MAX_WITHDRAWAL_REASON_CHARS;
 use todoke_domain::{Message, PrefectureCode, UserId, counting};
 
 use crate::registry::{RegistryTx, Tx, WriteTx, Written, on_tx};
@@ -82,7 +83,9 @@ impl Db {
 }
 
 impl WriteTx {
-    /// The account with this login.
+    /// The account with this login, read in this transaction: [`Db::user_id_by_login`] would
+    /// take a second connection while the import holds one, and a pool of one would wait for
+    /// ever.
     pub async fn user_id_by_login(&mut self, login: &str) -> Result<Option<UserId>> {
         let id: Option<i64> = on_tx!(self, t => {
             sqlx::query_scalar("SELECT id FROM users WHERE login = $1").bind(login).fetch_optional(&mut **t).await?
@@ -152,7 +155,12 @@ impl WriteTx {
             }
             Some(reason) => {
                 // The rule a withdrawal through the API keeps (`check_changes`).
-                let reason = crate::clean_text(reason, 1, 500, ("取り下げ理由", "withdrawn_reason"))?;
+                let reason = crate::clean_text(
+                    reason,
+                    1,
+                    MAX_WITHDRAWAL_REASON_CHARS,
+                    ("取り下げ理由", "withdrawn_reason"),
+                )?;
                 if stored.withdrawn_reason.as_ref() != Some(&reason) {
                     changed.push("withdrawn_reason");
                 }

@@ -11,7 +11,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
 use todoke_domain::account::Place;
 use todoke_domain::counting::{self, CaseFacts, CounterKey, Measure, RecordedStatus, StatusEntry};
-use todoke_domain::notification::{AgeBand, CaseType, NotificationDraft, NotifiedGroup, Severity, Sex, Status};
+use todoke_domain::notification::{
+    AgeBand, CaseType, MAX_WITHDRAWAL_REASON_CHARS, NotificationDraft, NotifiedGroup, Severity, Sex, Status,
+};
 use todoke_domain::{HealthCentreCode, InstitutionCode, Message, PrefectureCode, UserId};
 
 use crate::audit::{AuditContext, AuditEvent, AuditTx};
@@ -52,6 +54,8 @@ pub struct Filed {
     pub id: i64,
     /// False when an existing notification with the same external id was updated.
     pub created: bool,
+    /// The earlier notification a new one was flagged against at intake (重複の疑い).
+    pub flagged_against: Option<i64>,
 }
 
 /// When a status change was recorded, as its source gives it.
@@ -73,9 +77,10 @@ impl RecordedAt {
     }
 }
 
-/// A notification a status row names: which, where it was received, and its report day.
+/// A notification an import row names by external id: which, where it was received, and its
+/// report day ([`WriteTx::locate`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusTarget {
+pub struct Located {
     pub id: i64,
     pub place: Place,
     pub report_day: NaiveDate,
@@ -447,7 +452,7 @@ fn check_changes(changes: &[CaseChange<'_>], mut facts: HashMap<i64, CaseFacts>)
     for change in changes {
         let (id, after) = match *change {
             CaseChange::Withdraw { id, reason } => {
-                let reason = crate::clean_text(reason, 1, 500, ("取り下げ理由", "reason"))?;
+                let reason = crate::clean_text(reason, 1, MAX_WITHDRAWAL_REASON_CHARS, ("取り下げ理由", "reason"))?;
                 let after = withdrawal(facts.get(&id))?;
                 checked
                     .audits
@@ -766,10 +771,9 @@ macro_rules! flag_duplicates_sql {
 }
 /// Flagging possible duplicates among notifications already written.
 trait FlagTx {
-    /// Flags each of `ids` that matches an earlier notification; returns how many it flagged.
-    fn flag_possible_duplicates(&mut self, ids: &[i64]) -> impl Future<Output = Result<u64>> + Send;
-    /// The flags of `ids`: each flagged one with the original it points at.
-    fn flags_of(&mut self, ids: &[i64]) -> impl Future<Output = Result<HashMap<i64, i64>>> + Send;
+    /// Flags each of `ids` that matches an earlier notification; returns each it flagged with
+    /// the original it now points at.
+    fn flag_possible_duplicates(&mut self, ids: &[i64]) -> impl Future<Output = Result<Vec<(i64, i64)>>> + Send;
     /// The notifications whose flag a change of the identity (or standing) of `ids` may change:
     /// each of `ids` itself, those flagged against one of them, and those filed after one of
     /// them whose person matches its person (the rule of [`flag_duplicates_sql`], seen from the
@@ -831,7 +835,7 @@ pub(crate) use notification_columns;
 /// Closes the statement after its ids.
 macro_rules! flag_duplicates_end {
     () => {
-        ") AS m WHERE notifications.id = m.id AND m.original IS NOT NULL"
+        ") AS m WHERE notifications.id = m.id AND m.original IS NOT NULL RETURNING notifications.id, notifications.duplicate_of"
     };
 }
 
@@ -844,8 +848,8 @@ macro_rules! serial_sequences {
 }
 
 impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
-    async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<u64> {
-        let mut flagged = 0;
+    async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<Vec<(i64, i64)>> {
+        let mut flagged = Vec::new();
         for chunk in ids.chunks(BULK_ROWS) {
             let mut q = sqlx::QueryBuilder::new(flag_duplicates_sql!(
                 "date(n.report_day, '-60 days')",
@@ -854,22 +858,9 @@ impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
             q.push(" IN (");
             push_list(&mut q, chunk);
             q.push(")").push(flag_duplicates_end!());
-            flagged += q.build().execute(&mut **self).await?.rows_affected();
+            flagged.extend(q.build_query_as::<(i64, i64)>().fetch_all(&mut **self).await?);
         }
         Ok(flagged)
-    }
-
-    async fn flags_of(&mut self, ids: &[i64]) -> Result<HashMap<i64, i64>> {
-        let mut flags = HashMap::new();
-        for chunk in ids.chunks(BULK_ROWS) {
-            let mut q = sqlx::QueryBuilder::new(
-                "SELECT id, duplicate_of FROM notifications WHERE duplicate_of IS NOT NULL AND id IN (",
-            );
-            push_list(&mut q, chunk);
-            q.push(")");
-            flags.extend(q.build_query_as::<(i64, i64)>().fetch_all(&mut **self).await?);
-        }
-        Ok(flags)
     }
 
     /// The ids as one JSON array, read by `json_each`: the same text whatever their number (a
@@ -897,35 +888,21 @@ impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
 
 impl FlagTx for sqlx::Transaction<'_, sqlx::Postgres> {
     /// The ids as one array: a text kept prepared (see [`crate::together`]).
-    async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<u64> {
-        let mut flagged = 0;
+    async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<Vec<(i64, i64)>> {
+        let mut flagged = Vec::new();
         for chunk in ids.chunks(BULK_ROWS) {
-            flagged += sqlx::query(concat!(
-                flag_duplicates_sql!("n.report_day - 60", "n.report_day + 60"),
-                " = ANY($1)",
-                flag_duplicates_end!()
-            ))
-            .bind(chunk)
-            .execute(&mut **self)
-            .await?
-            .rows_affected();
-        }
-        Ok(flagged)
-    }
-
-    async fn flags_of(&mut self, ids: &[i64]) -> Result<HashMap<i64, i64>> {
-        let mut flags = HashMap::new();
-        for chunk in ids.chunks(BULK_ROWS) {
-            flags.extend(
-                sqlx::query_as::<_, (i64, i64)>(
-                    "SELECT id, duplicate_of FROM notifications WHERE duplicate_of IS NOT NULL AND id = ANY($1)",
-                )
+            flagged.extend(
+                sqlx::query_as::<_, (i64, i64)>(concat!(
+                    flag_duplicates_sql!("n.report_day - 60", "n.report_day + 60"),
+                    " = ANY($1)",
+                    flag_duplicates_end!()
+                ))
                 .bind(chunk)
                 .fetch_all(&mut **self)
                 .await?,
             );
         }
-        Ok(flags)
+        Ok(flagged)
     }
 
     async fn flags_to_recheck(&mut self, ids: &[i64]) -> Result<Vec<(i64, Option<i64>)>> {
@@ -1174,16 +1151,10 @@ macro_rules! impl_registry_tx {
                     q.build().execute(&mut **self).await?;
                 }
                 let ids: Vec<i64> = before.iter().map(|(n, _)| *n).collect();
-                self.flag_possible_duplicates(&ids).await?;
-                let mut after: HashMap<i64, Option<i64>> = HashMap::with_capacity(ids.len());
-                for chunk in ids.chunks(BULK_ROWS) {
-                    let mut q = sqlx::QueryBuilder::new("SELECT id, duplicate_of FROM notifications WHERE id IN (");
-                    push_list(&mut q, chunk);
-                    q.push(")");
-                    after.extend(q.build_query_as::<(i64, Option<i64>)>().fetch_all(&mut **self).await?);
-                }
+                // Every flag of `ids` was cleared above: those flagging sets again are all they have.
+                let after: HashMap<i64, i64> = self.flag_possible_duplicates(&ids).await?.into_iter().collect();
                 // Only the flags that changed are audited: most of a person's notifications keep theirs.
-                Ok(before.into_iter().filter(|(n, was)| after.get(n) != Some(was)).collect())
+                Ok(before.into_iter().filter(|(n, was)| after.get(n).copied() != *was).collect())
             }
 
             async fn case_facts(&mut self, id: i64) -> Result<Option<CaseFacts>> {
@@ -1303,16 +1274,15 @@ macro_rules! impl_registry_tx {
                 };
                 let after = refiled_facts(draft, place.prefecture, before.as_ref());
                 let counts = counting::difference(before.as_ref(), Some(&after));
-                let filed = Filed { id, created: stored.is_none() };
+                let created = stored.is_none();
                 // Only a new notification, and only when its person can match at all (rows
                 // inserted in bulk are chosen the same way: WriteTx::flag_possible_duplicates_among).
-                let flagged_against = if filed.created && draft.person.can_match_earlier()
-                    && self.flag_possible_duplicates(&[filed.id]).await? > 0
-                {
-                    self.flags_of(&[filed.id]).await?.remove(&filed.id)
+                let flagged_against = if created && draft.person.can_match_earlier() {
+                    self.flag_possible_duplicates(&[id]).await?.first().map(|&(_, original)| original)
                 } else {
                     None
                 };
+                let filed = Filed { id, created, flagged_against };
                 // A re-import that withdraws a stored notification withdraws it as
                 // `withdraw_notification` would, for the flags against it too; one that corrects
                 // the person, or reinstates the notification, checks again every flag its old
@@ -1331,7 +1301,7 @@ macro_rules! impl_registry_tx {
                     let action = if filed.created { "notification.file" } else { "notification.update" };
                     let event = AuditEvent::new(action, "notification", filed.id);
                     // The possible-duplicate flag set at intake is a step of the filing.
-                    let event = match flagged_against {
+                    let event = match filed.flagged_against {
                         Some(original) => event.with_detail(serde_json::json!({"duplicate_of": original})),
                         None => event,
                     };
@@ -2011,13 +1981,11 @@ impl WriteTx {
         let written = self.insert_filings(&rows).await?;
         // Each is compared with the notifications before it, the batch's own included: the
         // flags a filing at a time would set, each audited with its filing.
-        let flagged = match self.flag_possible_duplicates_among(&rows, &written).await? {
-            0 => HashMap::new(),
-            _ => {
-                let ids: Vec<i64> = written.iter().flatten().copied().collect();
-                on_tx!(self, t => t.flags_of(&ids).await?)
-            }
-        };
+        let flagged: HashMap<i64, i64> = self
+            .flag_possible_duplicates_among(&rows, &written)
+            .await?
+            .into_iter()
+            .collect();
         let mut outcomes = written.iter().copied();
         let mut events = Vec::with_capacity(rows.len());
         let mut out = Vec::with_capacity(filings.len());
@@ -2029,13 +1997,18 @@ impl WriteTx {
             // One outcome per row, in order: the filings that were placed.
             out.push(match outcomes.next().expect("an outcome for each row") {
                 Some(id) => {
+                    let flagged_against = flagged.get(&id).copied();
                     let event = AuditEvent::new("notification.file", "notification", id);
-                    let event = match flagged.get(&id) {
+                    let event = match flagged_against {
                         Some(original) => event.with_detail(serde_json::json!({"duplicate_of": original})),
                         None => event,
                     };
                     events.push((f.ctx, event));
-                    Ok(Filed { id, created: true })
+                    Ok(Filed {
+                        id,
+                        created: true,
+                        flagged_against,
+                    })
                 }
                 None => Err(StorageError::Conflict(external_id_taken(
                     f.draft.external_id.as_deref().unwrap_or_default(),
@@ -2055,10 +2028,7 @@ impl WriteTx {
     pub async fn file(&mut self, draft: &NotificationDraft, place: &Placement, mode: FileMode) -> Result<Filed> {
         let (filed, rechecked) = on_tx!(self, t => t.file(None, draft, place, mode).await)?;
         self.rechecked.extend(rechecked);
-        if filed.created && draft.person.can_match_earlier() {
-            let flags = on_tx!(self, t => t.flags_of(&[filed.id]).await?);
-            self.flagged_at_intake += flags.len() as u64;
-        }
+        self.flagged_at_intake += u64::from(filed.flagged_against.is_some());
         Ok(filed)
     }
 
@@ -2110,13 +2080,9 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Where the notification with this external id was received.
-    pub async fn place_by_external_id(&mut self, external_id: &str) -> Result<Option<Place>> {
-        Ok(self.status_target(external_id).await?.map(|t| t.place))
-    }
-
-    /// The notification with this external id, as a status row naming it is checked.
-    pub async fn status_target(&mut self, external_id: &str) -> Result<Option<StatusTarget>> {
+    /// The notification with this external id: which, where it was received, its report day
+    /// (what an import row naming it is checked against).
+    pub async fn locate(&mut self, external_id: &str) -> Result<Option<Located>> {
         // id, report day, prefecture, health centre, institution
         type Row = (i64, NaiveDate, String, Option<String>, Option<String>);
         let row: Option<Row> = on_tx!(self, t => {
@@ -2128,7 +2094,7 @@ impl WriteTx {
             .await?
         });
         row.map(|(id, report_day, p, h, i)| {
-            Ok(StatusTarget {
+            Ok(Located {
                 id,
                 report_day,
                 place: Place {
@@ -2746,19 +2712,19 @@ impl WriteTx {
             .map(|(id, _)| id)
             .collect();
         let flagged = on_tx!(self, t => t.flag_possible_duplicates(&found).await?);
-        self.flagged_at_intake += flagged;
+        self.flagged_at_intake += flagged.len() as u64;
         Ok(())
     }
 
     /// Flags possible duplicates among `rows` just inserted, `written` as
     /// [`WriteTx::insert_notifications`] returned it: the rows written whose person can match
-    /// an earlier one, each compared with every notification before it. Returns how many it
-    /// flagged.
+    /// an earlier one, each compared with every notification before it. Returns each it flagged
+    /// with its original.
     pub async fn flag_possible_duplicates_among(
         &mut self,
         rows: &[NewNotification<'_>],
         written: &[Option<i64>],
-    ) -> Result<u64> {
+    ) -> Result<Vec<(i64, i64)>> {
         let ids: Vec<i64> = rows
             .iter()
             .zip(written)
@@ -2766,7 +2732,7 @@ impl WriteTx {
             .filter_map(|(_, id)| *id)
             .collect();
         let flagged = on_tx!(self, t => t.flag_possible_duplicates(&ids).await?);
-        self.flagged_at_intake += flagged;
+        self.flagged_at_intake += flagged.len() as u64;
         Ok(flagged)
     }
 

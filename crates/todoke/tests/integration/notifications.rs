@@ -1584,13 +1584,9 @@ async fn siblings_under_one_health_centre_or_prefecture_see_only_their_own() {
 #[tokio::test]
 async fn uploads_hold_only_rows_the_uploader_could_send_one_by_one() {
     let app = TestApp::spawn().await;
-    let own = app
-        .get_json(
-            Who::HealthCentre,
-            &format!("/api/notifications/{}", app.own_notification),
-        )
-        .await;
-    let own_ext = own["external_id"].as_str().unwrap().to_owned();
+    let own_path = format!("/api/notifications/{}", app.own_notification);
+    let own_record = || app.get_json(Who::HealthCentre, &own_path);
+    let own_ext = own_record().await["external_id"].as_str().unwrap().to_owned();
     let upload = |who: Who, kind: &str, csv: String| {
         app.post(who, &format!("/api/imports/{kind}?lang=en"))
             .header("content-type", "text/csv")
@@ -1650,21 +1646,11 @@ async fn uploads_hold_only_rows_the_uploader_could_send_one_by_one() {
     );
     let resp = upload(Who::HealthCentre, "notifications", withdrawing).await.unwrap();
     assert_eq!(resp.status(), 200, "the health centre withdraws by upload");
-    let record = app
-        .get_json(
-            Who::HealthCentre,
-            &format!("/api/notifications/{}", app.own_notification),
-        )
-        .await;
+    let record = own_record().await;
     assert_eq!(record["withdrawn"], true);
     let resp = upload(Who::HealthCentre, "status", status).await.unwrap();
     assert_eq!(resp.status(), 200, "the health centre records status by upload");
-    let record = app
-        .get_json(
-            Who::HealthCentre,
-            &format!("/api/notifications/{}", app.own_notification),
-        )
-        .await;
+    let record = own_record().await;
     assert_eq!(record["status"], "home");
 }
 

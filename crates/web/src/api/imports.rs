@@ -220,9 +220,7 @@ pub async fn import(
             let me = me.clone();
             move |place| policy::import_row_allowed(&me, rows, place)
         })),
-        withdraw_scope: Some(Arc::new(move |place| {
-            policy::decide(Some(&me), &Action::WithdrawCase(place), &policy::LifecyclePhase::Open).is_ok()
-        })),
+        withdraw_scope: Some(Arc::new(move |place| policy::import_withdrawal_allowed(&me, place))),
     };
     let report = todoke_exchange::import::import(&state.db, &caller.audit(), kind, Box::new(input), options).await?;
     let status = if report.rejected_rows == 0 {
