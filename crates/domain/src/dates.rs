@@ -195,8 +195,8 @@ pub fn format_era(date: NaiveDate) -> Option<String> {
 }
 
 /// Parses an instant: RFC 3339 (`2021-05-01T23:30:00+09:00`, `...Z`), or a date and time
-/// without offset, which is JST (`2021-05-01 23:30`, `2021-05-01T23:30:00`), or a date alone
-/// (midnight JST; any date form of [`parse_date`]).
+/// without offset, which is JST (`2021-05-01 23:30`, `2021-05-01T23:30:00`, `R3.5.1 23:30`,
+/// `令和3年5月1日 23時30分`), or a date alone (midnight JST; any date form of [`parse_date`]).
 pub fn parse_instant(input: &str) -> Result<DateTime<Utc>, Message> {
     let s = normalize_width(input);
     if let Ok(t) = DateTime::parse_from_rfc3339(&s) {
@@ -218,20 +218,48 @@ pub fn parse_instant(input: &str) -> Result<DateTime<Utc>, Message> {
                 .ok_or_else(|| bad_instant(input));
         }
     }
-    match parse_date(&s) {
-        Ok(date) => Ok(jst()
-            .from_local_datetime(&date.and_time(NaiveTime::MIN))
-            .single()
-            .map(|t| t.to_utc())
-            .ok_or_else(|| bad_instant(input))?),
-        Err(_) => Err(bad_instant(input)),
+    let naive = match parse_date(&s) {
+        Ok(date) => date.and_time(NaiveTime::MIN),
+        Err(_) => date_and_time(&s).ok_or_else(|| bad_instant(input))?,
+    };
+    jst()
+        .from_local_datetime(&naive)
+        .single()
+        .map(|t| t.to_utc())
+        .ok_or_else(|| bad_instant(input))
+}
+
+/// Any date form of [`parse_date`] followed by a time of day, as a doctor writes the moment of
+/// a notification: `R5.10.31 14:05`, `令和5年10月31日 14時05分`, `令和5年10月31日14:05`.
+fn date_and_time(s: &str) -> Option<NaiveDateTime> {
+    let (date, time) = match s.rsplit_once(char::is_whitespace) {
+        Some((date, time)) => (date, time),
+        // 令和5年10月31日14時05分: the day's 日 ends the date.
+        None => s.split_at_checked(s.find('日')? + '日'.len_utf8())?,
+    };
+    Some(parse_date(date).ok()?.and_time(time_of_day(time.trim())?))
+}
+
+/// `14:05`, `14:05:30`, `14時5分`, `14時05分30秒`, `14時`.
+fn time_of_day(s: &str) -> Option<NaiveTime> {
+    let mut colons = s.replace(['時', '分'], ":").replace('秒', "");
+    if colons.ends_with(':') {
+        colons.pop();
     }
+    if s.ends_with('時') {
+        colons.push_str(":00");
+    }
+    ["%H:%M:%S%.f", "%H:%M"]
+        .into_iter()
+        .find_map(|format| NaiveTime::parse_from_str(&colons, format).ok())
 }
 
 fn bad_instant(s: &str) -> Message {
     Message::new(
-        format!("日時「{s}」を読み取れません（例: 2023-10-31T14:05:00+09:00、2023-10-31 14:05）"),
-        format!("cannot read the date-time \"{s}\" (e.g. 2023-10-31T14:05:00+09:00, 2023-10-31 14:05)"),
+        format!(
+            "日時「{s}」を読み取れません（例: 2023-10-31T14:05:00+09:00、2023-10-31 14:05、令和5年10月31日 14時05分）"
+        ),
+        format!("cannot read the date-time \"{s}\" (e.g. 2023-10-31T14:05:00+09:00, 2023-10-31 14:05, R5.10.31 14:05)"),
     )
 }
 
@@ -304,6 +332,36 @@ mod tests {
     }
 
     #[test]
+    fn era_dates_carry_a_time_of_day() {
+        let want = parse_instant("2023-10-31T14:05:00+09:00").unwrap();
+        for text in [
+            "R5.10.31 14:05",
+            "r05/10/31 14:05:00",
+            "令和5年10月31日 14:05",
+            "令和5年10月31日14:05",
+            "令和5年10月31日 14時05分",
+            "令和５年１０月３１日　１４時５分",
+            "令和5年10月31日14時5分0秒",
+            "2023/10/31 14時05分",
+        ] {
+            assert_eq!(parse_instant(text), Ok(want), "{text}");
+        }
+        assert_eq!(
+            parse_instant("令和5年10月31日 14時").unwrap(),
+            parse_instant("2023-10-31 14:00").unwrap()
+        );
+        for junk in [
+            "R5.10.31 25:00",
+            "令和5年10月31日 14時61分",
+            "R5.10.31 noon",
+            "令和5年10月31日後",
+        ] {
+            let e = parse_instant(junk).unwrap_err();
+            assert!(e.en.contains("cannot read the date-time"), "{junk}: {e:?}");
+        }
+    }
+
+    #[test]
     fn ages_count_completed_years() {
         assert_eq!(age_on(d(2000, 5, 2), d(2023, 5, 1)), Some(22));
         assert_eq!(age_on(d(2000, 5, 2), d(2023, 5, 2)), Some(23));
@@ -331,6 +389,14 @@ mod tests {
             let date = d(1900, 1, 1) + chrono::Duration::days(days);
             prop_assert_eq!(parse_date(&date.to_string()), Ok(date));
             prop_assert_eq!(parse_date(&date.format("%Y/%-m/%-d").to_string()), Ok(date));
+        }
+
+        #[test]
+        fn era_instants_round_trip(minutes in 0i64..(100 * 366 * 24 * 60)) {
+            let naive = d(1926, 12, 25).and_time(NaiveTime::MIN) + chrono::Duration::minutes(minutes);
+            let written = format!("{} {}", format_era(naive.date()).unwrap(), naive.format("%H時%M分"));
+            let want = jst().from_local_datetime(&naive).single().unwrap().to_utc();
+            prop_assert_eq!(parse_instant(&written), Ok(want), "{}", written);
         }
 
         #[test]

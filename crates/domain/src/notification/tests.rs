@@ -67,6 +67,7 @@ type BadValue<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str, &'a str);
 
 #[test]
 fn every_bad_value_is_named_with_its_reason() {
+    let (id65, text101, text201, text501) = ("N".repeat(65), "あ".repeat(101), "あ".repeat(201), "a".repeat(501));
     let cases: &[BadValue] = &[
         (
             &[("case_type", "positive")],
@@ -195,7 +196,94 @@ fn every_bad_value_is_named_with_its_reason() {
             "発生届の項目ではありません",
         ),
         (&[("name", "山田\u{0}太郎")], "name", "control characters", "制御文字"),
+        (&[("name", &text101)], "name", "at most 100 characters", "100文字以内"),
+        (
+            &[("external_id", &id65)],
+            "external_id",
+            "at most 64 characters",
+            "64文字以内",
+        ),
+        (
+            &[("doctor_name", &text101)],
+            "doctor_name",
+            "at most 100 characters",
+            "100文字以内",
+        ),
+        (
+            &[("occupation", "教員\u{7}")],
+            "occupation",
+            "control characters",
+            "制御文字",
+        ),
+        (
+            &[("address", &text201)],
+            "address",
+            "at most 200 characters",
+            "200文字以内",
+        ),
+        (
+            &[("symptoms", &format!("発熱;{text101}"))],
+            "symptoms",
+            "each symptom: at most 100 characters",
+            "100文字以内",
+        ),
+        (
+            &[("symptoms", "発熱;咳\u{1b}")],
+            "symptoms",
+            "no control characters",
+            "制御文字",
+        ),
+        (
+            &[("diagnosis_method", &text201)],
+            "diagnosis_method",
+            "at most 200 characters",
+            "200文字以内",
+        ),
+        (
+            &[("first_visit_date", "R5.11.1")],
+            "first_visit_date",
+            "in the future",
+            "未来",
+        ),
+        (
+            &[("first_visit_date", "10/28")],
+            "first_visit_date",
+            "cannot read the date",
+            "読み取れません",
+        ),
+        (
+            &[("infection_route", &text501)],
+            "infection_route",
+            "at most 500 characters",
+            "500文字以内",
+        ),
+        (
+            &[("vaccinations", &text501)],
+            "vaccinations",
+            "at most 500 characters",
+            "500文字以内",
+        ),
+        (
+            &[("risk_factors", "糖尿病\u{8}")],
+            "risk_factors",
+            "control characters",
+            "制御文字",
+        ),
+        (&[("pregnant", "perhaps")], "pregnant", "not a boolean", "真偽値"),
+        (
+            &[("needs_admission", "2")],
+            "needs_admission",
+            "not a boolean",
+            "真偽値",
+        ),
+        (&[("withdrawn", "取下げ")], "withdrawn", "not a boolean", "真偽値"),
     ];
+    let named: std::collections::HashSet<&str> = cases.iter().map(|(_, field, _, _)| *field).collect();
+    let untested: Vec<&str> = COLUMNS.iter().copied().filter(|c| !named.contains(c)).collect();
+    assert!(
+        untested.is_empty(),
+        "columns with no bad value in the table: {untested:?}"
+    );
     for (changes, field, en, ja) in cases {
         let errors = parse_notification(&with(changes), &intake()).expect_err(&format!("{changes:?} must be refused"));
         let found = errors.iter().find(|e| e.field == *field);
