@@ -138,6 +138,12 @@ pub struct NotificationRecord {
     pub withdrawn_reason: Option<String>,
     pub confirmed_at: Option<DateTime<Utc>>,
     pub confirmed_by: Option<i64>,
+    /// The login of the health-centre user who confirmed it.
+    pub confirmed_by_login: Option<String>,
+    /// The cluster the active investigation (積極的疫学調査) linked it to.
+    pub cluster: Option<i64>,
+    /// Where the investigation found it was caught.
+    pub infection_place: Option<String>,
     pub merged_into: Option<i64>,
     /// A possible duplicate of this earlier notification (same person), until merged or
     /// dismissed; checked again when that notification is withdrawn or merged, or when either
@@ -191,6 +197,9 @@ struct NotificationRow {
     withdrawn_reason: Option<String>,
     confirmed_at: Option<DateTime<Utc>>,
     confirmed_by: Option<i64>,
+    confirmed_by_login: Option<String>,
+    cluster_id: Option<i64>,
+    infection_place: Option<String>,
     merged_into: Option<i64>,
     duplicate_of: Option<i64>,
     current_status: Option<String>,
@@ -264,6 +273,9 @@ impl NotificationRow {
             withdrawn_reason: self.withdrawn_reason,
             confirmed_at: self.confirmed_at,
             confirmed_by: self.confirmed_by,
+            confirmed_by_login: self.confirmed_by_login,
+            cluster: self.cluster_id,
+            infection_place: self.infection_place,
             merged_into: self.merged_into,
             duplicate_of: self.duplicate_of,
             created_at: self.created_at,
@@ -279,7 +291,9 @@ macro_rules! notification_select {
          n.age, p.occupation, p.postal_code, p.address, p.phone, n.symptoms, n.spo2, n.diagnosis_method, \
          n.first_visit_date, n.diagnosis_date, n.infection_date, n.onset_date, n.death_date, n.infection_route, \
          n.vaccinations, n.risk_factors, n.immunosuppressed, n.pregnant, n.severity, n.needs_admission, \
-         n.notified_group, n.withdrawn, n.withdrawn_reason, n.confirmed_at, n.confirmed_by, n.merged_into, n.duplicate_of, \
+         n.notified_group, n.withdrawn, n.withdrawn_reason, n.confirmed_at, n.confirmed_by, \
+         (SELECT u.login FROM users u WHERE u.id = n.confirmed_by) AS confirmed_by_login, n.cluster_id, n.infection_place, \
+         n.merged_into, n.duplicate_of, \
          (SELECT s.status FROM status_history s WHERE s.notification_id = n.id \
           ORDER BY s.effective_date DESC, s.recorded_at DESC, s.id DESC LIMIT 1) AS current_status, \
          n.created_at, n.updated_at \

@@ -389,6 +389,11 @@ async fn health_centres_confirm_follow_up_and_withdraw() {
         (n["confirmed"].as_bool(), n["status"].as_str()),
         (Some(true), Some("hospitalized"))
     );
+    assert_eq!(
+        n["confirmed_by"].as_str(),
+        Some(Who::HealthCentre.login()),
+        "the case says who confirmed it"
+    );
     let in_hospital: Value = app
         .get(Who::Prefecture, "/api/notifications?status=hospitalized")
         .send()
@@ -1254,6 +1259,19 @@ async fn a_health_centre_registers_a_cluster_and_links_cases_to_it() {
         .await
         .unwrap();
     assert_eq!(seen["cases"], 2);
+    let case: Value = app
+        .get(Who::HealthCentre, &format!("/api/notifications/{second}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (case["cluster"].as_i64(), case["infection_place"].as_str()),
+        (Some(cid), Some("施設内")),
+        "the case page shows what the investigation found"
+    );
     app.post(Who::HealthCentre, &format!("/api/notifications/{second}/withdraw"))
         .json(&json!({"reason": "誤届"}))
         .send()

@@ -72,6 +72,12 @@ pub struct NotificationView {
     /// 保健所確認済.
     pub confirmed: bool,
     pub confirmed_at: Option<DateTime<Utc>>,
+    /// Login of the health-centre user who confirmed it.
+    pub confirmed_by: Option<String>,
+    /// The cluster the active investigation (積極的疫学調査) linked it to.
+    pub cluster: Option<i64>,
+    /// Where the investigation found it was caught.
+    pub infection_place: Option<String>,
     /// The current status (療養状況), if any has been recorded.
     pub status: Option<String>,
     /// A possible duplicate of this earlier notification (same kana name, birth date and sex
@@ -126,6 +132,9 @@ impl NotificationView {
             withdrawn_reason: r.withdrawn_reason,
             confirmed: r.confirmed_at.is_some(),
             confirmed_at: r.confirmed_at,
+            confirmed_by: r.confirmed_by_login,
+            cluster: r.cluster,
+            infection_place: r.infection_place,
             status: r.status.map(|s| s.as_str().to_owned()),
             duplicate_of: r.duplicate_of,
             merged_into: r.merged_into,
