@@ -1187,27 +1187,28 @@ async fn flush(
             report.unchanged += 1;
             continue;
         }
+        let may_not_withdraw = options.withdraw_scope.as_ref().is_some_and(|may| !may(&p.place()));
         match stored.remove(external_id) {
-            Some(record)
-                if record.withdrawn != p.draft.withdrawn
-                    && options.withdraw_scope.as_ref().is_some_and(|may| !may(&p.place())) =>
-            {
-                report.reject(
-                    p.line,
-                    [(
-                        Some("withdrawn".to_owned()),
-                        Message::fixed(
-                            "発生届の取り下げ・取り下げの撤回はあなたの役割ではできません",
-                            "your role may not withdraw a notification, nor reinstate one",
-                        ),
-                    )],
-                );
+            Some(record) if may_not_withdraw && record.withdrawn != p.draft.withdrawn => {
+                reject_withdrawal(report, p.line);
             }
             Some(record) => changed.push((p, record)),
             None => {
                 update_changed(tx, &mut changed, report, partial).await?;
                 if !partial && report.rejected_rows > 0 {
                     break;
+                }
+                // A repeat of an id this file has already written: checked against what now
+                // stands, as the first row was against what stood before.
+                if may_not_withdraw
+                    && tx
+                        .notifications_by_external_id(&[external_id])
+                        .await?
+                        .get(external_id)
+                        .is_some_and(|now| now.withdrawn != p.draft.withdrawn)
+                {
+                    reject_withdrawal(report, p.line);
+                    continue;
                 }
                 file_one(tx, p, report).await?;
             }
@@ -1271,6 +1272,20 @@ async fn update_changed(
 
 /// Files one row over its stored notification, or as a new one, as a single filing would; a
 /// row the database refuses is rolled back alone and rejected.
+/// A row that would withdraw or reinstate a notification its uploader may not.
+fn reject_withdrawal(report: &mut ImportReport, line: u64) {
+    report.reject(
+        line,
+        [(
+            Some("withdrawn".to_owned()),
+            Message::fixed(
+                "発生届の取り下げ・取り下げの撤回はあなたの役割ではできません",
+                "your role may not withdraw a notification, nor reinstate one",
+            ),
+        )],
+    );
+}
+
 async fn file_one(tx: &mut WriteTx, p: &Pending, report: &mut ImportReport) -> Result<(), StorageError> {
     tx.savepoint().await?;
     match tx.file(&p.draft, &p.placement, FileMode::Upsert).await {

@@ -1606,7 +1606,8 @@ async fn uploads_hold_only_rows_the_uploader_could_send_one_by_one() {
     let own_record = || app.get_json(Who::HealthCentre, &own_path);
     let own_ext = own_record().await["external_id"].as_str().unwrap().to_owned();
     let upload = |who: Who, kind: &str, csv: String| {
-        app.post(who, &format!("/api/imports/{kind}?lang=en"))
+        let query = if kind.contains('?') { '&' } else { '?' };
+        app.post(who, &format!("/api/imports/{kind}{query}lang=en"))
             .header("content-type", "text/csv")
             .body(csv)
             .send()
@@ -1662,6 +1663,33 @@ async fn uploads_hold_only_rows_the_uploader_could_send_one_by_one() {
             &json!("your role may not withdraw a notification, nor reinstate one")
         )
     );
+    // Nor by a second row for the same notification, after a first that changes it otherwise:
+    // the repeat is checked against what the first row left.
+    let twice = format!(
+        "external_id,case_type,reported_at,prefecture,health_centre,institution,sex,birth_date,spo2,withdrawn\n\
+         {own_ext},confirmed,2023-05-01T10:00:00+09:00,13,H13,I13,female,1950-04-01,91,false\n\
+         {own_ext},confirmed,2023-05-01T10:00:00+09:00,13,H13,I13,female,1950-04-01,91,true\n"
+    );
+    for partial in ["", "?partial=true"] {
+        let report: Value = upload(Who::Prefecture, &format!("notifications{partial}"), twice.clone())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (&report["rejections"][0]["line"], &report["rejections"][0]["column"]),
+            (&json!(3), &json!("withdrawn")),
+            "{partial}: {report}"
+        );
+        let record = own_record().await;
+        assert_eq!(record["withdrawn"], false, "{partial}: still counting");
+        let corrected = if partial.is_empty() { Value::Null } else { json!(91) };
+        assert_eq!(
+            record["spo2"], corrected,
+            "{partial}: the first row is kept only with partial"
+        );
+    }
     let resp = upload(Who::HealthCentre, "notifications", withdrawing).await.unwrap();
     assert_eq!(resp.status(), 200, "the health centre withdraws by upload");
     let record = own_record().await;
