@@ -19,6 +19,9 @@ const PAGE: i64 = 2000;
 pub enum ExportError {
     Storage(StorageError),
     Write(std::io::Error),
+    /// A notification stored without an external id: its rows would not import again, so
+    /// nothing is written.
+    NoExternalId(i64),
 }
 
 impl std::fmt::Display for ExportError {
@@ -26,6 +29,11 @@ impl std::fmt::Display for ExportError {
         match self {
             ExportError::Storage(e) => write!(f, "{e}"),
             ExportError::Write(e) => write!(f, "cannot write the export: {e}"),
+            ExportError::NoExternalId(id) => write!(
+                f,
+                "notification {id} has no external_id, so its rows could not be imported again; nothing was exported \
+                 / 発生届 {id} に external_id がないため、再取り込みできません。出力していません"
+            ),
         }
     }
 }
@@ -104,6 +112,14 @@ pub async fn export(
     prefecture: Option<PrefectureCode>,
     out: impl Write,
 ) -> Result<u64, ExportError> {
+    // Every row of these kinds names its notification by external id.
+    if matches!(
+        kind,
+        ImportKind::Notifications | ImportKind::Status | ImportKind::Decisions
+    ) && let Some(id) = db.notification_without_external_id(prefecture).await?
+    {
+        return Err(ExportError::NoExternalId(id));
+    }
     let mut csv = csv::Writer::from_writer(out);
     let mut written = 0u64;
     let instant = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);

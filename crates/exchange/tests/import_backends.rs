@@ -457,7 +457,60 @@ async fn decisions_that_cannot_be_restored_are_refused(db: &Db) {
     );
 }
 
+/// A notification stored without an external id (the storage allows it; every write path of
+/// the product gives one) would export as a row that imports nowhere: the export refuses, naming
+/// it, and writes nothing.
+async fn an_export_refuses_a_notification_without_external_id(db: &Db) {
+    use todoke_domain::notification::{Intake, parse_notification};
+    use todoke_storage::registry::{FileMode, Placement};
+    let fields = [
+        ("case_type", "confirmed"),
+        ("reported_at", "2021-06-01T10:00:00+09:00"),
+        ("sex", "female"),
+        ("age", "30"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let now = chrono::Utc::now();
+    let intake = Intake {
+        today: todoke_domain::dates::jst_day(now),
+        now,
+        require_external_id: false,
+        require_prefecture: false,
+    };
+    let draft = parse_notification(&fields, &intake).unwrap();
+    assert_eq!(draft.external_id, None);
+    let place = Placement {
+        prefecture: todoke_domain::PrefectureCode::parse("01").unwrap(),
+        health_centre: None,
+        institution: None,
+    };
+    let filed = db
+        .file_notification(&AuditContext::cli(), &draft, &place, FileMode::CreateOnly)
+        .await
+        .unwrap();
+    for kind in [ImportKind::Notifications, ImportKind::Status, ImportKind::Decisions] {
+        let mut out = Vec::new();
+        let e = todoke_exchange::export::export(db, kind, None, &mut out)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(&format!("notification {} has no external_id", filed.id)),
+            "{kind:?}: {e}"
+        );
+        assert!(out.is_empty(), "{kind:?}: nothing written");
+    }
+    let mut out = Vec::new();
+    let other = todoke_domain::PrefectureCode::parse("13").unwrap();
+    todoke_exchange::export::export(db, ImportKind::Notifications, Some(other), &mut out)
+        .await
+        .expect("another prefecture's export is whole");
+}
+
 todoke_storage::on_both_backends!(
+    an_export_refuses_a_notification_without_external_id,
     total_reports,
     batched_import,
     duplicates_flagged_by_import,

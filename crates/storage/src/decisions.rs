@@ -55,6 +55,21 @@ struct Stored {
 }
 
 impl Db {
+    /// A notification (of `prefecture`, when given) stored without an external id, if there is
+    /// one: every write path gives one, but the column allows none, and such a row would export
+    /// as a row no import can read back.
+    pub async fn notification_without_external_id(&self, prefecture: Option<PrefectureCode>) -> Result<Option<i64>> {
+        Ok(dispatch!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT id FROM notifications WHERE external_id IS NULL \
+                 AND (CAST($1 AS TEXT) IS NULL OR prefecture_code = $1) ORDER BY id LIMIT 1",
+            )
+            .bind(prefecture.map(|p| p.to_string()))
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
     /// Decision rows in id order after `after_id` (for export), of `prefecture`'s
     /// notifications when given.
     pub async fn decision_rows(

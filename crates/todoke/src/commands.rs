@@ -653,7 +653,14 @@ pub async fn export(database: Option<String>, args: ExportArgs) -> anyhow::Resul
     let db = open(database).await?;
     let file = std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let rows =
-        todoke_exchange::export::export(&db, args.kind.kind(), prefecture, std::io::BufWriter::new(file)).await?;
+        match todoke_exchange::export::export(&db, args.kind.kind(), prefecture, std::io::BufWriter::new(file)).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                // No half-written export left behind to be mistaken for a whole one.
+                let _ = std::fs::remove_file(&args.out);
+                return Err(e.into());
+            }
+        };
     println!("wrote {rows} rows to {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
