@@ -794,6 +794,43 @@ trait FlagTx {
     /// earlier side) and that carry no flag or one against a notification later than it. Merged
     /// ones are left out. Each with the flag it has now, in order of id.
     fn flags_to_recheck(&mut self, ids: &[i64]) -> impl Future<Output = Result<Vec<(i64, Option<i64>)>>> + Send;
+    /// Waits for, and holds to the end of the transaction, the identity locks of these people
+    /// ([`identity_locks`]), before their notifications are inserted. Two filings of one person
+    /// running side by side on PostgreSQL would otherwise each search for the other before
+    /// either has committed, and neither be flagged: with the lock, the later one inserts,
+    /// and so takes the larger id, only once the earlier has committed, and its search finds
+    /// it. SQLite has one writer: a filing's search always sees every earlier filing.
+    fn lock_identities(&mut self, locks: &[i64]) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The identity locks of the people `drafts` would file, sorted and each once (so that two
+/// transactions taking several wait for each other in one order, never in a cycle): a 64-bit
+/// FNV-1a hash of the kana name, birth date and sex, the fields the duplicate check compares.
+/// People it could never match ([`PersonDraft::can_match_earlier`]) need none. A hash shared by
+/// two identities only makes their filings wait for each other.
+///
+/// [`PersonDraft::can_match_earlier`]: todoke_domain::notification::PersonDraft::can_match_earlier
+pub(crate) fn identity_locks<'a>(drafts: impl IntoIterator<Item = &'a NotificationDraft>) -> Vec<i64> {
+    let mut locks: Vec<i64> = drafts
+        .into_iter()
+        .filter(|d| d.person.can_match_earlier())
+        .map(|d| {
+            let p = &d.person;
+            let birth = p.birth_date.map(|b| b.to_string()).unwrap_or_default();
+            let sex = p.sex.unwrap_or(Sex::Unknown).as_str();
+            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+            for part in [p.name_kana.as_deref().unwrap_or_default(), &birth, sex] {
+                // A separator after each part: ("AB", "C") and ("A", "BC") differ.
+                for byte in part.bytes().chain([0xff]) {
+                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+            hash as i64
+        })
+        .collect();
+    locks.sort_unstable();
+    locks.dedup();
+    locks
 }
 
 /// [`FlagTx::flags_to_recheck`], with the backend's test for membership in the set of ids (one
@@ -862,6 +899,11 @@ macro_rules! serial_sequences {
 }
 
 impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
+    async fn lock_identities(&mut self, _locks: &[i64]) -> Result<()> {
+        // The one writer holds the whole database already.
+        Ok(())
+    }
+
     async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<Vec<(i64, i64)>> {
         let mut flagged = Vec::new();
         for chunk in ids.chunks(BULK_ROWS) {
@@ -901,6 +943,17 @@ impl FlagTx for sqlx::Transaction<'_, sqlx::Sqlite> {
 }
 
 impl FlagTx for sqlx::Transaction<'_, sqlx::Postgres> {
+    async fn lock_identities(&mut self, locks: &[i64]) -> Result<()> {
+        if !locks.is_empty() {
+            // unnest gives the array's order: the sorted order every filing takes them in.
+            sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k")
+                .bind(locks)
+                .execute(&mut **self)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The ids as one array: a text kept prepared (see [`crate::together`]).
     async fn flag_possible_duplicates(&mut self, ids: &[i64]) -> Result<Vec<(i64, i64)>> {
         let mut flagged = Vec::new();
@@ -1221,6 +1274,9 @@ macro_rules! impl_registry_tx {
                 };
                 if stored.is_some() && mode == FileMode::CreateOnly {
                     return Err(StorageError::Conflict(external_id_taken(draft.external_id.as_deref().unwrap_or_default())));
+                }
+                if stored.is_none() {
+                    self.lock_identities(&identity_locks([draft])).await?;
                 }
                 let before = match &stored {
                     Some(s) => self.case_facts(s.id).await?,
@@ -1992,6 +2048,8 @@ impl WriteTx {
                 })
             })
             .collect();
+        let locks = identity_locks(rows.iter().map(|r| r.draft));
+        on_tx!(self, t => t.lock_identities(&locks).await?);
         let written = self.insert_filings(&rows).await?;
         // Each is compared with the notifications before it, the batch's own included: the
         // flags a filing at a time would set, each audited with its filing.

@@ -2133,6 +2133,66 @@ proptest! {
     }
 }
 
+/// Filings of one person side by side on PostgreSQL, where write transactions do not wait for
+/// one another: the second and third, one filed alone and one by group commit, wait for the
+/// first to commit, then find it, and are flagged against it. Without the identity lock each
+/// searched before the first had committed, and none was flagged.
+#[tokio::test]
+async fn filings_of_one_person_side_by_side_are_flagged_on_postgres() {
+    let Some(t) = todoke_storage::testing::postgres_or_skip().await else {
+        return;
+    };
+    let db = &t.db;
+    seed(db).await;
+    let Db::Postgres(pool) = db else { unreachable!() };
+    let person = |ext: &'static str| {
+        draft(&[
+            ("external_id", ext),
+            ("name_kana", "ヤマダ ハナコ"),
+            ("birth_date", "1949-01-01"),
+        ])
+    };
+    let first = person("S-1");
+    let mut pending = db.begin_write_tx().await.unwrap();
+    let held = pending
+        .file(&first, &placed(&first), FileMode::CreateOnly)
+        .await
+        .unwrap();
+    let alone = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let d = person("S-2");
+            db.file_notification(&cli(), &d, &placed(&d), FileMode::CreateOnly)
+                .await
+        }
+    });
+    let together = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let d = person("S-3");
+            let ctx = cli();
+            let place = placed(&d);
+            let mut out = db
+                .file_notifications(&[Filing {
+                    ctx: &ctx,
+                    draft: &d,
+                    place: &place,
+                }])
+                .await?;
+            out.remove(0)
+        }
+    });
+    until_waiting(pool, 2).await;
+    pending.commit().await.unwrap();
+    let alone = alone.await.unwrap().unwrap();
+    let together = together.await.unwrap().unwrap();
+    assert_eq!(
+        (alone.flagged_against, together.flagged_against),
+        (Some(held.id), Some(held.id)),
+        "both flagged against the first"
+    );
+}
+
 /// A rebuild while a write is under way, on PostgreSQL: the write has filed a notification
 /// and raised a counter but not committed. The rebuild waits for it, and the counter then
 /// holds both notifications. (Without the rebuild's table lock it read the notifications
