@@ -1270,8 +1270,6 @@ async fn update_changed(
     Ok(())
 }
 
-/// Files one row over its stored notification, or as a new one, as a single filing would; a
-/// row the database refuses is rolled back alone and rejected.
 /// A row that would withdraw or reinstate a notification its uploader may not.
 fn reject_withdrawal(report: &mut ImportReport, line: u64) {
     report.reject(
@@ -1286,6 +1284,8 @@ fn reject_withdrawal(report: &mut ImportReport, line: u64) {
     );
 }
 
+/// Files one row over its stored notification, or as a new one, as a single filing would; a
+/// row the database refuses is rolled back alone and rejected.
 async fn file_one(tx: &mut WriteTx, p: &Pending, report: &mut ImportReport) -> Result<(), StorageError> {
     tx.savepoint().await?;
     match tx.file(&p.draft, &p.placement, FileMode::Upsert).await {
