@@ -159,6 +159,21 @@ impl StorageError {
         }
     }
 
+    /// PostgreSQL ended the transaction to break a deadlock (`40P01`) or because it could not
+    /// be serialised with a concurrent one (`40001`): it was rolled back whole, nothing of it
+    /// was written, and the same work sent again will most likely succeed. Two writes that lock
+    /// the same notifications in different orders (an import's corrections beside a merge
+    /// through the API, say) can meet so.
+    pub fn is_rolled_back_by_concurrency(&self) -> bool {
+        match self {
+            StorageError::Database(sqlx::Error::Database(e)) => {
+                e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some()
+                    && matches!(e.code().as_deref(), Some("40P01" | "40001"))
+            }
+            _ => false,
+        }
+    }
+
     /// The database refused what was asked (a rule of the schema or a trigger, a row not
     /// there), as opposed to failing to carry it out at all (busy, the connection lost): the
     /// same work may then succeed in parts, and is worth trying row by row.

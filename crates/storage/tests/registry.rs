@@ -2133,6 +2133,51 @@ proptest! {
     }
 }
 
+/// Two transactions that lock two rows in opposite orders on PostgreSQL: the database ends one
+/// to break the deadlock. That error is known as "rolled back, send again" (the API's 503),
+/// not as a refusal of the data nor as a busy database.
+#[tokio::test]
+async fn a_deadlock_is_known_as_rolled_back_on_postgres() {
+    let Some(t) = todoke_storage::testing::postgres_or_skip().await else {
+        return;
+    };
+    let Db::Postgres(pool) = &t.db else { unreachable!() };
+    sqlx::query("CREATE TABLE probe (id INT PRIMARY KEY, n INT)")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO probe VALUES (1, 0), (2, 0)")
+        .execute(pool)
+        .await
+        .unwrap();
+    let mut a = pool.begin().await.unwrap();
+    let mut b = pool.begin().await.unwrap();
+    let bump = "UPDATE probe SET n = n + 1 WHERE id = $1";
+    sqlx::query(bump).bind(1).execute(&mut *a).await.unwrap();
+    sqlx::query(bump).bind(2).execute(&mut *b).await.unwrap();
+    let a_then = tokio::spawn(async move {
+        let done = sqlx::query(bump).bind(2).execute(&mut *a).await;
+        (a, done)
+    });
+    until_waiting(pool, 1).await;
+    let b_then = sqlx::query(bump).bind(1).execute(&mut *b).await;
+    let (a, a_then) = a_then.await.unwrap();
+    // Both ended before the probe below, which would wait for their row locks.
+    a.rollback().await.unwrap();
+    b.rollback().await.unwrap();
+    let error = match (a_then, b_then) {
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => StorageError::Database(e),
+        other => panic!("one of the two must be ended: {other:?}"),
+    };
+    assert!(error.is_rolled_back_by_concurrency(), "{error}");
+    assert!(!error.is_busy(), "{error}");
+    let unique = sqlx::query("INSERT INTO probe VALUES (1, 0)")
+        .execute(pool)
+        .await
+        .unwrap_err();
+    assert!(!StorageError::Database(unique).is_rolled_back_by_concurrency());
+}
+
 /// Filings of one person side by side on PostgreSQL, where write transactions do not wait for
 /// one another: the second and third, one filed alone and one by group commit, wait for the
 /// first to commit, then find it, and are flagged against it. Without the identity lock each

@@ -4,7 +4,8 @@
 //! * Handlers return `Result<_, AppError>`. Every refusal a user can act on is a variant with a
 //!   bilingual message: bad input names the field and the reason (400/413/422), refusals by the
 //!   access policy map one to one (401, 403, 404, 423), throttled logins get 429. Work that
-//!   could not begin in time (the database busy) is 503, and means nothing was done.
+//!   could not begin in time (the database busy), or that the database undid to break a deadlock
+//!   with a concurrent write, is 503, and means nothing was done.
 //! * Anything unexpected (a database failure, a bug) is [`AppError::Internal`]: its detail goes to
 //!   the log with the request id, and the client gets only "internal error" and that request id.
 //!   Internal details are never returned.
@@ -187,6 +188,16 @@ impl From<StorageError> for AppError {
                 "混み合っているため処理を開始できませんでした。何も保存されていません。しばらくしてから再度送信してください。",
                 "The server was too busy to begin this in time. Nothing was saved; please send it again shortly.",
             )),
+            // Rolled back whole to break a deadlock with a concurrent write: nothing was saved,
+            // and sending it again works. Logged, since it says two writes lock rows in
+            // different orders.
+            e if e.is_rolled_back_by_concurrency() => {
+                tracing::warn!(error = %e, "a write was rolled back by the database (deadlock or serialisation)");
+                AppError::Unavailable(Message::fixed(
+                    "同時に行われた別の変更と競合したため、処理を取り消しました。何も保存されていません。再度送信してください。",
+                    "This collided with another change made at the same moment and was undone. Nothing was saved; please send it again.",
+                ))
+            }
             other => AppError::Internal(other.into()),
         }
     }
