@@ -125,7 +125,10 @@ pub type RowScope = Arc<dyn Fn(&Place) -> bool + Send + Sync>;
 
 #[derive(Clone, Default)]
 pub struct ImportOptions {
-    /// Keep the good rows when some are rejected (default: all or nothing).
+    /// Keep the good rows when some are rejected (default: all or nothing). Either way every
+    /// row is written in turn, so that the report names each row the database would refuse
+    /// too (a second, different merge; an external id taken), judged against the rows before
+    /// it; all or nothing then rolls the whole back.
     pub partial: bool,
     pub encoding: Encoding,
     pub row_scope: Option<RowScope>,
@@ -803,11 +806,6 @@ pub async fn import(
     let out_of_scope = || Message::fixed("この行はあなたの担当範囲外です", "this row is outside your scope");
     while let Some(parsed) = rows.next().await {
         report.rows += 1;
-        // In all-or-nothing mode, rows after the first rejection are only checked, not written.
-        let writing = options.partial || report.rejected_rows == 0;
-        if !writing {
-            pending.clear();
-        }
         let (line, outcome) = match parsed {
             Parsed::Notification {
                 line,
@@ -860,13 +858,9 @@ pub async fn import(
                     Ok(hc) => hc,
                     Err(e) => {
                         report.reject(line, [(None, storage_reason(&e))]);
-                        pending.clear(); // in all-or-nothing mode nothing more is written
                         continue;
                     }
                 };
-                if !writing {
-                    continue;
-                }
                 pending.push(Pending {
                     line,
                     draft,
@@ -900,9 +894,6 @@ pub async fn import(
                     report.reject(line, [(Some("institution".to_owned()), out_of_scope())]);
                     continue;
                 }
-                if !writing {
-                    continue;
-                }
                 tx.savepoint().await?;
                 (line, tx.upsert_total(&tree, &total).await)
             }
@@ -914,9 +905,6 @@ pub async fn import(
                 };
                 if options.row_scope.as_ref().is_some_and(|allowed| !allowed(&place)) {
                     report.reject(line, [(Some("prefecture".to_owned()), out_of_scope())]);
-                    continue;
-                }
-                if !writing {
                     continue;
                 }
                 tx.savepoint().await?;
@@ -964,9 +952,6 @@ pub async fn import(
                     report.reject(line, missing);
                     continue;
                 }
-                if !writing {
-                    continue;
-                }
                 let [Some(id), merged_into, duplicate_of] = ids else {
                     unreachable!("external_id resolved")
                 };
@@ -1005,9 +990,6 @@ pub async fn import(
                     report.reject(line, [(Some("effective_date".to_owned()), problem)]);
                     continue;
                 }
-                if !writing {
-                    continue;
-                }
                 tx.savepoint().await?;
                 (line, tx.record_status(target.id, row.entry, row.recorded_at).await)
             }
@@ -1029,9 +1011,7 @@ pub async fn import(
             Err(other) => return Err(other),
         }
     }
-    if options.partial || report.rejected_rows == 0 {
-        flush(&mut tx, &mut pending, &mut report, &options).await?;
-    }
+    flush(&mut tx, &mut pending, &mut report, &options).await?;
     let header = reader.await.map_err(|e| {
         StorageError::Invalid(Message::new(
             format!("読み取りに失敗しました: {e}"),
@@ -1140,7 +1120,6 @@ async fn flush(
     report: &mut ImportReport,
     options: &ImportOptions,
 ) -> Result<(), StorageError> {
-    let partial = options.partial;
     if pending.is_empty() {
         return Ok(());
     }
@@ -1175,9 +1154,6 @@ async fn flush(
     // already gathered (or written) waits for those before it, so that the file's order holds.
     let mut changed: Vec<(&Pending, NotificationRecord)> = Vec::new();
     for p in later {
-        if !partial && report.rejected_rows > 0 {
-            break;
-        }
         let external_id = p.draft.external_id.as_deref().unwrap_or_default();
         if stored
             .get(external_id)
@@ -1194,10 +1170,7 @@ async fn flush(
             }
             Some(record) => changed.push((p, record)),
             None => {
-                update_changed(tx, &mut changed, report, partial).await?;
-                if !partial && report.rejected_rows > 0 {
-                    break;
-                }
+                update_changed(tx, &mut changed, report).await?;
                 // A repeat of an id this file has already written: checked against what now
                 // stands, as the first row was against what stood before.
                 if may_not_withdraw
@@ -1214,20 +1187,19 @@ async fn flush(
             }
         }
     }
-    update_changed(tx, &mut changed, report, partial).await?;
+    update_changed(tx, &mut changed, report).await?;
     pending.clear();
     Ok(())
 }
 
 /// Writes the rows in `changed` over their stored notifications together
 /// ([`WriteTx::update_notifications`]). Should the database refuse them, they are written again
-/// one by one, so that a row it refuses is rejected alone (with `--partial`) and named, or its
-/// error ends the import; any other failure (the connection lost, say) ends the import at once.
+/// one by one, so that a row it refuses is rejected alone and named; any other failure (the
+/// connection lost, say) ends the import at once.
 async fn update_changed(
     tx: &mut WriteTx,
     changed: &mut Vec<(&Pending, NotificationRecord)>,
     report: &mut ImportReport,
-    partial: bool,
 ) -> Result<(), StorageError> {
     if changed.is_empty() {
         return Ok(());
@@ -1258,9 +1230,6 @@ async fn update_changed(
                 return Err(e);
             }
             for (p, _) in changed.iter() {
-                if !partial && report.rejected_rows > 0 {
-                    break;
-                }
                 file_one(tx, p, report).await?;
             }
         }

@@ -446,6 +446,23 @@ async fn decisions_that_cannot_be_restored_are_refused(db: &Db) {
         report.rejections
     );
     assert_eq!((report.accepted, report.updated), (1, 1));
+    // All or nothing reports the same rows, those only writing finds included (a second merge,
+    // another confirmation), each judged against the rows before it; and keeps nothing.
+    let before = export_text(db, ImportKind::Decisions).await;
+    let whole = import(
+        db,
+        &AuditContext::cli(),
+        ImportKind::Decisions,
+        Box::new(std::io::Cursor::new(bad)),
+        ImportOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (whole.committed, whole.accepted, &whole.rejections),
+        (false, 0, &report.rejections)
+    );
+    assert_eq!(export_text(db, ImportKind::Decisions).await, before, "nothing written");
     // A file without the flag's columns leaves the flag as it is.
     let report = import_text(db, ImportKind::Decisions, b"external_id,confirmed_at\nK-3,\n".to_vec()).await;
     assert_eq!(report.unchanged, 1);
@@ -509,7 +526,83 @@ async fn an_export_refuses_a_notification_without_external_id(db: &Db) {
         .expect("another prefecture's export is whole");
 }
 
+/// With `--partial`, a row whose place does not resolve (a health centre no one registered) is
+/// rejected alone: the good rows before and after it are written, and every row is accounted
+/// for, accepted or rejected.
+async fn a_partial_import_keeps_the_rows_around_an_unplaceable_one(db: &Db) {
+    let csv = "external_id,case_type,reported_at,prefecture,health_centre,sex,age\n\
+               P-1,confirmed,2021-06-01,13,,female,30\n\
+               P-2,confirmed,2021-06-01,13,H99,female,31\n\
+               P-3,confirmed,2021-06-01,13,,female,32\n";
+    let report = import(
+        db,
+        &AuditContext::cli(),
+        ImportKind::Notifications,
+        Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
+        ImportOptions {
+            partial: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.rows, report.accepted, report.created, report.rejected_rows),
+        (3, 2, 2, 1),
+        "{:?}",
+        report.rejections
+    );
+    assert_eq!(report.rejections[0].line, 3);
+    let exported = String::from_utf8(export_text(db, ImportKind::Notifications).await).unwrap();
+    let ids: Vec<&str> = exported.lines().skip(1).filter_map(|l| l.split(',').next()).collect();
+    assert_eq!(ids, ["P-1", "P-3"]);
+}
+
+/// A restored merge checks again the flags against the merged notification, as a health
+/// centre's merge does: L was flagged against X (50 days apart), X is merged into Y, and Y lies
+/// 100 days from L, outside the window: L's flag is cleared, not left pointing at a
+/// notification that no longer counts.
+async fn a_restored_merge_checks_the_flags_against_it(db: &Db) {
+    let csv = "external_id,case_type,reported_at,prefecture,name_kana,sex,birth_date\n\
+               M-Y,confirmed,2021-01-01,13,ヤマダ ハナコ,female,1950-04-01\n\
+               M-X,confirmed,2021-02-20,13,ヤマダ ハナコ,female,1950-04-01\n\
+               M-L,confirmed,2021-04-11,13,ヤマダ ハナコ,female,1950-04-01\n";
+    import_text(db, ImportKind::Notifications, csv.as_bytes().to_vec()).await;
+    let flags = |decisions: Vec<u8>| -> Vec<(String, String)> {
+        String::from_utf8(decisions)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                (cells[0].to_owned(), cells[5].to_owned())
+            })
+            .collect()
+    };
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+    };
+    assert_eq!(
+        flags(export_text(db, ImportKind::Decisions).await),
+        pairs(&[("M-Y", ""), ("M-X", "M-Y"), ("M-L", "M-X")])
+    );
+    let report = import_text(
+        db,
+        ImportKind::Decisions,
+        b"external_id,merged_into\nM-X,M-Y\n".to_vec(),
+    )
+    .await;
+    assert_eq!(report.updated, 1);
+    assert_eq!(
+        flags(export_text(db, ImportKind::Decisions).await),
+        pairs(&[("M-Y", ""), ("M-X", "M-Y"), ("M-L", "")]),
+        "M-L's flag cleared: M-X no longer counts, and M-Y is 100 days away"
+    );
+}
+
 todoke_storage::on_both_backends!(
+    a_restored_merge_checks_the_flags_against_it,
+    a_partial_import_keeps_the_rows_around_an_unplaceable_one,
     an_export_refuses_a_notification_without_external_id,
     total_reports,
     batched_import,

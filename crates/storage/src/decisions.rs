@@ -224,6 +224,11 @@ impl WriteTx {
             after.merged = true;
             let delta = counting::difference(Some(&before), Some(&after));
             on_tx!(self, t => t.apply(&delta).await?);
+            // As a merge through the API: the flags against a merged notification are checked
+            // again (intake never matches one). A whole export states them so already; a file
+            // made by hand may not. Audited with the import (`audit_rechecked_flags`).
+            let rechecked = on_tx!(self, t => t.recheck_duplicates_of(&[id]).await?);
+            self.rechecked.extend(rechecked);
         }
         Ok((Written::Updated, changed))
     }

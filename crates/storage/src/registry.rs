@@ -1949,7 +1949,7 @@ pub struct WriteTx {
     pub(crate) counts: std::collections::BTreeMap<CounterKey, i64>,
     /// Possible-duplicate flags [`WriteTx::file`] and [`WriteTx::update_notifications`] changed,
     /// each with the original it had, not yet audited ([`WriteTx::audit_rechecked_flags`]).
-    rechecked: Rechecked,
+    pub(crate) rechecked: Rechecked,
     /// See [`WriteTx::flagged_at_intake`].
     flagged_at_intake: u64,
     /// A bulk load's second transaction on PostgreSQL ([`Db::begin_bulk_write_tx`]), where
