@@ -1,6 +1,7 @@
 //! The importer on both backends: batched inserts of new rows, exact per-row updates of known
 //! ids, and live counters that still equal a rebuild afterwards.
 
+use proptest::prelude::*;
 use todoke_exchange::import::{ImportKind, ImportOptions, import};
 use todoke_storage::{AuditContext, Db};
 
@@ -610,3 +611,154 @@ todoke_storage::on_both_backends!(
     an_exported_registry_moves_whole,
     decisions_that_cannot_be_restored_are_refused
 );
+
+/// One row of a random file: good, or bad in one of the ways files are, for one of a few ids
+/// (so that ids repeat, within a batch and across the file).
+#[derive(Debug, Clone)]
+enum RandomRow {
+    Good {
+        id: u8,
+        age: u8,
+        osaka: bool,
+        with_centre: bool,
+        withdrawn: bool,
+    },
+    /// A value the reader refuses (sex `x`).
+    BadValue { id: u8 },
+    /// A health centre no one registered.
+    Unplaceable { id: u8 },
+    /// Osaka's prefecture with Tokyo's health centre.
+    Misplaced { id: u8 },
+}
+
+fn random_row() -> impl Strategy<Value = RandomRow> {
+    prop_oneof![
+        6 => (0u8..6, 0u8..100, any::<bool>(), any::<bool>(), prop::bool::weighted(0.2)).prop_map(
+            |(id, age, osaka, with_centre, withdrawn)| RandomRow::Good { id, age, osaka, with_centre, withdrawn }
+        ),
+        1 => (0u8..6).prop_map(|id| RandomRow::BadValue { id }),
+        1 => (0u8..6).prop_map(|id| RandomRow::Unplaceable { id }),
+        1 => (0u8..6).prop_map(|id| RandomRow::Misplaced { id }),
+    ]
+}
+
+fn random_file(rows: &[RandomRow]) -> String {
+    let mut csv = String::from("external_id,case_type,reported_at,prefecture,health_centre,sex,age,withdrawn\n");
+    for row in rows {
+        let line = match row {
+            RandomRow::Good {
+                id,
+                age,
+                osaka,
+                with_centre,
+                withdrawn,
+            } => {
+                let (pref, centre) = if *osaka { ("27", "H27") } else { ("13", "H13") };
+                let centre = if *with_centre { centre } else { "" };
+                format!("R-{id},confirmed,2021-06-01,{pref},{centre},female,{age},{withdrawn}")
+            }
+            RandomRow::BadValue { id } => format!("R-{id},confirmed,2021-06-01,13,,x,40,false"),
+            RandomRow::Unplaceable { id } => format!("R-{id},confirmed,2021-06-01,13,H99,female,40,false"),
+            RandomRow::Misplaced { id } => format!("R-{id},confirmed,2021-06-01,27,H13,female,40,false"),
+        };
+        csv.push_str(&line);
+        csv.push('\n');
+    }
+    csv
+}
+
+async fn with_health_centres(db: &Db) {
+    use todoke_domain::{HealthCentreCode, PrefectureCode};
+    use todoke_storage::orgs::NewHealthCentre;
+    for (code, pref) in [("H13", "13"), ("H27", "27")] {
+        db.create_health_centre(
+            &AuditContext::cli(),
+            &NewHealthCentre {
+                code: HealthCentreCode::parse(code).unwrap(),
+                prefecture: PrefectureCode::parse(pref).unwrap(),
+                name: code.into(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Every row of a file is accounted for, with `--partial` and without: each is accepted or
+/// rejected; what is stored is, for each id, its last good row; all or nothing rejects the same
+/// rows, with the same reasons, and then keeps nothing; and the live counters equal a rebuild.
+async fn every_row_is_accounted_for(rows: &[RandomRow]) {
+    let file = random_file(rows);
+    let run = |partial: bool| {
+        let file = file.clone();
+        async move {
+            let t = todoke_storage::testing::TestDb::sqlite().await.unwrap();
+            with_health_centres(&t.db).await;
+            let report = import(
+                &t.db,
+                &AuditContext::cli(),
+                ImportKind::Notifications,
+                Box::new(std::io::Cursor::new(file.into_bytes())),
+                ImportOptions {
+                    partial,
+                    ..ImportOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+            let exported = String::from_utf8(export_text(&t.db, ImportKind::Notifications).await).unwrap();
+            let live = t.db.counters().await.unwrap();
+            t.db.rebuild_counters(&AuditContext::cli()).await.unwrap();
+            assert_eq!(t.db.counters().await.unwrap(), live, "live counters equal a rebuild");
+            (report, exported)
+        }
+    };
+    let (partial, kept) = run(true).await;
+    assert_eq!(partial.rows, rows.len() as u64);
+    assert_eq!(
+        partial.accepted + partial.rejected_rows,
+        partial.rows,
+        "{:?}",
+        partial.rejections
+    );
+    assert_eq!(partial.created + partial.updated + partial.unchanged, partial.accepted);
+    // What each id should hold: its last good row (a later bad row leaves it as it was).
+    let mut want: std::collections::BTreeMap<String, (u8, bool)> = Default::default();
+    for row in rows {
+        if let RandomRow::Good { id, age, withdrawn, .. } = row {
+            want.insert(format!("R-{id}"), (*age, *withdrawn));
+        }
+    }
+    let mut stored: std::collections::BTreeMap<String, (u8, bool)> = Default::default();
+    for line in kept.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        stored.insert(
+            cells[0].to_owned(),
+            (cells[12].parse().unwrap(), cells[cells.len() - 1] == "true"),
+        );
+    }
+    assert_eq!(stored, want, "each id holds its last good row");
+    let (whole, nothing) = run(false).await;
+    assert_eq!(
+        (whole.rows, whole.rejected_rows, &whole.rejections),
+        (partial.rows, partial.rejected_rows, &partial.rejections),
+        "all or nothing rejects the same rows"
+    );
+    if partial.rejected_rows == 0 {
+        assert!(whole.committed);
+        assert_eq!(nothing, kept, "a clean file is written alike");
+    } else {
+        assert_eq!((whole.committed, whole.accepted), (false, 0));
+        assert_eq!(nothing.lines().count(), 1, "nothing kept: {nothing}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_row_of_a_random_file_is_accounted_for(rows in prop::collection::vec(random_row(), 1..30)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(every_row_is_accounted_for(&rows));
+    }
+}
