@@ -232,26 +232,37 @@ pub fn parse_instant(input: &str) -> Result<DateTime<Utc>, Message> {
 /// Any date form of [`parse_date`] followed by a time of day, as a doctor writes the moment of
 /// a notification: `R5.10.31 14:05`, `令和5年10月31日 14時05分`, `令和5年10月31日14:05`.
 fn date_and_time(s: &str) -> Option<NaiveDateTime> {
-    let (date, time) = match s.rsplit_once(char::is_whitespace) {
-        Some((date, time)) => (date, time),
-        // 令和5年10月31日14時05分: the day's 日 ends the date.
-        None => s.split_at_checked(s.find('日')? + '日'.len_utf8())?,
+    let (date, time) = match s.find('日') {
+        // 令和5年10月31日14時05分: the day's 日 ends the date, whatever spaces it holds.
+        Some(i) => s.split_at_checked(i + '日'.len_utf8())?,
+        None => s.rsplit_once(char::is_whitespace)?,
     };
     Some(parse_date(date).ok()?.and_time(time_of_day(time.trim())?))
 }
 
-/// `14:05`, `14:05:30`, `14時5分`, `14時05分30秒`, `14時`.
+/// `14:05`, `14:05:30`, or in kanji `14時`, `14時5分`, `14時05分30秒` (each unit after the one
+/// before it, none skipped).
 fn time_of_day(s: &str) -> Option<NaiveTime> {
-    let mut colons = s.replace(['時', '分'], ":").replace('秒', "");
-    if colons.ends_with(':') {
-        colons.pop();
-    }
-    if s.ends_with('時') {
-        colons.push_str(":00");
-    }
-    ["%H:%M:%S%.f", "%H:%M"]
-        .into_iter()
-        .find_map(|format| NaiveTime::parse_from_str(&colons, format).ok())
+    let Some((hour, rest)) = s.split_once('時') else {
+        return ["%H:%M:%S%.f", "%H:%M"]
+            .into_iter()
+            .find_map(|format| NaiveTime::parse_from_str(s, format).ok());
+    };
+    let number = |t: &str| -> Option<u32> {
+        let t = t.trim();
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok())?
+    };
+    let (minute, rest) = match rest.split_once('分') {
+        Some((m, rest)) => (number(m)?, rest),
+        None if rest.trim().is_empty() => (0, ""),
+        None => return None,
+    };
+    let second = match rest.split_once('秒') {
+        Some((sec, after)) if after.trim().is_empty() => number(sec)?,
+        None if rest.trim().is_empty() => 0,
+        _ => return None,
+    };
+    NaiveTime::from_hms_opt(number(hour)?, minute, second)
 }
 
 fn bad_instant(s: &str) -> Message {
@@ -350,11 +361,21 @@ mod tests {
             parse_instant("令和5年10月31日 14時").unwrap(),
             parse_instant("2023-10-31 14:00").unwrap()
         );
+        assert_eq!(
+            parse_instant("令和 5年 10月 31日 14時05分").unwrap(),
+            want,
+            "spaces inside the era date"
+        );
         for junk in [
             "R5.10.31 25:00",
             "令和5年10月31日 14時61分",
             "R5.10.31 noon",
             "令和5年10月31日後",
+            "令和5年10月31日 14時30秒",
+            "令和5年10月31日 5分30秒",
+            "令和5年10月31日 14分05時",
+            "令和5年10月31日 14時05分30秒後",
+            "令和5年10月31日 時05分",
         ] {
             let e = parse_instant(junk).unwrap_err();
             assert!(e.en.contains("cannot read the date-time"), "{junk}: {e:?}");
