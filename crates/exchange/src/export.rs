@@ -105,6 +105,22 @@ fn notification_row(r: &NotificationRecord) -> Vec<String> {
     row
 }
 
+/// Whether the export of `kind` (of `prefecture`, if given) can be read back: every row of
+/// notifications, status and decisions names its notification by external id, and a decision
+/// names others too (the original of a merge or a flag, which may lie in another prefecture).
+/// [`export`] checks it first; a caller that creates a file can check before creating it.
+pub async fn check(db: &Db, kind: ImportKind, prefecture: Option<PrefectureCode>) -> Result<(), ExportError> {
+    let named = match kind {
+        ImportKind::Notifications | ImportKind::Status => prefecture,
+        ImportKind::Decisions => None,
+        ImportKind::Totals | ImportKind::Municipal => return Ok(()),
+    };
+    match db.notification_without_external_id(named).await? {
+        Some(id) => Err(ExportError::NoExternalId(id)),
+        None => Ok(()),
+    }
+}
+
 /// Writes every row of `kind` (of `prefecture`, if given) as CSV; returns the number of rows.
 pub async fn export(
     db: &Db,
@@ -112,14 +128,7 @@ pub async fn export(
     prefecture: Option<PrefectureCode>,
     out: impl Write,
 ) -> Result<u64, ExportError> {
-    // Every row of these kinds names its notification by external id.
-    if matches!(
-        kind,
-        ImportKind::Notifications | ImportKind::Status | ImportKind::Decisions
-    ) && let Some(id) = db.notification_without_external_id(prefecture).await?
-    {
-        return Err(ExportError::NoExternalId(id));
-    }
+    check(db, kind, prefecture).await?;
     let mut csv = csv::Writer::from_writer(out);
     let mut written = 0u64;
     let instant = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);

@@ -520,11 +520,22 @@ async fn an_export_refuses_a_notification_without_external_id(db: &Db) {
         );
         assert!(out.is_empty(), "{kind:?}: nothing written");
     }
-    let mut out = Vec::new();
     let other = todoke_domain::PrefectureCode::parse("13").unwrap();
-    todoke_exchange::export::export(db, ImportKind::Notifications, Some(other), &mut out)
+    for kind in [ImportKind::Notifications, ImportKind::Status] {
+        let mut out = Vec::new();
+        todoke_exchange::export::export(db, kind, Some(other), &mut out)
+            .await
+            .expect("another prefecture's notifications and status export whole");
+    }
+    // Decisions name notifications of other prefectures too (a merge's original, a flag's).
+    let mut out = Vec::new();
+    let e = todoke_exchange::export::export(db, ImportKind::Decisions, Some(other), &mut out)
         .await
-        .expect("another prefecture's export is whole");
+        .unwrap_err();
+    assert!(
+        matches!(e, todoke_exchange::export::ExportError::NoExternalId(id) if id == filed.id),
+        "{e}"
+    );
 }
 
 /// With `--partial`, a row whose place does not resolve (a health centre no one registered) is

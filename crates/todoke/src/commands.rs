@@ -651,16 +651,11 @@ pub async fn export(database: Option<String>, args: ExportArgs) -> anyhow::Resul
         .transpose()
         .map_err(|e| cli_error(e.0))?;
     let db = open(database).await?;
+    // A registry that cannot be exported whole is refused before any file is made.
+    todoke_exchange::export::check(&db, args.kind.kind(), prefecture).await?;
     let file = std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let rows =
-        match todoke_exchange::export::export(&db, args.kind.kind(), prefecture, std::io::BufWriter::new(file)).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                // No half-written export left behind to be mistaken for a whole one.
-                let _ = std::fs::remove_file(&args.out);
-                return Err(e.into());
-            }
-        };
+        todoke_exchange::export::export(&db, args.kind.kind(), prefecture, std::io::BufWriter::new(file)).await?;
     println!("wrote {rows} rows to {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
