@@ -803,6 +803,8 @@ pub async fn import(
     let tree = db.org_tree().await?;
     let mut pending: Vec<Pending> = Vec::with_capacity(BATCH);
     let mut tx = db.begin_write_tx().await?;
+    // Flags checked again and audited row by row (after restored merges), for the import's entry.
+    let mut rechecked_along = 0usize;
     let out_of_scope = || Message::fixed("この行はあなたの担当範囲外です", "this row is outside your scope");
     while let Some(parsed) = rows.next().await {
         report.rows += 1;
@@ -964,10 +966,18 @@ pub async fn import(
                 tx.savepoint().await?;
                 let restored = match tx.restore_decisions(id, &decisions).await {
                     Ok((Written::Updated, changed)) => {
-                        // Each notification changed is audited, as a single decision is.
+                        // Each notification changed is audited, as a single decision is, and
+                        // then the flags its merge checked again: at once, so that a later row
+                        // stating one of those flags is audited after the check it overrides.
                         let event = AuditEvent::new("notification.decisions_restored", "notification", id)
                             .with_detail(serde_json::json!({ "changed": changed }));
-                        tx.audit(ctx, event).await.map(|_| Written::Updated)
+                        match tx.audit(ctx, event).await {
+                            Ok(_) => tx.audit_rechecked_flags(ctx).await.map(|n| {
+                                rechecked_along += n;
+                                Written::Updated
+                            }),
+                            Err(e) => Err(e),
+                        }
                     }
                     other => other.map(|(written, _)| written),
                 };
@@ -1030,7 +1040,7 @@ pub async fn import(
         return Ok(report);
     }
     // Flags that corrections by this file changed, each audited as a single filing audits it.
-    let flags_rechecked = tx.audit_rechecked_flags(ctx).await?;
+    let flags_rechecked = rechecked_along + tx.audit_rechecked_flags(ctx).await?;
     let detail = serde_json::json!({
         "rows": report.rows, "accepted": report.accepted, "created": report.created,
         "updated": report.updated, "unchanged": report.unchanged, "rejected_rows": report.rejected_rows,

@@ -610,6 +610,39 @@ async fn a_restored_merge_checks_the_flags_against_it(db: &Db) {
         pairs(&[("M-Y", ""), ("M-X", "M-Y"), ("M-L", "")]),
         "M-L's flag cleared: M-X no longer counts, and M-Y is 100 days away"
     );
+    // Audited as a health centre's merge audits it, right after the merge it followed from.
+    let audit = db.audit_entries(0, 10_000).await.unwrap();
+    let steps: Vec<(&str, Option<&str>, Option<&str>)> = audit
+        .iter()
+        .filter(|e| e.action.starts_with("notification."))
+        .map(|e| (e.action.as_str(), e.record_id.as_deref(), e.detail.as_deref()))
+        .collect();
+    let ids: std::collections::HashMap<String, String> = db
+        .notifications(&Default::default(), 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.external_id.unwrap(), r.id.to_string()))
+        .collect();
+    let (x, l) = (ids["M-X"].as_str(), ids["M-L"].as_str());
+    let x_original = format!("{{\"original\":{x}}}");
+    assert_eq!(
+        steps,
+        [
+            (
+                "notification.decisions_restored",
+                Some(x),
+                Some(r#"{"changed":["merged_into"]}"#)
+            ),
+            ("notification.duplicate_recheck", Some(l), Some(x_original.as_str())),
+        ]
+    );
+    let counted = audit.iter().rfind(|e| e.action == "import.decisions").unwrap();
+    assert!(
+        counted.detail.as_deref().unwrap().contains(r#""flags_rechecked":1"#),
+        "the import's own entry counts it: {:?}",
+        counted.detail
+    );
 }
 
 todoke_storage::on_both_backends!(
