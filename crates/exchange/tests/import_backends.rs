@@ -745,6 +745,11 @@ async fn every_row_is_accounted_for(rows: &[RandomRow]) {
                 Box::new(std::io::Cursor::new(file.into_bytes())),
                 ImportOptions {
                     partial,
+                    // As an uploader who may not withdraw in Osaka: a row there that withdraws
+                    // or reinstates a stored notification is refused only when written.
+                    withdraw_scope: Some(std::sync::Arc::new(|place: &todoke_domain::account::Place| {
+                        place.prefecture.as_str() != "27"
+                    })),
                     ..ImportOptions::default()
                 },
             )
@@ -766,13 +771,30 @@ async fn every_row_is_accounted_for(rows: &[RandomRow]) {
         partial.rejections
     );
     assert_eq!(partial.created + partial.updated + partial.unchanged, partial.accepted);
-    // What each id should hold: its last good row (a later bad row leaves it as it was).
+    // What each id should hold: its last good row (a later bad row leaves it as it was), where
+    // a good row in Osaka that would withdraw or reinstate what stands is refused.
     let mut want: std::collections::BTreeMap<String, (u8, bool)> = Default::default();
+    let mut refused = 0u64;
     for row in rows {
-        if let RandomRow::Good { id, age, withdrawn, .. } = row {
-            want.insert(format!("R-{id}"), (*age, *withdrawn));
+        match row {
+            RandomRow::Good {
+                id,
+                age,
+                osaka,
+                withdrawn,
+                ..
+            } => {
+                let id = format!("R-{id}");
+                if *osaka && want.get(&id).is_some_and(|(_, was)| was != withdrawn) {
+                    refused += 1;
+                } else {
+                    want.insert(id, (*age, *withdrawn));
+                }
+            }
+            _ => refused += 1,
         }
     }
+    assert_eq!(partial.rejected_rows, refused, "{:?}", partial.rejections);
     let mut stored: std::collections::BTreeMap<String, (u8, bool)> = Default::default();
     for line in kept.lines().skip(1) {
         let cells: Vec<&str> = line.split(',').collect();
