@@ -813,24 +813,31 @@ trait FlagTx {
 pub(crate) fn identity_locks<'a>(drafts: impl IntoIterator<Item = &'a NotificationDraft>) -> Vec<i64> {
     let mut locks: Vec<i64> = drafts
         .into_iter()
-        .filter(|d| d.person.can_match_earlier())
-        .map(|d| {
+        .filter_map(|d| {
             let p = &d.person;
-            let birth = p.birth_date.map(|b| b.to_string()).unwrap_or_default();
-            let sex = p.sex.unwrap_or(Sex::Unknown).as_str();
-            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-            for part in [p.name_kana.as_deref().unwrap_or_default(), &birth, sex] {
-                // A separator after each part: ("AB", "C") and ("A", "BC") differ.
-                for byte in part.bytes().chain([0xff]) {
-                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-                }
-            }
-            hash as i64
+            Some(identity_lock(
+                p.name_kana.as_deref()?,
+                p.birth_date?,
+                p.sex.unwrap_or(Sex::Unknown).as_str(),
+            ))
         })
         .collect();
     locks.sort_unstable();
     locks.dedup();
     locks
+}
+
+/// The identity lock of one person as stored (sex as its code): see [`identity_locks`].
+fn identity_lock(kana: &str, birth: NaiveDate, sex: &str) -> i64 {
+    let birth = birth.to_string();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [kana, &birth, sex] {
+        // A separator after each part: ("AB", "C") and ("A", "BC") differ.
+        for byte in part.bytes().chain([0xff]) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash as i64
 }
 
 /// [`FlagTx::flags_to_recheck`], with the backend's test for membership in the set of ids (one
@@ -1411,6 +1418,22 @@ macro_rules! impl_registry_tx {
             }
 
             async fn change_case(&mut self, ctx: &AuditContext, change: CaseChange<'_>) -> Result<()> {
+                if $locks_rows {
+                    // The notification stops counting, so the flags against it are checked
+                    // again; a filing of the same person side by side would be flagged against
+                    // it unseen. The person's identity lock makes one wait for the other, as two
+                    // filings do ([`FlagTx::lock_identities`]).
+                    let (CaseChange::Withdraw { id, .. } | CaseChange::Merge { id, .. }) = change;
+                    let identity: Option<(Option<String>, Option<NaiveDate>, String)> = sqlx::query_as(
+                        "SELECT p.name_kana, p.birth_date, p.sex FROM notifications n JOIN persons p ON p.id = n.person_id WHERE n.id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut **self)
+                    .await?;
+                    if let Some((Some(kana), Some(birth), sex)) = identity {
+                        self.lock_identities(&[identity_lock(&kana, birth, &sex)]).await?;
+                    }
+                }
                 let checked = self.write_case_changes(&[change]).await?;
                 self.apply(&checked.counts).await?;
                 for (action, id, detail) in checked.audits {

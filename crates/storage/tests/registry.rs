@@ -2133,6 +2133,53 @@ proptest! {
     }
 }
 
+/// A withdrawal beside a filing of the same person on PostgreSQL: the filing, flagged against
+/// the notification being withdrawn, is not yet committed when the withdrawal checks again the
+/// flags against it. The withdrawal waits for the person's identity lock, then finds the filing
+/// and clears its flag; without the lock it missed it, and the flag pointed at a withdrawn case.
+#[tokio::test]
+async fn a_withdrawal_beside_a_filing_of_the_same_person_clears_its_flag_on_postgres() {
+    let Some(t) = todoke_storage::testing::postgres_or_skip().await else {
+        return;
+    };
+    let db = &t.db;
+    seed(db).await;
+    let Db::Postgres(pool) = db else { unreachable!() };
+    let person = |ext: &'static str, at: &'static str| {
+        draft(&[
+            ("external_id", ext),
+            ("reported_at", at),
+            ("name_kana", "ヤマダ ハナコ"),
+            ("birth_date", "1949-01-01"),
+        ])
+    };
+    let original = person("W-1", "2021-05-01T10:00:00+09:00");
+    let original = db
+        .file_notification(&cli(), &original, &placed(&original), FileMode::CreateOnly)
+        .await
+        .unwrap();
+    // Another day: the two share no counter, so nothing but the identity makes one wait.
+    let repeat = person("W-2", "2021-05-20T10:00:00+09:00");
+    let mut pending = db.begin_write_tx().await.unwrap();
+    let repeat = pending
+        .file(&repeat, &placed(&repeat), FileMode::CreateOnly)
+        .await
+        .unwrap();
+    assert_eq!(repeat.flagged_against, Some(original.id));
+    let withdrawal = tokio::spawn({
+        let db = db.clone();
+        async move { db.withdraw_notification(&cli(), original.id, "誤届").await }
+    });
+    until_waiting(pool, 1).await;
+    pending.commit().await.unwrap();
+    withdrawal.await.unwrap().unwrap();
+    assert_eq!(
+        db.notification(repeat.id).await.unwrap().duplicate_of,
+        None,
+        "no flag left pointing at the withdrawn notification"
+    );
+}
+
 /// Two transactions that lock two rows in opposite orders on PostgreSQL: the database ends one
 /// to break the deadlock. That error is known as "rolled back, send again" (the API's 503),
 /// not as a refusal of the data nor as a busy database.
