@@ -1259,14 +1259,9 @@ async fn a_health_centre_registers_a_cluster_and_links_cases_to_it() {
         .await
         .unwrap();
     assert_eq!(seen["cases"], 2);
-    let case: Value = app
-        .get(Who::HealthCentre, &format!("/api/notifications/{second}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let case = app
+        .get_json(Who::HealthCentre, &format!("/api/notifications/{second}"))
+        .await;
     assert_eq!(
         (case["cluster"].as_i64(), case["infection_place"].as_str()),
         (Some(cid), Some("施設内")),
