@@ -1181,19 +1181,22 @@ async fn flush(
             Some(record) => changed.push((p, record)),
             None => {
                 update_changed(tx, &mut changed, report).await?;
-                // A repeat of an id this file has already written: checked against what now
-                // stands, as the first row was against what stood before.
-                if may_not_withdraw
-                    && tx
-                        .notifications_by_external_id(&[external_id])
-                        .await?
-                        .get(external_id)
-                        .is_some_and(|now| now.withdrawn != p.draft.withdrawn)
-                {
-                    reject_withdrawal(report, p.line);
-                    continue;
+                // A repeat of an id this file has already written (or refused): judged against
+                // what now stands, as the first row was against what stood before.
+                let now = tx
+                    .notifications_by_external_id(&[external_id])
+                    .await?
+                    .remove(external_id);
+                match now {
+                    Some(now) if now.same_as(&p.draft, &p.placement, p.health_centre.as_deref()) => {
+                        report.accepted += 1;
+                        report.unchanged += 1;
+                    }
+                    Some(now) if may_not_withdraw && now.withdrawn != p.draft.withdrawn => {
+                        reject_withdrawal(report, p.line);
+                    }
+                    _ => file_one(tx, p, report).await?,
                 }
-                file_one(tx, p, report).await?;
             }
         }
     }

@@ -645,7 +645,24 @@ async fn a_restored_merge_checks_the_flags_against_it(db: &Db) {
     );
 }
 
+/// A row repeating its id within a file is judged against what the rows before it left: the
+/// same again is unchanged, a different one an update.
+async fn a_repeated_row_is_judged_against_the_rows_before_it(db: &Db) {
+    let csv = "external_id,case_type,reported_at,prefecture,sex,age\n\
+               T-1,confirmed,2021-06-01,13,female,30\n\
+               T-1,confirmed,2021-06-01,13,female,30\n\
+               T-1,confirmed,2021-06-01,13,female,31\n\
+               T-1,confirmed,2021-06-01,13,female,31\n";
+    let report = import_text(db, ImportKind::Notifications, csv.as_bytes().to_vec()).await;
+    assert_eq!(
+        (report.created, report.updated, report.unchanged),
+        (1, 1, 2),
+        "created, the same, corrected, the same"
+    );
+}
+
 todoke_storage::on_both_backends!(
+    a_repeated_row_is_judged_against_the_rows_before_it,
     a_restored_merge_checks_the_flags_against_it,
     a_partial_import_keeps_the_rows_around_an_unplaceable_one,
     an_export_refuses_a_notification_without_external_id,
@@ -731,12 +748,20 @@ async fn with_health_centres(db: &Db) {
 /// Every row of a file is accounted for, with `--partial` and without: each is accepted or
 /// rejected; what is stored is, for each id, its last good row; all or nothing rejects the same
 /// rows, with the same reasons, and then keeps nothing; and the live counters equal a rebuild.
-async fn every_row_is_accounted_for(rows: &[RandomRow]) {
+async fn every_row_is_accounted_for(rows: &[RandomRow], postgres: bool) {
+    use todoke_storage::testing::TestDb;
+    if postgres && std::env::var(todoke_storage::testing::POSTGRES_URL_VAR).is_err() {
+        return;
+    }
     let file = random_file(rows);
     let run = |partial: bool| {
         let file = file.clone();
         async move {
-            let t = todoke_storage::testing::TestDb::sqlite().await.unwrap();
+            let t = if postgres {
+                TestDb::postgres().await.unwrap().expect("configured")
+            } else {
+                TestDb::sqlite().await.unwrap()
+            };
             with_health_centres(&t.db).await;
             let report = import(
                 &t.db,
@@ -825,6 +850,17 @@ proptest! {
     #[test]
     fn every_row_of_a_random_file_is_accounted_for(rows in prop::collection::vec(random_row(), 1..30)) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(every_row_is_accounted_for(&rows));
+        rt.block_on(every_row_is_accounted_for(&rows, false));
+    }
+}
+
+proptest! {
+    // Fewer on PostgreSQL: each case makes two databases.
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_row_of_a_random_file_is_accounted_for_on_postgres(rows in prop::collection::vec(random_row(), 1..30)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(every_row_is_accounted_for(&rows, true));
     }
 }
