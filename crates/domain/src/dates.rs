@@ -241,7 +241,7 @@ fn date_and_time(s: &str) -> Option<NaiveDateTime> {
 }
 
 /// `14:05`, `14:05:30`, or in kanji `14時`, `14時5分`, `14時05分30秒` (each unit after the one
-/// before it, none skipped).
+/// before it, none skipped; the last one's kanji may be left out: `14時05`, `14時05分30`).
 fn time_of_day(s: &str) -> Option<NaiveTime> {
     let Some((hour, rest)) = s.split_once('時') else {
         return ["%H:%M:%S%.f", "%H:%M"]
@@ -252,15 +252,17 @@ fn time_of_day(s: &str) -> Option<NaiveTime> {
         let t = t.trim();
         (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok())?
     };
+    // The last unit may go unwritten: 14時05 is 14時05分, 14時05分30 is 14時05分30秒.
     let (minute, rest) = match rest.split_once('分') {
         Some((m, rest)) => (number(m)?, rest),
         None if rest.trim().is_empty() => (0, ""),
-        None => return None,
+        None => (number(rest)?, ""),
     };
     let second = match rest.split_once('秒') {
         Some((sec, after)) if after.trim().is_empty() => number(sec)?,
+        Some(_) => return None,
         None if rest.trim().is_empty() => 0,
-        _ => return None,
+        None => number(rest)?,
     };
     NaiveTime::from_hms_opt(number(hour)?, minute, second)
 }
@@ -351,6 +353,8 @@ mod tests {
             "令和5年10月31日 14:05",
             "令和5年10月31日14:05",
             "令和5年10月31日 14時05分",
+            "令和5年10月31日 14時05",
+            "令和5年10月31日 14時05分00",
             "令和５年１０月３１日　１４時５分",
             "令和5年10月31日14時5分0秒",
             "2023/10/31 14時05分",
