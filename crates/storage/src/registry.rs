@@ -1422,8 +1422,22 @@ macro_rules! impl_registry_tx {
                     // The notification stops counting, so the flags against it are checked
                     // again; a filing of the same person side by side would be flagged against
                     // it unseen. The person's identity lock makes one wait for the other, as two
-                    // filings do ([`FlagTx::lock_identities`]).
-                    let (CaseChange::Withdraw { id, .. } | CaseChange::Merge { id, .. }) = change;
+                    // filings do ([`FlagTx::lock_identities`]). Taken after the rows are locked
+                    // (in id order, as `case_facts_many` locks them): the identity read is then
+                    // the one that stands, and a change waiting for a row held elsewhere (a long
+                    // import) holds no identity lock meanwhile, which would stall the filings of
+                    // that person.
+                    let (id, into) = match change {
+                        CaseChange::Withdraw { id, .. } => (id, None),
+                        CaseChange::Merge { id, into } => (id, Some(into)),
+                    };
+                    let mut rows: Vec<i64> = std::iter::once(id).chain(into).collect();
+                    rows.sort_unstable();
+                    rows.dedup();
+                    let mut q = sqlx::QueryBuilder::new("SELECT id FROM notifications WHERE id IN (");
+                    push_list(&mut q, &rows);
+                    q.push(") ORDER BY id FOR NO KEY UPDATE");
+                    q.build().execute(&mut **self).await?;
                     let identity: Option<(Option<String>, Option<NaiveDate>, String)> = sqlx::query_as(
                         "SELECT p.name_kana, p.birth_date, p.sex FROM notifications n JOIN persons p ON p.id = n.person_id WHERE n.id = $1",
                     )
