@@ -652,10 +652,33 @@ pub async fn export(database: Option<String>, args: ExportArgs) -> anyhow::Resul
         .map_err(|e| cli_error(e.0))?;
     let db = open(database).await?;
     // A registry that cannot be exported whole is refused before any file is made.
-    todoke_exchange::export::check(&db, args.kind.kind(), prefecture).await?;
-    let file = std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let rows =
-        todoke_exchange::export::export(&db, args.kind.kind(), prefecture, std::io::BufWriter::new(file)).await?;
+    let kind = args.kind.kind();
+    todoke_exchange::export::check(&db, kind, prefecture).await?;
+    let out = &args.out;
+    let regular = std::fs::metadata(out).map(|m| m.is_file()).unwrap_or(true);
+    let rows = if regular {
+        // Written beside the destination and renamed into place once whole: an export that
+        // fails halfway (the database lost, the disk full) leaves no file that looks complete.
+        let dir = out
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let partial =
+            tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
+        let rows =
+            todoke_exchange::export::export(&db, kind, prefecture, std::io::BufWriter::new(partial.as_file())).await?;
+        partial
+            .persist(out)
+            .with_context(|| format!("writing {}", out.display()))?;
+        rows
+    } else {
+        // A pipe or a device (/dev/stdout): written as it goes.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(out)
+            .with_context(|| format!("opening {}", out.display()))?;
+        todoke_exchange::export::export(&db, kind, prefecture, std::io::BufWriter::new(file)).await?
+    };
     println!("wrote {rows} rows to {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -93,8 +93,23 @@ fn a_file_imports_and_importing_it_again_updates_instead_of_duplicating() {
         out.starts_with("imported 3 of 3 rows (0 created, 1 updated, 2 unchanged, 0 rejected)"),
         "and back: {out}"
     );
+    // An export replaces a file already there, and leaves nothing else beside it (it is written
+    // to a file of its own and renamed into place once whole).
+    std::fs::write(w.path("out.csv"), "an older export").unwrap();
+    // The files beside the export (the database's own come and go with its connections).
+    let files = || {
+        let mut names: Vec<String> = std::fs::read_dir(w.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with("a.db"))
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files();
     let (_, out, _) = todoke(&db, &["export", "notifications", "--out", &w.path("out.csv")]);
     assert!(out.contains("wrote 3 rows"), "{out}");
+    assert_eq!(files(), before, "no other file left");
     let exported = w.read("out.csv");
     assert!(
         exported.contains(
