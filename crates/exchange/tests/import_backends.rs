@@ -728,23 +728,6 @@ fn random_file(rows: &[RandomRow]) -> String {
     csv
 }
 
-async fn with_health_centres(db: &Db) {
-    use todoke_domain::{HealthCentreCode, PrefectureCode};
-    use todoke_storage::orgs::NewHealthCentre;
-    for (code, pref) in [("H13", "13"), ("H27", "27")] {
-        db.create_health_centre(
-            &AuditContext::cli(),
-            &NewHealthCentre {
-                code: HealthCentreCode::parse(code).unwrap(),
-                prefecture: PrefectureCode::parse(pref).unwrap(),
-                name: code.into(),
-            },
-        )
-        .await
-        .unwrap();
-    }
-}
-
 /// Every row of a file is accounted for, with `--partial` and without: each is accepted or
 /// rejected; what is stored is, for each id, its last good row; all or nothing rejects the same
 /// rows, with the same reasons, and then keeps nothing; and the live counters equal a rebuild.
@@ -762,7 +745,7 @@ async fn every_row_is_accounted_for(rows: &[RandomRow], postgres: bool) {
             } else {
                 TestDb::sqlite().await.unwrap()
             };
-            with_health_centres(&t.db).await;
+            todoke_storage::testing::with_health_centres(&t.db, &[("H13", "13"), ("H27", "27")]).await;
             let report = import(
                 &t.db,
                 &AuditContext::cli(),

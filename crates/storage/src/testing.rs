@@ -140,3 +140,21 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Registers health centres `(code, prefecture)`, each named by its code: the organisation
+/// tree most tests place notifications under.
+pub async fn with_health_centres(db: &Db, centres: &[(&str, &str)]) {
+    use todoke_domain::{HealthCentreCode, PrefectureCode};
+    for (code, prefecture) in centres {
+        db.create_health_centre(
+            &crate::AuditContext::cli(),
+            &crate::orgs::NewHealthCentre {
+                code: HealthCentreCode::parse(code).expect("a health-centre code"),
+                prefecture: PrefectureCode::parse(prefecture).expect("a prefecture code"),
+                name: (*code).into(),
+            },
+        )
+        .await
+        .expect("the health centre is registered");
+    }
+}

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use todoke_domain::counting::{Measure, StatusEntry};
 use todoke_domain::notification::{Intake, NotificationDraft, Severity, Status, TotalsAgeBand, parse_notification};
 use todoke_domain::{HealthCentreCode, InstitutionCode, PrefectureCode};
-use todoke_storage::orgs::{NewHealthCentre, NewInstitution};
+use todoke_storage::orgs::NewInstitution;
 use todoke_storage::registry::{
     CaseChange, ChangedNotification, FileMode, Filing, NotificationFilter, NotificationRecord, Placement, RecordedAt,
     Written,
@@ -54,18 +54,7 @@ fn placed(d: &NotificationDraft) -> Placement {
 }
 
 async fn seed(db: &Db) {
-    for (code, pref) in [("H13", "13"), ("H27", "27")] {
-        db.create_health_centre(
-            &cli(),
-            &NewHealthCentre {
-                code: HealthCentreCode::parse(code).unwrap(),
-                prefecture: PrefectureCode::parse(pref).unwrap(),
-                name: code.into(),
-            },
-        )
-        .await
-        .unwrap();
-    }
+    todoke_storage::testing::with_health_centres(db, &[("H13", "13"), ("H27", "27")]).await;
 }
 
 /// The stored ids of these external ids.
