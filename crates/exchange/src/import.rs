@@ -1039,6 +1039,8 @@ pub async fn import(
         report.unchanged = 0;
         return Ok(report);
     }
+    // Counters before the audit head, as every write takes them (WriteTx::write_held_counts).
+    tx.write_held_counts().await?;
     // Flags that corrections by this file changed, each audited as a single filing audits it.
     let flags_rechecked = rechecked_along + tx.audit_rechecked_flags(ctx).await?;
     let detail = serde_json::json!({

@@ -673,6 +673,83 @@ todoke_storage::on_both_backends!(
     decisions_that_cannot_be_restored_are_refused
 );
 
+/// The end of an import beside a filing on PostgreSQL: the import writes the counter changes it
+/// held before it appends its audit entry, as every write takes them (counters, then the audit
+/// head). Written at the commit, after the entry, they were taken while the import held the
+/// head; a filing holding one of those counters and waiting for the head then deadlocked with
+/// it, and PostgreSQL failed one of the two. Here the audit head is held until the import waits
+/// for it, then a filing of the same day, place, sex and age band comes: both succeed.
+#[tokio::test]
+async fn an_import_ends_beside_a_filing_without_deadlock_on_postgres() {
+    use todoke_domain::notification::{Intake, parse_notification};
+    use todoke_storage::registry::{FileMode, Placement};
+    use todoke_storage::testing::{postgres_or_skip, until_waiting, with_health_centres};
+    let Some(t) = postgres_or_skip().await else {
+        return;
+    };
+    let db = t.db.clone();
+    let Db::Postgres(pool) = &t.db else { unreachable!() };
+    with_health_centres(&db, &[("H13", "13")]).await;
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let csv = "external_id,case_type,reported_at,prefecture,sex,age\nE-1,confirmed,2021-06-01,13,female,30\n";
+    let import_run = tokio::spawn({
+        let db = db.clone();
+        async move {
+            import(
+                &db,
+                &AuditContext::cli(),
+                ImportKind::Notifications,
+                Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
+                ImportOptions::default(),
+            )
+            .await
+        }
+    });
+    until_waiting(pool, 1).await;
+    let filing = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let fields = [
+                ("external_id", "E-2"),
+                ("case_type", "confirmed"),
+                ("reported_at", "2021-06-01T12:00:00+09:00"),
+                ("sex", "female"),
+                ("age", "31"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+            let now = chrono::Utc::now();
+            let intake = Intake {
+                today: todoke_domain::dates::jst_day(now),
+                now,
+                require_external_id: false,
+                require_prefecture: false,
+            };
+            let draft = parse_notification(&fields, &intake).unwrap();
+            let place = Placement {
+                prefecture: todoke_domain::PrefectureCode::parse("13").unwrap(),
+                health_centre: None,
+                institution: None,
+            };
+            db.file_notification(&AuditContext::cli(), &draft, &place, FileMode::CreateOnly)
+                .await
+        }
+    });
+    until_waiting(pool, 2).await;
+    holder.rollback().await.unwrap();
+    let report = import_run.await.unwrap().expect("the import commits");
+    assert!(report.committed);
+    filing.await.unwrap().expect("the filing commits");
+    let live = db.counters().await.unwrap();
+    db.rebuild_counters(&AuditContext::cli()).await.unwrap();
+    assert_eq!(db.counters().await.unwrap(), live, "both counted once");
+}
+
 /// One row of a random file: good, or bad in one of the ways files are, for one of a few ids
 /// (so that ids repeat, within a batch and across the file).
 #[derive(Debug, Clone)]

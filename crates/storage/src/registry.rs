@@ -2547,6 +2547,15 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Writes every held counter change now. An import calls it before its closing audit
+    /// entries: counters before the audit head, as every write takes them. Written only at the
+    /// commit, they would be taken while the import holds the head, and on PostgreSQL a filing
+    /// holding one of those counters and waiting for the head would deadlock with it. Not
+    /// inside a savepoint that may be rolled back to (the held changes are earlier rows').
+    pub async fn write_held_counts(&mut self) -> Result<()> {
+        self.flush_counts().await
+    }
+
     /// Writes the held counter changes once they reach [`COUNTS_HELD`] keys (bounding memory).
     /// Every writer that holds counts calls it after each batch; callers of
     /// [`WriteTx::update_notifications`] outside any savepoint they may roll back to.

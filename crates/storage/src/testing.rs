@@ -158,3 +158,22 @@ pub async fn with_health_centres(db: &Db, centres: &[(&str, &str)]) {
         .expect("the health centre is registered");
     }
 }
+
+/// Waits (up to 10 s, else panics) until `n` connections to this PostgreSQL database wait for
+/// a lock: a test that holds a row lets go only once the writes it holds up are all waiting.
+pub async fn until_waiting(pool: &sqlx::PgPool, n: i64) {
+    let mut waiting = 0;
+    for _ in 0..1000 {
+        waiting = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("pg_stat_activity is readable");
+        if waiting == n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(waiting, n, "every change waits for the held lock");
+}

@@ -14,7 +14,7 @@ use todoke_storage::registry::{
     CaseChange, ChangedNotification, FileMode, Filing, NotificationFilter, NotificationRecord, Placement, RecordedAt,
     Written,
 };
-use todoke_storage::testing::TestDb;
+use todoke_storage::testing::{TestDb, until_waiting};
 use todoke_storage::{AuditContext, Db, StorageError, now};
 
 fn cli() -> AuditContext {
@@ -1482,25 +1482,6 @@ todoke_storage::on_both_backends!(
     status_history_keeps_corrections_and_counts_stocks,
     withdrawals_and_merges_in_one_transaction
 );
-
-/// Waits (up to 10 s, else panics) until `n` connections to this PostgreSQL database wait for
-/// a lock.
-async fn until_waiting(pool: &sqlx::PgPool, n: i64) {
-    let mut waiting = 0;
-    for _ in 0..1000 {
-        waiting = sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if waiting == n {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(waiting, n, "every change waits for the held row");
-}
 
 /// One change of a notification, to run beside others.
 type Change = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StorageError>> + Send>>;
