@@ -475,21 +475,16 @@ async fn decisions_that_cannot_be_restored_are_refused(db: &Db) {
     );
 }
 
-/// A notification stored without an external id (the storage allows it; every write path of
-/// the product gives one) would export as a row that imports nowhere: the export refuses, naming
-/// it, and writes nothing.
-async fn an_export_refuses_a_notification_without_external_id(db: &Db) {
+/// A notification as an API filing reads it (no external id required), placed in `prefecture`.
+fn filing(
+    fields: &[(&str, &str)],
+    prefecture: &str,
+) -> (
+    todoke_domain::notification::NotificationDraft,
+    todoke_storage::registry::Placement,
+) {
     use todoke_domain::notification::{Intake, parse_notification};
-    use todoke_storage::registry::{FileMode, Placement};
-    let fields = [
-        ("case_type", "confirmed"),
-        ("reported_at", "2021-06-01T10:00:00+09:00"),
-        ("sex", "female"),
-        ("age", "30"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let fields = fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     let now = chrono::Utc::now();
     let intake = Intake {
         today: todoke_domain::dates::jst_day(now),
@@ -497,13 +492,29 @@ async fn an_export_refuses_a_notification_without_external_id(db: &Db) {
         require_external_id: false,
         require_prefecture: false,
     };
-    let draft = parse_notification(&fields, &intake).unwrap();
-    assert_eq!(draft.external_id, None);
-    let place = Placement {
-        prefecture: todoke_domain::PrefectureCode::parse("01").unwrap(),
+    let place = todoke_storage::registry::Placement {
+        prefecture: todoke_domain::PrefectureCode::parse(prefecture).unwrap(),
         health_centre: None,
         institution: None,
     };
+    (parse_notification(&fields, &intake).unwrap(), place)
+}
+
+/// A notification stored without an external id (the storage allows it; every write path of
+/// the product gives one) would export as a row that imports nowhere: the export refuses, naming
+/// it, and writes nothing.
+async fn an_export_refuses_a_notification_without_external_id(db: &Db) {
+    use todoke_storage::registry::FileMode;
+    let (draft, place) = filing(
+        &[
+            ("case_type", "confirmed"),
+            ("reported_at", "2021-06-01T10:00:00+09:00"),
+            ("sex", "female"),
+            ("age", "30"),
+        ],
+        "01",
+    );
+    assert_eq!(draft.external_id, None);
     let filed = db
         .file_notification(&AuditContext::cli(), &draft, &place, FileMode::CreateOnly)
         .await
@@ -681,8 +692,7 @@ todoke_storage::on_both_backends!(
 /// for it, then a filing of the same day, place, sex and age band comes: both succeed.
 #[tokio::test]
 async fn an_import_ends_beside_a_filing_without_deadlock_on_postgres() {
-    use todoke_domain::notification::{Intake, parse_notification};
-    use todoke_storage::registry::{FileMode, Placement};
+    use todoke_storage::registry::FileMode;
     use todoke_storage::testing::{postgres_or_skip, until_waiting, with_health_centres};
     let Some(t) = postgres_or_skip().await else {
         return;
@@ -713,29 +723,16 @@ async fn an_import_ends_beside_a_filing_without_deadlock_on_postgres() {
     let filing = tokio::spawn({
         let db = db.clone();
         async move {
-            let fields = [
-                ("external_id", "E-2"),
-                ("case_type", "confirmed"),
-                ("reported_at", "2021-06-01T12:00:00+09:00"),
-                ("sex", "female"),
-                ("age", "31"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-            let now = chrono::Utc::now();
-            let intake = Intake {
-                today: todoke_domain::dates::jst_day(now),
-                now,
-                require_external_id: false,
-                require_prefecture: false,
-            };
-            let draft = parse_notification(&fields, &intake).unwrap();
-            let place = Placement {
-                prefecture: todoke_domain::PrefectureCode::parse("13").unwrap(),
-                health_centre: None,
-                institution: None,
-            };
+            let (draft, place) = filing(
+                &[
+                    ("external_id", "E-2"),
+                    ("case_type", "confirmed"),
+                    ("reported_at", "2021-06-01T12:00:00+09:00"),
+                    ("sex", "female"),
+                    ("age", "31"),
+                ],
+                "13",
+            );
             db.file_notification(&AuditContext::cli(), &draft, &place, FileMode::CreateOnly)
                 .await
         }
