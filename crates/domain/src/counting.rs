@@ -115,16 +115,35 @@ pub struct RecordedStatus {
 /// The timeline after corrections: for each effective date the latest recorded entry, in date
 /// order.
 pub fn timeline(history: &[RecordedStatus]) -> Vec<StatusEntry> {
-    let mut by_day: BTreeMap<NaiveDate, RecordedStatus> = BTreeMap::new();
-    for r in history {
-        match by_day.get(&r.entry.effective) {
-            Some(held) if held.recorded >= r.recorded => {}
+    latest_by_day(history.iter().map(|r| (r.entry.effective, r.recorded, r.entry)))
+        .into_values()
+        .map(|(_, entry)| entry)
+        .collect()
+}
+
+/// For each of `history`'s entries (its effective date, and its order of recording as in
+/// [`RecordedStatus::recorded`]), whether it is the one that stands for its day in the
+/// [`timeline`]; the others were corrected.
+pub fn standing(history: &[(NaiveDate, (i64, i64))]) -> Vec<bool> {
+    let latest = latest_by_day(history.iter().map(|&(day, recorded)| (day, recorded, ())));
+    history
+        .iter()
+        .map(|(day, recorded)| latest.get(day).is_some_and(|(held, ())| held == recorded))
+        .collect()
+}
+
+/// The rule of corrections: for each day, the item recorded last.
+fn latest_by_day<T>(items: impl Iterator<Item = (NaiveDate, (i64, i64), T)>) -> BTreeMap<NaiveDate, ((i64, i64), T)> {
+    let mut by_day: BTreeMap<NaiveDate, ((i64, i64), T)> = BTreeMap::new();
+    for (day, recorded, item) in items {
+        match by_day.get(&day) {
+            Some((held, _)) if *held >= recorded => {}
             _ => {
-                by_day.insert(r.entry.effective, *r);
+                by_day.insert(day, (recorded, item));
             }
         }
     }
-    by_day.into_values().map(|r| r.entry).collect()
+    by_day
 }
 
 /// Whether recording `entry` would add nothing to `history`, so that a status file imported

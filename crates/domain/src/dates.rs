@@ -202,26 +202,20 @@ pub fn parse_instant(input: &str) -> Result<DateTime<Utc>, Message> {
     if let Ok(t) = DateTime::parse_from_rfc3339(&s) {
         return Ok(t.to_utc());
     }
-    for format in [
+    const FORMATS: [&str; 6] = [
         "%Y-%m-%dT%H:%M:%S%.f",
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%dT%H:%M",
         "%Y-%m-%d %H:%M",
         "%Y/%m/%d %H:%M:%S",
         "%Y/%m/%d %H:%M",
-    ] {
-        if let Ok(naive) = NaiveDateTime::parse_from_str(&s, format) {
-            return jst()
-                .from_local_datetime(&naive)
-                .single()
-                .map(|t| t.to_utc())
-                .ok_or_else(|| bad_instant(input));
-        }
-    }
-    let naive = match parse_date(&s) {
-        Ok(date) => date.and_time(NaiveTime::MIN),
-        Err(_) => date_and_time(&s).ok_or_else(|| bad_instant(input))?,
-    };
+    ];
+    let naive = FORMATS
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(&s, format).ok())
+        .or_else(|| parse_date(&s).ok().map(|date| date.and_time(NaiveTime::MIN)))
+        .or_else(|| date_and_time(&s))
+        .ok_or_else(|| bad_instant(input))?;
     jst()
         .from_local_datetime(&naive)
         .single()

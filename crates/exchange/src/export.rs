@@ -108,8 +108,8 @@ fn notification_row(r: &NotificationRecord) -> Vec<String> {
 /// Whether the export of `kind` (of `prefecture`, if given) can be read back: every row of
 /// notifications, status and decisions names its notification by external id, and a decision
 /// names others too (the original of a merge or a flag, which may lie in another prefecture).
-/// [`export`] checks it first; a caller that creates a file can check before creating it.
-pub async fn check(db: &Db, kind: ImportKind, prefecture: Option<PrefectureCode>) -> Result<(), ExportError> {
+/// [`export`] checks it before writing anything.
+async fn check(db: &Db, kind: ImportKind, prefecture: Option<PrefectureCode>) -> Result<(), ExportError> {
     let named = match kind {
         ImportKind::Notifications | ImportKind::Status => prefecture,
         ImportKind::Decisions => None,

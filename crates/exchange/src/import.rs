@@ -971,13 +971,14 @@ pub async fn import(
                         // stating one of those flags is audited after the check it overrides.
                         let event = AuditEvent::new("notification.decisions_restored", "notification", id)
                             .with_detail(serde_json::json!({ "changed": changed }));
-                        match tx.audit(ctx, event).await {
-                            Ok(_) => tx.audit_rechecked_flags(ctx).await.map(|n| {
-                                rechecked_along += n;
-                                Written::Updated
-                            }),
-                            Err(e) => Err(e),
-                        }
+                        let audited = async {
+                            tx.audit(ctx, event).await?;
+                            tx.audit_rechecked_flags(ctx).await
+                        };
+                        audited.await.map(|n| {
+                            rechecked_along += n;
+                            Written::Updated
+                        })
                     }
                     other => other.map(|(written, _)| written),
                 };

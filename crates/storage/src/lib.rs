@@ -163,7 +163,9 @@ impl StorageError {
     /// be serialised with a concurrent one (`40001`): it was rolled back whole, nothing of it
     /// was written, and the same work sent again will most likely succeed. Two writes that lock
     /// the same notifications in different orders (an import's corrections beside a merge
-    /// through the API, say) can meet so.
+    /// through the API, say) can meet so. Inside a savepoint only the work since the savepoint
+    /// is undone: an import that meets it while writing corrections together counts it as a
+    /// refusal ([`StorageError::is_refusal`]) and writes them again one by one.
     pub fn is_rolled_back_by_concurrency(&self) -> bool {
         match self {
             StorageError::Database(sqlx::Error::Database(e)) => {

@@ -732,6 +732,16 @@ pub(crate) trait RegistryTx {
     fn write_case_changes(&mut self, changes: &[CaseChange<'_>])
     -> impl Future<Output = Result<CheckedChanges>> + Send;
     /// The counting facts of each of `ids` that exists, read together.
+    /// On PostgreSQL, locks these notifications' rows to the end of the transaction: a
+    /// concurrent change of the same notification waits until this transaction ends, and then
+    /// reads what it wrote (read committed: each statement sees what committed before it), so
+    /// neither counts from a state the other has changed. `NO KEY`: the lock an UPDATE of these
+    /// rows takes anyway, so inserts whose foreign keys point at them (status, contacts,
+    /// observations, a flag) do not wait. Locked in id order within one call; a transaction
+    /// locking several in more than one call (an import, batch by batch) can still meet another
+    /// in a circle, which PostgreSQL breaks by failing one of them. SQLite's one writer holds
+    /// them all already.
+    fn lock_rows(&mut self, ids: &[i64]) -> impl Future<Output = Result<()>> + Send;
     fn case_facts_many(&mut self, ids: &[i64]) -> impl Future<Output = Result<HashMap<i64, CaseFacts>>> + Send;
     /// Marks notifications withdrawn with their reasons (checked and counted by the caller).
     fn mark_withdrawn(&mut self, rows: &[(i64, String)], at: DateTime<Utc>) -> impl Future<Output = Result<()>> + Send;
@@ -814,12 +824,8 @@ pub(crate) fn identity_locks<'a>(drafts: impl IntoIterator<Item = &'a Notificati
     let mut locks: Vec<i64> = drafts
         .into_iter()
         .filter_map(|d| {
-            let p = &d.person;
-            Some(identity_lock(
-                p.name_kana.as_deref()?,
-                p.birth_date?,
-                p.sex.unwrap_or(Sex::Unknown).as_str(),
-            ))
+            let person = Identity::of_draft(d);
+            identity_lock(person.name_kana?, person.birth_date?, person.sex)
         })
         .collect();
     locks.sort_unstable();
@@ -827,8 +833,9 @@ pub(crate) fn identity_locks<'a>(drafts: impl IntoIterator<Item = &'a Notificati
     locks
 }
 
-/// The identity lock of one person as stored (sex as its code): see [`identity_locks`].
-fn identity_lock(kana: &str, birth: NaiveDate, sex: &str) -> i64 {
+/// The identity lock of one person as stored (sex as its code): see [`identity_locks`]. Always
+/// one; an `Option` so that it chains after the kana name and birth date it needs.
+fn identity_lock(kana: &str, birth: NaiveDate, sex: &str) -> Option<i64> {
     let birth = birth.to_string();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for part in [kana, &birth, sex] {
@@ -837,7 +844,7 @@ fn identity_lock(kana: &str, birth: NaiveDate, sex: &str) -> i64 {
             hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
         }
     }
-    hash as i64
+    Some(hash as i64)
 }
 
 /// [`FlagTx::flags_to_recheck`], with the backend's test for membership in the set of ids (one
@@ -1064,6 +1071,16 @@ const FLAGGED_AGAINST: &str = " WHERE duplicate_of IS NOT NULL AND merged_into I
 
 /// The audit entry of a flag checked again, because its original `was` stopped counting or a
 /// person's identity was corrected (`was` is `None` for a notification that had no flag).
+/// The audit entry of a filing (or re-filing): the possible-duplicate flag set at intake, if
+/// any, is a step of it and named in it.
+fn filing_event(action: &str, id: i64, flagged_against: Option<i64>) -> AuditEvent<'_> {
+    let event = AuditEvent::new(action, "notification", id);
+    match flagged_against {
+        Some(original) => event.with_detail(serde_json::json!({"duplicate_of": original})),
+        None => event,
+    }
+}
+
 fn duplicate_recheck(id: i64, was: Option<i64>) -> (&'static str, i64, serde_json::Value) {
     (
         "notification.duplicate_recheck",
@@ -1376,13 +1393,7 @@ macro_rules! impl_registry_tx {
                 // the opposite order could deadlock with a concurrent status change.
                 if let Some(ctx) = ctx {
                     let action = if filed.created { "notification.file" } else { "notification.update" };
-                    let event = AuditEvent::new(action, "notification", filed.id);
-                    // The possible-duplicate flag set at intake is a step of the filing.
-                    let event = match filed.flagged_against {
-                        Some(original) => event.with_detail(serde_json::json!({"duplicate_of": original})),
-                        None => event,
-                    };
-                    self.append_audit(ctx, event).await?;
+                    self.append_audit(ctx, filing_event(action, filed.id, filed.flagged_against)).await?;
                     for (action, id, detail) in rechecked.into_iter().map(|(id, was)| duplicate_recheck(id, was)) {
                         self.append_audit(ctx, AuditEvent::new(action, "notification", id).with_detail(detail)).await?;
                     }
@@ -1423,29 +1434,20 @@ macro_rules! impl_registry_tx {
                     // again; a filing of the same person side by side would be flagged against
                     // it unseen. The person's identity lock makes one wait for the other, as two
                     // filings do ([`FlagTx::lock_identities`]). Taken after the rows are locked
-                    // (in id order, as `case_facts_many` locks them): the identity read is then
+                    // (`lock_rows`, as counting locks them): the identity read is then
                     // the one that stands, and a change waiting for a row held elsewhere (a long
                     // import) holds no identity lock meanwhile, which would stall the filings of
                     // that person.
-                    let (id, into) = match change {
-                        CaseChange::Withdraw { id, .. } => (id, None),
-                        CaseChange::Merge { id, into } => (id, Some(into)),
-                    };
-                    let mut rows: Vec<i64> = std::iter::once(id).chain(into).collect();
-                    rows.sort_unstable();
-                    rows.dedup();
-                    let mut q = sqlx::QueryBuilder::new("SELECT id FROM notifications WHERE id IN (");
-                    push_list(&mut q, &rows);
-                    q.push(") ORDER BY id FOR NO KEY UPDATE");
-                    q.build().execute(&mut **self).await?;
+                    let (CaseChange::Withdraw { id, .. } | CaseChange::Merge { id, .. }) = change;
+                    self.lock_rows(&case_ids(&[change])).await?;
                     let identity: Option<(Option<String>, Option<NaiveDate>, String)> = sqlx::query_as(
                         "SELECT p.name_kana, p.birth_date, p.sex FROM notifications n JOIN persons p ON p.id = n.person_id WHERE n.id = $1",
                     )
                     .bind(id)
                     .fetch_optional(&mut **self)
                     .await?;
-                    if let Some((Some(kana), Some(birth), sex)) = identity {
-                        self.lock_identities(&[identity_lock(&kana, birth, &sex)]).await?;
+                    if let Some(lock) = identity.and_then(|(kana, birth, sex)| identity_lock(kana.as_deref()?, birth?, &sex)) {
+                        self.lock_identities(&[lock]).await?;
                     }
                 }
                 let checked = self.write_case_changes(&[change]).await?;
@@ -1469,17 +1471,8 @@ macro_rules! impl_registry_tx {
                 Ok(checked)
             }
 
-            async fn case_facts_many(&mut self, ids: &[i64]) -> Result<HashMap<i64, CaseFacts>> {
+            async fn lock_rows(&mut self, ids: &[i64]) -> Result<()> {
                 if $locks_rows {
-                    // Facts read are facts the change is counted from: a concurrent change of the
-                    // same notification waits here until this transaction ends, and then reads what
-                    // it wrote (read committed: each statement sees what committed before it), so
-                    // neither counts from a state the other has changed. `NO KEY`: the lock an
-                    // UPDATE of these rows takes anyway, so inserts whose foreign keys point at
-                    // them (status, contacts, observations, a flag) do not wait. Locked in id
-                    // order within one call; a transaction locking several in more than one call
-                    // (an import, batch by batch) can still meet another in a circle, which
-                    // PostgreSQL breaks by failing one of them.
                     let mut sorted = ids.to_vec();
                     sorted.sort_unstable();
                     sorted.dedup();
@@ -1490,6 +1483,12 @@ macro_rules! impl_registry_tx {
                         q.build().execute(&mut **self).await?;
                     }
                 }
+                Ok(())
+            }
+
+            async fn case_facts_many(&mut self, ids: &[i64]) -> Result<HashMap<i64, CaseFacts>> {
+                // Facts read are facts the change is counted from (see lock_rows).
+                self.lock_rows(ids).await?;
                 let mut facts = HashMap::with_capacity(ids.len());
                 for chunk in ids.chunks(BULK_ROWS) {
                     let mut q = sqlx::QueryBuilder::new(
@@ -2107,12 +2106,7 @@ impl WriteTx {
             out.push(match outcomes.next().expect("an outcome for each row") {
                 Some(id) => {
                     let flagged_against = flagged.get(&id).copied();
-                    let event = AuditEvent::new("notification.file", "notification", id);
-                    let event = match flagged_against {
-                        Some(original) => event.with_detail(serde_json::json!({"duplicate_of": original})),
-                        None => event,
-                    };
-                    events.push((f.ctx, event));
+                    events.push((f.ctx, filing_event("notification.file", id, flagged_against)));
                     Ok(Filed {
                         id,
                         created: true,

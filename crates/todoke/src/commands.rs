@@ -651,14 +651,13 @@ pub async fn export(database: Option<String>, args: ExportArgs) -> anyhow::Resul
         .transpose()
         .map_err(|e| cli_error(e.0))?;
     let db = open(database).await?;
-    // A registry that cannot be exported whole is refused before any file is made.
     let kind = args.kind.kind();
-    todoke_exchange::export::check(&db, kind, prefecture).await?;
     let out = &args.out;
     let regular = std::fs::metadata(out).map(|m| m.is_file()).unwrap_or(true);
     let rows = if regular {
-        // Written beside the destination and renamed into place once whole: an export that
-        // fails halfway (the database lost, the disk full) leaves no file that looks complete.
+        // Written beside the destination and renamed into place once whole: an export refused
+        // or failing halfway (the database lost, the disk full) leaves no file that looks
+        // complete, and --out as it was.
         let dir = out
             .parent()
             .filter(|d| !d.as_os_str().is_empty())

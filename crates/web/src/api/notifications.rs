@@ -605,15 +605,14 @@ pub async fn status_history(
             AuditEvent::new("notification.status_history", "notification", id),
         )
         .await?;
-    // The entry that stands for a day is its latest recorded (then latest written), as counting
-    // reads the timeline (counting::timeline).
-    let mut latest: HashMap<NaiveDate, (DateTime<Utc>, i64)> = HashMap::new();
-    for row in &rows {
-        let held = latest.entry(row.effective_date).or_insert((row.recorded_at, row.id));
-        *held = (*held).max((row.recorded_at, row.id));
-    }
+    // Which entry stands for its day, by the rule counting reads the timeline with.
+    let order: Vec<(NaiveDate, (i64, i64))> = rows
+        .iter()
+        .map(|row| (row.effective_date, (row.recorded_at.timestamp_micros(), row.id)))
+        .collect();
+    let standing = counting::standing(&order);
     let mut entries = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for (row, stands) in rows.iter().zip(standing) {
         let status = Status::parse(&row.status)
             .map_err(|_| AppError::internal(anyhow::anyhow!("stored status {:?} unknown", row.status)))?;
         entries.push(StatusEntryView {
@@ -622,7 +621,7 @@ pub async fn status_history(
             severity: row.severity.clone(),
             effective_date: row.effective_date,
             recorded_at: row.recorded_at,
-            stands: latest.get(&row.effective_date) == Some(&(row.recorded_at, row.id)),
+            stands,
         });
     }
     Ok(axum::Json(entries))
